@@ -1,0 +1,297 @@
+"""AKS: pinned version, Entra ID + Azure RBAC, workload identity, Key Vault CSI, network policy.
+
+Owns the one `pulumi_kubernetes.Provider` every in-cluster component uses. With local accounts
+off (prod), the provider's kubeconfig is the Entra one (kubelogin, login mode from settings) and
+the deploying principal gets "Azure Kubernetes Service RBAC Cluster Admin" on this cluster only.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_azure_native.authorization as authorization
+import pulumi_azure_native.containerservice as containerservice
+import pulumi_azure_native.managedidentity as managedidentity
+import pulumi_kubernetes as kubernetes
+import yaml
+
+from components import azure_roles
+
+SYSTEM_POOL = "system"
+WORKLOAD_POOL = "workload"
+WORKLOAD_POOL_LABEL = "mlops.io/pool"
+
+
+def kubeconfig_with_login_mode(kubeconfig: str, login_mode: str) -> str:
+    """Point kubelogin at a non-interactive login (`azurecli`, `workloadidentity`, ...).
+
+    AKS returns Entra kubeconfigs set up for device-code login, which cannot work in CI or in
+    the Pulumi Kubernetes Operator. Admin kubeconfigs (no exec plugin) are returned unchanged.
+    """
+    document = yaml.safe_load(kubeconfig)
+    for user in document.get("users") or []:
+        exec_config = (user.get("user") or {}).get("exec")
+        if not exec_config:
+            continue
+        args = list(exec_config.get("args") or [])
+        if "--login" in args:
+            index = args.index("--login")
+            args[index + 1 : index + 2] = [login_mode]
+        else:
+            args += ["--login", login_mode]
+        exec_config["args"] = args
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def _decode_kubeconfig(encoded: str, login_mode: str) -> str:
+    return kubeconfig_with_login_mode(base64.b64decode(encoded).decode(), login_mode)
+
+
+@dataclass(frozen=True)
+class AksClusterArgs:
+    resource_group_name: pulumi.Input[str]
+    location: str
+    cluster_name: str
+    kubernetes_version: str
+    tier: str
+    tenant_id: pulumi.Input[str]
+    subscription_id: pulumi.Input[str]
+    deployer_object_id: pulumi.Input[str]
+    admin_group_object_ids: Sequence[str]
+    local_accounts: bool
+    kubelogin_mode: str
+    nodes_subnet_id: pulumi.Input[str]
+    zones: Sequence[str]
+    system_vm_size: str
+    system_min_nodes: int
+    system_max_nodes: int
+    workload_vm_size: str
+    workload_min_nodes: int
+    workload_max_nodes: int
+    service_cidr: str
+    dns_service_ip: str
+    pod_cidr: str
+    authorized_ip_ranges: Sequence[str]
+    maintenance_day: str
+    maintenance_start_hour: int
+    maintenance_duration_hours: int
+    registry_id: pulumi.Input[str] | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class AksCluster(pulumi.ComponentResource):
+    cluster_name: pulumi.Output[str]
+    cluster_id: pulumi.Output[str]
+    oidc_issuer_url: pulumi.Output[str]
+    kubelet_object_id: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+    """Secret."""
+    provider: kubernetes.Provider
+    cluster: containerservice.ManagedCluster
+    """For `deleted_with` of in-cluster releases."""
+
+    def __init__(self, name: str, args: AksClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops:azure:AksCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        # A user-assigned control-plane identity, so its Network Contributor grant on the node
+        # subnet exists before the cluster (a system-assigned one would only exist after).
+        control_plane = managedidentity.UserAssignedIdentity(
+            f"{name}-control-plane",
+            resource_name_=f"{args.cluster_name}-control-plane",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            tags=args.tags,
+            opts=child,
+        )
+        subnet_access = authorization.RoleAssignment(
+            f"{name}-control-plane-subnet",
+            principal_id=control_plane.principal_id,
+            principal_type="ServicePrincipal",
+            role_definition_id=pulumi.Output.from_input(args.subscription_id).apply(
+                lambda sub: azure_roles.role_definition_id(sub, azure_roles.NETWORK_CONTRIBUTOR)
+            ),
+            scope=args.nodes_subnet_id,
+            description="AKS control plane manages load balancers and IPs in the node subnet",
+            opts=pulumi.ResourceOptions(parent=control_plane),
+        )
+
+        zones = list(args.zones) or None
+        cluster = containerservice.ManagedCluster(
+            f"{name}-cluster",
+            resource_name_=args.cluster_name,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            dns_prefix=args.cluster_name,
+            kubernetes_version=args.kubernetes_version,
+            sku=containerservice.ManagedClusterSKUArgs(name="Base", tier=args.tier),
+            identity=containerservice.ManagedClusterIdentityArgs(
+                type="UserAssigned",
+                user_assigned_identities=[control_plane.id],
+            ),
+            enable_rbac=True,
+            disable_local_accounts=not args.local_accounts,
+            aad_profile=containerservice.ManagedClusterAADProfileArgs(
+                managed=True,
+                enable_azure_rbac=True,
+                tenant_id=args.tenant_id,
+                admin_group_object_ids=list(args.admin_group_object_ids),
+            ),
+            oidc_issuer_profile=containerservice.ManagedClusterOIDCIssuerProfileArgs(enabled=True),
+            security_profile=containerservice.ManagedClusterSecurityProfileArgs(
+                workload_identity=containerservice.ManagedClusterSecurityProfileWorkloadIdentityArgs(enabled=True),
+                image_cleaner=containerservice.ManagedClusterSecurityProfileImageCleanerArgs(
+                    enabled=True, interval_hours=168
+                ),
+            ),
+            addon_profiles={
+                "azureKeyvaultSecretsProvider": containerservice.ManagedClusterAddonProfileArgs(
+                    enabled=True,
+                    config={"enableSecretRotation": "true", "rotationPollInterval": "2m"},
+                ),
+            },
+            network_profile=containerservice.ContainerServiceNetworkProfileArgs(
+                network_plugin="azure",
+                network_plugin_mode="overlay",
+                network_dataplane="cilium",
+                network_policy="cilium",
+                pod_cidr=args.pod_cidr,
+                service_cidr=args.service_cidr,
+                dns_service_ip=args.dns_service_ip,
+                load_balancer_sku="standard",
+                outbound_type="loadBalancer",
+            ),
+            api_server_access_profile=containerservice.ManagedClusterAPIServerAccessProfileArgs(
+                authorized_ip_ranges=list(args.authorized_ip_ranges) or None,
+                disable_run_command=True,
+            ),
+            # The version stays pinned (no automatic minor/patch upgrades); node images follow
+            # security releases inside the maintenance window below.
+            auto_upgrade_profile=containerservice.ManagedClusterAutoUpgradeProfileArgs(
+                upgrade_channel="none", node_os_upgrade_channel="NodeImage"
+            ),
+            agent_pool_profiles=[
+                containerservice.ManagedClusterAgentPoolProfileArgs(
+                    name=SYSTEM_POOL,
+                    mode="System",
+                    type="VirtualMachineScaleSets",
+                    vm_size=args.system_vm_size,
+                    os_type="Linux",
+                    os_sku="AzureLinux",
+                    os_disk_type="Ephemeral",
+                    enable_auto_scaling=True,
+                    min_count=args.system_min_nodes,
+                    max_count=args.system_max_nodes,
+                    count=args.system_min_nodes,
+                    availability_zones=zones,
+                    vnet_subnet_id=args.nodes_subnet_id,
+                    orchestrator_version=args.kubernetes_version,
+                    # Only critical add-ons (CoreDNS, CSI, konnectivity) on the system pool.
+                    node_taints=["CriticalAddonsOnly=true:NoSchedule"],
+                    upgrade_settings=containerservice.AgentPoolUpgradeSettingsArgs(max_surge="33%"),
+                )
+            ],
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[subnet_access],
+                # The autoscaler owns the node count.
+                ignore_changes=["agentPoolProfiles[0].count"],
+            ),
+        )
+        containerservice.AgentPool(
+            f"{name}-{WORKLOAD_POOL}",
+            agent_pool_name=WORKLOAD_POOL,
+            resource_name_=cluster.name,
+            resource_group_name=args.resource_group_name,
+            mode="User",
+            type="VirtualMachineScaleSets",
+            vm_size=args.workload_vm_size,
+            os_type="Linux",
+            os_sku="AzureLinux",
+            os_disk_type="Ephemeral",
+            enable_auto_scaling=True,
+            min_count=args.workload_min_nodes,
+            max_count=args.workload_max_nodes,
+            count=max(args.workload_min_nodes, 1),
+            availability_zones=zones,
+            vnet_subnet_id=args.nodes_subnet_id,
+            orchestrator_version=args.kubernetes_version,
+            node_labels={WORKLOAD_POOL_LABEL: WORKLOAD_POOL},
+            upgrade_settings=containerservice.AgentPoolUpgradeSettingsArgs(max_surge="33%"),
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=cluster, ignore_changes=["count"]),
+        )
+        containerservice.MaintenanceConfiguration(
+            f"{name}-node-os-window",
+            config_name="aksManagedNodeOSUpgradeSchedule",
+            resource_name_=cluster.name,
+            resource_group_name=args.resource_group_name,
+            maintenance_window=containerservice.MaintenanceWindowArgs(
+                schedule=containerservice.ScheduleArgs(
+                    weekly=containerservice.WeeklyScheduleArgs(day_of_week=args.maintenance_day, interval_weeks=1)
+                ),
+                start_time=f"{args.maintenance_start_hour:02d}:00",
+                duration_hours=args.maintenance_duration_hours,
+                utc_offset="+00:00",
+            ),
+            opts=pulumi.ResourceOptions(parent=cluster),
+        )
+
+        kubelet_object_id = cluster.identity_profile.apply(
+            lambda profile: (profile or {})["kubeletidentity"].object_id or ""
+        )
+        if args.registry_id is not None:
+            authorization.RoleAssignment(
+                f"{name}-acr-pull",
+                principal_id=kubelet_object_id,
+                principal_type="ServicePrincipal",
+                role_definition_id=pulumi.Output.from_input(args.subscription_id).apply(
+                    lambda sub: azure_roles.role_definition_id(sub, azure_roles.ACR_PULL)
+                ),
+                scope=args.registry_id,
+                description="AKS nodes pull platform images",
+                opts=pulumi.ResourceOptions(parent=cluster),
+            )
+
+        credential_dependencies: list[pulumi.Resource] = [cluster]
+        if args.local_accounts:
+            credentials = containerservice.list_managed_cluster_admin_credentials_output(
+                resource_group_name=args.resource_group_name, resource_name=cluster.name
+            )
+        else:
+            deployer_admin = authorization.RoleAssignment(
+                f"{name}-deployer-admin",
+                principal_id=args.deployer_object_id,
+                role_definition_id=pulumi.Output.from_input(args.subscription_id).apply(
+                    lambda sub: azure_roles.role_definition_id(sub, azure_roles.AKS_RBAC_CLUSTER_ADMIN)
+                ),
+                scope=cluster.id,
+                description="The principal running Pulumi manages in-cluster resources",
+                opts=pulumi.ResourceOptions(parent=cluster),
+            )
+            credential_dependencies.append(deployer_admin)
+            credentials = containerservice.list_managed_cluster_user_credentials_output(
+                resource_group_name=args.resource_group_name, resource_name=cluster.name, format="exec"
+            )
+        self.kubeconfig = pulumi.Output.secret(
+            credentials.kubeconfigs.apply(lambda configs: _decode_kubeconfig(configs[0].value, args.kubelogin_mode))
+        )
+        self.provider = kubernetes.Provider(
+            f"{name}-kubernetes",
+            kubeconfig=self.kubeconfig,
+            delete_unreachable=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=credential_dependencies),
+        )
+
+        self.cluster = cluster
+        self.cluster_name = cluster.name
+        self.cluster_id = cluster.id
+        self.kubelet_object_id = kubelet_object_id
+        self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(lambda p: (p.issuer_url if p else None) or "")
+        self.register_outputs(
+            {"clusterName": self.cluster_name, "oidcIssuerUrl": self.oidc_issuer_url, "kubeconfig": self.kubeconfig}
+        )

@@ -1,0 +1,123 @@
+"""Blob storage for MLflow artifacts: private, HTTPS/TLS 1.2 only, versioned, soft-deleted.
+
+Pods authenticate with workload identity (Entra ID), never with account keys; in prod shared-key
+access is off, so a leaked key or SAS cannot read models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_azure_native.storage as storage
+
+from components.firewall import PublicExposure
+from components.private_link import PrivateEndpointPlacement, PrivateLink, PrivateLinkArgs
+
+
+@dataclass(frozen=True)
+class ArtifactStorageArgs:
+    resource_group_name: pulumi.Input[str]
+    location: str
+    account_name: str
+    container_name: str
+    replication: str
+    shared_key_access: bool
+    blob_soft_delete_days: int
+    container_soft_delete_days: int
+    exposure: PublicExposure
+    private_endpoint: PrivateEndpointPlacement | None
+    tags: dict[str, str] = field(default_factory=dict)
+    protect: bool = False
+
+
+class ArtifactStorage(pulumi.ComponentResource):
+    account_id: pulumi.Output[str]
+    account_name: pulumi.Output[str]
+    container_name: pulumi.Output[str]
+    container_id: pulumi.Output[str]
+    """Scope of the blob-data role assignments: the one container, not the account."""
+    artifacts_destination: pulumi.Output[str]
+    """`wasbs://<container>@<account>.blob.core.windows.net/`, the MLflow artifacts root."""
+
+    def __init__(self, name: str, args: ArtifactStorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops:azure:ArtifactStorage", name, None, opts)
+        account = storage.StorageAccount(
+            f"{name}-account",
+            account_name=args.account_name,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            kind="StorageV2",
+            sku=storage.SkuArgs(name=f"Standard_{args.replication}"),
+            access_tier="Hot",
+            enable_https_traffic_only=True,
+            minimum_tls_version="TLS1_2",
+            allow_blob_public_access=False,
+            allow_shared_key_access=args.shared_key_access,
+            default_to_o_auth_authentication=True,
+            allow_cross_tenant_replication=False,
+            is_local_user_enabled=False,
+            is_sftp_enabled=False,
+            public_network_access=args.exposure.public_network_access,
+            network_rule_set=storage.NetworkRuleSetArgs(
+                default_action=args.exposure.default_action,
+                bypass="AzureServices",
+                ip_rules=[
+                    storage.IPRuleArgs(i_p_address_or_range=cidr.removesuffix("/32"), action="Allow")
+                    for cidr in args.exposure.allowed_ip_ranges
+                ],
+            ),
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        blob_service = storage.BlobServiceProperties(
+            f"{name}-blob-service",
+            blob_services_name="default",
+            account_name=account.name,
+            resource_group_name=args.resource_group_name,
+            is_versioning_enabled=True,
+            delete_retention_policy=storage.DeleteRetentionPolicyArgs(
+                enabled=True, days=args.blob_soft_delete_days, allow_permanent_delete=False
+            ),
+            container_delete_retention_policy=storage.DeleteRetentionPolicyArgs(
+                enabled=True, days=args.container_soft_delete_days
+            ),
+            opts=pulumi.ResourceOptions(parent=account),
+        )
+        container = storage.BlobContainer(
+            f"{name}-container",
+            container_name=args.container_name,
+            account_name=account.name,
+            resource_group_name=args.resource_group_name,
+            public_access="None",
+            opts=pulumi.ResourceOptions(parent=account, protect=args.protect, depends_on=[blob_service]),
+        )
+        if args.private_endpoint is not None:
+            PrivateLink(
+                f"{name}-private-link",
+                PrivateLinkArgs(
+                    resource_group_name=args.resource_group_name,
+                    location=args.location,
+                    endpoint_name=f"{args.account_name}-blob-pe",
+                    target_resource_id=account.id,
+                    group_id="blob",
+                    subnet_id=args.private_endpoint.subnet_id,
+                    dns_zone_id=args.private_endpoint.dns_zone_id,
+                    tags=args.tags,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        self.account_id = account.id
+        self.account_name = account.name
+        self.container_name = container.name
+        self.container_id = container.id
+        self.artifacts_destination = pulumi.Output.concat(
+            "wasbs://", container.name, "@", account.name, ".blob.core.windows.net/"
+        )
+        self.register_outputs(
+            {
+                "accountName": self.account_name,
+                "containerName": self.container_name,
+                "artifactsDestination": self.artifacts_destination,
+            }
+        )

@@ -1,0 +1,63 @@
+"""What in-cluster workloads need from Azure: their service accounts, identities and secrets.
+
+One table, read by the Azure side (federated credentials, role assignments) and later by the
+in-cluster components (which create the ServiceAccounts with the matching client-id annotation
+and the SecretProviderClasses), so the two can never disagree about a namespace or a name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+# Key Vault secret names (the vault is the only place their values live).
+POSTGRES_ADMIN_PASSWORD: Final = "postgres-admin-password"
+MLFLOW_ADMIN_PASSWORD: Final = "mlflow-admin-password"
+GRAFANA_ADMIN_PASSWORD: Final = "grafana-admin-password"
+
+
+def database_uri_secret(database: str) -> str:
+    """`mlflow_registry` → `mlflow-registry-db-uri`."""
+    return f"{database.replace('_', '-')}-db-uri"
+
+
+AzureAccess = Literal["artifacts-write", "artifacts-read", "secrets"]
+NamespaceSetting = Literal["mlflow", "models", "monitoring"]
+
+
+@dataclass(frozen=True)
+class WorkloadServiceAccount:
+    """A Kubernetes service account federated with its own user-assigned identity."""
+
+    key: str
+    namespace: NamespaceSetting
+    """Which namespace setting holds it (`mlflow` → `mlflowNamespace`)."""
+    service_account: str
+    access: AzureAccess
+    secrets: tuple[str, ...]
+    """Key Vault secrets it may read (one role assignment per secret)."""
+    purpose: str
+
+
+WORKLOAD_SERVICE_ACCOUNTS: tuple[WorkloadServiceAccount, ...] = (
+    WorkloadServiceAccount(
+        "mlflow-artifacts", "mlflow", "mlflow-artifacts", "artifacts-write", (),
+        "MLflow artifacts server reads and writes blobs of the artifact container",
+    ),
+    WorkloadServiceAccount(
+        "mlflow-server", "mlflow", "mlflow-server", "secrets",
+        (database_uri_secret("mlflow"), database_uri_secret("mlflow_registry"), database_uri_secret("mlflow_auth"),
+         MLFLOW_ADMIN_PASSWORD),
+        "MLflow tracking, registry and migrations read database URIs and the admin password",
+    ),
+    WorkloadServiceAccount(
+        "model-reader", "models", "model-storage-reader", "artifacts-read", (),
+        "Seldon storage initializer reads model artifacts",
+    ),
+    WorkloadServiceAccount(
+        "grafana", "monitoring", "grafana", "secrets", (GRAFANA_ADMIN_PASSWORD,),
+        "Grafana reads its admin password",
+    ),
+)
+
+MONITORING_NAMESPACE: Final = "monitoring"

@@ -1,0 +1,30 @@
+"""How a data service's public endpoint is exposed, computed once for storage, Key Vault and ACR."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class PublicExposure:
+    """`deny_by_default` with no allowed ranges means the public endpoint is switched off."""
+
+    public_network_access: Literal["Enabled", "Disabled"]
+    default_action: Literal["Allow", "Deny"]
+    allowed_ip_ranges: tuple[str, ...]
+
+    @property
+    def deny_by_default(self) -> bool:
+        return self.default_action == "Deny"
+
+
+def public_exposure(private_endpoints: bool, allowed_ip_ranges: list[str]) -> PublicExposure:
+    """With private endpoints the public side denies everything but the operators' ranges.
+
+    Without them (dev), the service stays reachable, still behind Entra ID authentication.
+    """
+    if not private_endpoints:
+        return PublicExposure("Enabled", "Allow", ())
+    ranges = tuple(allowed_ip_ranges)
+    return PublicExposure("Enabled" if ranges else "Disabled", "Deny", ranges)

@@ -1,0 +1,151 @@
+"""PostgreSQL Flexible Server for MLflow: VNet-integrated, TLS-only, backed up, optionally HA.
+
+Three databases, one per MLflow store: tracking (`mlflow`), model registry (`mlflow_registry`)
+and basic-auth users (`mlflow_auth`), so the registry and tracking services can be migrated,
+scaled and restored independently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import pulumi
+import pulumi_azure_native.dbforpostgresql as postgresql
+import pulumi_random as random
+
+MLFLOW_DATABASES: tuple[str, ...] = ("mlflow", "mlflow_registry", "mlflow_auth")
+
+# Server parameters the platform sets: TLS only, and the logs an operator needs to diagnose
+# connection storms and checkpoint pressure.
+SERVER_PARAMETERS: tuple[tuple[str, str], ...] = (
+    ("require_secure_transport", "ON"),
+    ("ssl_min_protocol_version", "TLSv1.2"),
+    ("log_connections", "ON"),
+    ("log_disconnections", "ON"),
+    ("log_checkpoints", "ON"),
+    ("log_min_duration_statement", "1000"),
+)
+
+
+def sqlalchemy_uri(login: str, password: str, host: str, database: str) -> str:
+    """A psycopg2 URI with TLS required (SQLAlchemy 2.1 would otherwise choose psycopg 3)."""
+    return f"postgresql+psycopg2://{quote(login, safe='')}:{quote(password, safe='')}@{host}:5432/{database}?sslmode=require"
+
+
+@dataclass(frozen=True)
+class PostgresArgs:
+    resource_group_name: pulumi.Input[str]
+    location: str
+    server_name: str
+    version: str
+    sku_name: str
+    sku_tier: str
+    storage_gb: int
+    backup_retention_days: int
+    geo_redundant_backup: bool
+    high_availability: str
+    admin_login: str
+    delegated_subnet_id: pulumi.Input[str]
+    private_dns_zone_id: pulumi.Input[str]
+    zones: Sequence[str] = ()
+    databases: Sequence[str] = MLFLOW_DATABASES
+    tags: dict[str, str] = field(default_factory=dict)
+    protect: bool = False
+
+
+class PostgresServer(pulumi.ComponentResource):
+    server_id: pulumi.Output[str]
+    fqdn: pulumi.Output[str]
+    admin_password: pulumi.Output[str]
+    """Secret: goes to Key Vault, never to stack outputs."""
+    connection_uris: dict[str, pulumi.Output[str]]
+    """Secret SQLAlchemy URI per database."""
+
+    def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops:azure:PostgresServer", name, None, opts)
+        password = random.RandomPassword(
+            f"{name}-admin-password",
+            length=32,
+            special=False,
+            min_upper=2,
+            min_lower=2,
+            min_numeric=2,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        primary_zone = args.zones[0] if args.zones else None
+        standby_zone = args.zones[1] if args.high_availability == "ZoneRedundant" and len(args.zones) > 1 else None
+        server = postgresql.Server(
+            f"{name}-server",
+            server_name=args.server_name,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            version=args.version,
+            sku=postgresql.SkuArgs(name=args.sku_name, tier=args.sku_tier),
+            storage=postgresql.StorageArgs(storage_size_gb=args.storage_gb, auto_grow="Enabled"),
+            backup=postgresql.BackupArgs(
+                backup_retention_days=args.backup_retention_days,
+                geo_redundant_backup="Enabled" if args.geo_redundant_backup else "Disabled",
+            ),
+            high_availability=postgresql.HighAvailabilityArgs(
+                mode=args.high_availability, standby_availability_zone=standby_zone
+            ),
+            availability_zone=primary_zone,
+            network=postgresql.NetworkArgs(
+                delegated_subnet_resource_id=args.delegated_subnet_id,
+                private_dns_zone_arm_resource_id=args.private_dns_zone_id,
+                public_network_access="Disabled",
+            ),
+            auth_config=postgresql.AuthConfigArgs(password_auth="Enabled", active_directory_auth="Disabled"),
+            administrator_login=args.admin_login,
+            administrator_login_password=password.result,
+            maintenance_window=postgresql.MaintenanceWindowArgs(
+                custom_window="Enabled", day_of_week=0, start_hour=3, start_minute=0
+            ),
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=args.protect,
+                additional_secret_outputs=["administratorLoginPassword"],
+                # Failover swaps the zones; the next `pulumi up` must not swap them back.
+                ignore_changes=["availabilityZone", "highAvailability.standbyAvailabilityZone"],
+            ),
+        )
+
+        # Flexible Server applies one parameter change at a time ("ServerIsBusy" otherwise).
+        previous: pulumi.Resource = server
+        for parameter, value in SERVER_PARAMETERS:
+            previous = postgresql.Configuration(
+                f"{name}-{parameter.replace('_', '-')}",
+                configuration_name=parameter,
+                server_name=server.name,
+                resource_group_name=args.resource_group_name,
+                value=value,
+                source="user-override",
+                opts=pulumi.ResourceOptions(parent=server, depends_on=[previous]),
+            )
+
+        for database in args.databases:
+            postgresql.Database(
+                f"{name}-db-{database.replace('_', '-')}",
+                database_name=database,
+                server_name=server.name,
+                resource_group_name=args.resource_group_name,
+                charset="UTF8",
+                collation="en_US.utf8",
+                opts=pulumi.ResourceOptions(parent=server, protect=args.protect, depends_on=[previous]),
+            )
+
+        self.server_id = server.id
+        self.fqdn = server.fully_qualified_domain_name.apply(lambda fqdn: fqdn or "")
+        self.admin_password = pulumi.Output.secret(password.result)
+        self.connection_uris = {
+            database: pulumi.Output.secret(
+                pulumi.Output.all(self.fqdn, password.result).apply(
+                    lambda values, db=database: sqlalchemy_uri(args.admin_login, values[1], values[0], db)
+                )
+            )
+            for database in args.databases
+        }
+        self.register_outputs({"serverId": self.server_id, "fqdn": self.fqdn})

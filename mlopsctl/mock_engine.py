@@ -1,0 +1,329 @@
+"""Evaluate the real Pulumi program for a stack under the Pulumi mock engine, and record it all.
+
+This is what the offline preview and the tests run: `__main__.py` itself, with configuration
+from `Pulumi.<stack>.yaml`, and a mock engine that answers like Azure would (ids, FQDNs, the
+OIDC issuer, kubeconfigs) without credentials or a network. Every registration is recorded with
+its inputs and options (parent, protect, provider, deleted_with, secret outputs), and the stack
+outputs are resolved with their secretness, so tests can assert on exactly what `pulumi up`
+would send to the engine.
+"""
+
+from __future__ import annotations
+
+import base64
+import runpy
+import sys
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi.runtime.settings as runtime_settings
+import yaml
+from pulumi.runtime import mocks, rpc
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from settings.problems import PROJECT
+from settings.stack_file import engine_config_from_stack_file
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+MOCK_TENANT_ID = "11111111-1111-4111-8111-111111111111"
+MOCK_SUBSCRIPTION_ID = "22222222-2222-4222-8222-222222222222"
+MOCK_DEPLOYER_OBJECT_ID = "33333333-3333-4333-8333-333333333333"
+
+
+@dataclass(frozen=True)
+class RecordedResource:
+    """One resource registration as the engine received it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    secret_inputs: frozenset[str]
+    protect: bool
+    provider: str
+    deleted_with: str
+    dependencies: tuple[str, ...]
+    additional_secret_outputs: tuple[str, ...]
+    ignore_changes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StackOutput:
+    value: Any
+    secret: bool
+
+
+@dataclass
+class Evaluation:
+    """The outcome of one program run: resources, outputs, and the error if it failed."""
+
+    stack: str
+    resources: list[RecordedResource] = field(default_factory=list)
+    outputs: dict[str, StackOutput] = field(default_factory=dict)
+    error: BaseException | None = None
+
+    def of_type(self, type_token: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str, name: str | None = None) -> RecordedResource:
+        matches = [r for r in self.of_type(type_token) if name is None or r.name == name]
+        if len(matches) != 1:
+            raise LookupError(f"expected one {type_token} {name or ''}, found {[r.name for r in matches]}")
+        return matches[0]
+
+    def by_urn(self) -> dict[str, RecordedResource]:
+        return {r.urn: r for r in self.resources}
+
+
+# The input that holds a resource's Azure name, per type (its `name` output echoes it).
+_NAME_INPUTS = (
+    "resourceGroupName", "virtualNetworkName", "subnetName", "privateZoneName", "virtualNetworkLinkName",
+    "privateEndpointName", "privateDnsZoneGroupName", "serverName", "configurationName", "databaseName",
+    "accountName", "blobServicesName", "containerName", "vaultName", "secretName", "registryName",
+    "resourceName", "agentPoolName", "configName", "federatedIdentityCredentialResourceName",
+)
+# Inputs that name a parent resource rather than the resource itself.
+_PARENT_NAME_INPUTS = {
+    "azure-native:network:Subnet": "subnetName",
+    "azure-native:privatedns:VirtualNetworkLink": "virtualNetworkLinkName",
+    "azure-native:network:PrivateDnsZoneGroup": "privateDnsZoneGroupName",
+    "azure-native:dbforpostgresql:Configuration": "configurationName",
+    "azure-native:dbforpostgresql:Database": "databaseName",
+    "azure-native:storage:BlobServiceProperties": "blobServicesName",
+    "azure-native:storage:BlobContainer": "containerName",
+    "azure-native:keyvault:Secret": "secretName",
+    "azure-native:containerservice:AgentPool": "agentPoolName",
+    "azure-native:containerservice:MaintenanceConfiguration": "configName",
+    "azure-native:managedidentity:FederatedIdentityCredential": "federatedIdentityCredentialResourceName",
+}
+
+
+def _azure_name(type_token: str, inputs: Mapping[str, Any], fallback: str) -> str:
+    if type_token in _PARENT_NAME_INPUTS:
+        return str(inputs.get(_PARENT_NAME_INPUTS[type_token], fallback))
+    if type_token == "azure-native:resources:ResourceGroup":
+        return str(inputs.get("resourceGroupName", fallback))
+    for key in _NAME_INPUTS[1:]:
+        if key in inputs and key not in _PARENT_NAME_INPUTS.values():
+            return str(inputs[key])
+    return fallback
+
+
+def _mock_guid(*parts: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join(parts)))
+
+
+def _arm_id(type_token: str, inputs: Mapping[str, Any], name: str) -> str:
+    _, module, kind = type_token.split(":")
+    group = inputs.get("resourceGroupName", "rg")
+    base = f"/subscriptions/{MOCK_SUBSCRIPTION_ID}/resourceGroups/{group}/providers/Microsoft.{module}"
+    if type_token == "azure-native:storage:BlobContainer":
+        return f"{base}/storageAccounts/{inputs.get('accountName')}/blobServices/default/containers/{name}"
+    if type_token == "azure-native:keyvault:Secret":
+        return f"{base}/vaults/{inputs.get('vaultName')}/secrets/{name}"
+    if type_token == "azure-native:network:Subnet":
+        return f"{base}/virtualNetworks/{inputs.get('virtualNetworkName')}/subnets/{name}"
+    if type_token == "azure-native:resources:ResourceGroup":
+        return f"/subscriptions/{MOCK_SUBSCRIPTION_ID}/resourceGroups/{name}"
+    return f"{base}/{kind[0].lower()}{kind[1:]}s/{name}"
+
+
+def _kubeconfig(cluster: str, exec_login: bool) -> str:
+    user: dict[str, Any]
+    if exec_login:
+        user = {
+            "exec": {
+                "apiVersion": "client.authentication.k8s.io/v1beta1",
+                "command": "kubelogin",
+                "args": ["get-token", "--login", "devicecode", "--server-id", "6dae42f8-4368-4678-94ff-3960e28e3630"],
+            }
+        }
+    else:
+        user = {"client-certificate-data": "bW9jaw==", "client-key-data": "bW9jaw==", "token": "mock-admin-token"}
+    document = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster, "cluster": {"server": f"https://{cluster}.hcp.mock.azmk8s.io:443"}}],
+        "users": [{"name": f"clusterUser_{cluster}", "user": user}],
+        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": f"clusterUser_{cluster}"}}],
+        "current-context": cluster,
+    }
+    return yaml.safe_dump(document)
+
+
+class AzureLikeMocks(pulumi.runtime.Mocks):
+    """Answers registrations and invokes with the values Azure computes (deterministically)."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        if not args.typ.startswith("azure-native:"):
+            return f"{args.name}-id", inputs
+        name = _azure_name(args.typ, inputs, args.name)
+        state: dict[str, Any] = {**inputs, "name": name}
+        resource_id = _arm_id(args.typ, inputs, name)
+        if args.typ == "azure-native:keyvault:Vault":
+            state["properties"] = {**inputs.get("properties", {}), "vaultUri": f"https://{name}.vault.azure.net/"}
+        elif args.typ == "azure-native:dbforpostgresql:Server":
+            state["fullyQualifiedDomainName"] = f"{name}.postgres.database.azure.com"
+        elif args.typ == "azure-native:containerregistry:Registry":
+            state["loginServer"] = f"{name}.azurecr.io"
+        elif args.typ == "azure-native:managedidentity:UserAssignedIdentity":
+            state["clientId"] = _mock_guid("client", resource_id)
+            state["principalId"] = _mock_guid("principal", resource_id)
+            state["tenantId"] = MOCK_TENANT_ID
+        elif args.typ == "azure-native:containerservice:ManagedCluster":
+            state["fqdn"] = f"{name}.hcp.{inputs.get('location')}.azmk8s.io"
+            identity = dict(inputs.get("identity") or {})
+            # Inputs list the identity ids; Azure answers with a map keyed by id.
+            identity["userAssignedIdentities"] = {
+                identity_id: {"clientId": _mock_guid("client", identity_id), "principalId": _mock_guid("principal", identity_id)}
+                for identity_id in identity.get("userAssignedIdentities") or []
+            }
+            state["identity"] = identity
+            state["oidcIssuerProfile"] = {
+                "enabled": True,
+                "issuerURL": f"https://{inputs.get('location')}.oic.prod-aks.azure.com/{MOCK_TENANT_ID}/{_mock_guid(name)}/",
+            }
+            state["identityProfile"] = {
+                "kubeletidentity": {
+                    "clientId": _mock_guid("kubelet-client", name),
+                    "objectId": _mock_guid("kubelet-object", name),
+                    "resourceId": f"{resource_id}-agentpool",
+                }
+            }
+        return resource_id, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        if args.token == "azure-native:authorization:getClientConfig":
+            return {
+                "clientId": _mock_guid("deployer-client"),
+                "objectId": MOCK_DEPLOYER_OBJECT_ID,
+                "subscriptionId": MOCK_SUBSCRIPTION_ID,
+                "tenantId": MOCK_TENANT_ID,
+            }
+        if args.token in (
+            "azure-native:containerservice:listManagedClusterAdminCredentials",
+            "azure-native:containerservice:listManagedClusterUserCredentials",
+        ):
+            cluster = str(args.args.get("resourceName", "cluster"))
+            exec_login = args.token.endswith("UserCredentials")
+            encoded = base64.b64encode(_kubeconfig(cluster, exec_login).encode()).decode()
+            return {"kubeconfigs": [{"name": "clusterUser" if exec_login else "clusterAdmin", "value": encoded}]}
+        raise NotImplementedError(f"the mock engine has no answer for invoke {args.token}")
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    """A mock monitor that keeps every registration request's inputs and options."""
+
+    def __init__(self, mock: pulumi.runtime.Mocks) -> None:
+        super().__init__(mock)
+        self.recorded: list[RecordedResource] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        inputs = rpc.deserialize_properties(request.object)
+        secret_inputs = set()
+        for key in request.object.fields:
+            _, is_secret = rpc.deserialize_properties_unwrap_secrets(
+                _single_field(request.object, key)
+            )
+            if is_secret:
+                secret_inputs.add(key)
+        self.recorded.append(
+            RecordedResource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent,
+                custom=bool(request.custom),
+                inputs=_plain(inputs),
+                secret_inputs=frozenset(secret_inputs),
+                protect=bool(request.protect) if request.HasField("protect") else False,
+                provider=request.provider,
+                deleted_with=request.deletedWith,
+                dependencies=tuple(request.dependencies),
+                additional_secret_outputs=tuple(request.additionalSecretOutputs),
+                ignore_changes=tuple(request.ignoreChanges),
+            )
+        )
+        return response
+
+
+def _single_field(struct: Any, key: str) -> Any:
+    from google.protobuf import struct_pb2
+
+    single = struct_pb2.Struct()
+    single.fields[key].CopyFrom(struct.fields[key])
+    return single
+
+
+def _plain(value: Any) -> Any:
+    """Strip the SDK's secret wrappers so recorded inputs are plain data."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return _plain(value.get("value"))
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+async def _resolve(value: Any) -> StackOutput:
+    output = pulumi.Output.from_input(value)
+    resolved = await output.future(with_unknowns=True)
+    return StackOutput(_plain(resolved), await output.is_secret())
+
+
+def stack_config(stack: str, project_dir: Path = REPO_ROOT) -> tuple[dict[str, str], list[str]]:
+    """The engine-style configuration of a committed stack file."""
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"no stack file {path.name} in {project_dir}")
+    return engine_config_from_stack_file(path)
+
+
+def evaluate(
+    stack: str,
+    config: Mapping[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+    project_dir: Path = REPO_ROOT,
+) -> Evaluation:
+    """Run `<project_dir>/__main__.py` for `stack` under mocks and record everything it declares.
+
+    `config` (namespaced keys, engine text values) defaults to `Pulumi.<stack>.yaml`. The program's
+    exception, if any, is returned in `Evaluation.error` along with what was declared before it.
+    """
+    if config is None:
+        config, secret_keys = stack_config(stack, project_dir)
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
+
+    monitor = RecordingMonitor(AzureLikeMocks())
+    runtime_settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=True, monitor=monitor)
+    pulumi.runtime.set_all_config(dict(config), secret_keys or [])
+    runtime_settings.SETTINGS.rpc_manager.clear()
+    runtime_settings.SETTINGS.outputs.clear()
+
+    evaluation = Evaluation(stack)
+    program = project_dir / "__main__.py"
+    try:
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
+    except Exception as error:  # noqa: BLE001 - the caller decides how to report the program's failure
+        evaluation.error = error
+    evaluation.resources = list(monitor.recorded)
+    root = runtime_settings.get_root_resource()
+    if evaluation.error is None and isinstance(root, pulumi.runtime.stack.Stack):
+        for name, value in root.outputs.items():
+            evaluation.outputs[name] = _sync_await(_resolve(value))
+    return evaluation

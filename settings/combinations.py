@@ -1,0 +1,158 @@
+"""Cross-key rules: values that are each valid but impossible together (or rejected by Azure).
+
+Each check names the settings it reads; the loader runs it only when all of them passed their
+own validation, so a problem is reported once, against the key a person has to change.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from settings.model import POSTGRES_STORAGE_SIZES_GB
+from settings.problems import Problem
+
+Values = dict[str, Any]
+KeyOf = Callable[[str], str]
+
+# PostgreSQL Flexible Server refuses these administrator logins.
+RESERVED_POSTGRES_LOGINS = frozenset(
+    {"admin", "administrator", "azure_pg_admin", "azure_superuser", "guest", "postgres", "public", "root", "sa"}
+)
+SKU_PREFIX_BY_TIER = {"Burstable": "Standard_B", "GeneralPurpose": "Standard_D", "MemoryOptimized": "Standard_E"}
+
+
+@dataclass(frozen=True)
+class CombinationCheck:
+    names: tuple[str, ...]
+    run: Callable[[Values, KeyOf], list[Problem]]
+
+
+def _network(cidr: str) -> ipaddress.IPv4Network:
+    return ipaddress.IPv4Network(cidr, strict=True)
+
+
+def _cidr_problems(values: Values, key: KeyOf) -> list[Problem]:
+    """Every CIDR parses with its host bits clear; operator ranges are not private VNet ranges twice."""
+    problems = []
+    for name in ("vnet_address_space", "aks_nodes_subnet", "postgres_subnet", "private_endpoints_subnet",
+                 "aks_service_cidr", "aks_pod_cidr"):
+        try:
+            _network(values[name])
+        except ValueError as error:
+            problems.append(Problem(key(name), repr(values[name]), f"a network address with its host bits clear ({error})"))
+    for index, cidr in enumerate(values["allowed_ip_ranges"]):
+        try:
+            ipaddress.IPv4Network(cidr, strict=True)
+        except ValueError as error:
+            problems.append(Problem(f"{key('allowed_ip_ranges')}[{index}]", repr(cidr), f"a valid CIDR ({error})"))
+    return problems
+
+
+def _layout_problems(values: Values, key: KeyOf) -> list[Problem]:
+    """Subnets sit inside the VNet without overlapping; cluster ranges stay outside it."""
+    try:
+        vnet = _network(values["vnet_address_space"])
+        subnets = {n: _network(values[n]) for n in ("aks_nodes_subnet", "postgres_subnet", "private_endpoints_subnet")}
+        cluster = {n: _network(values[n]) for n in ("aks_service_cidr", "aks_pod_cidr")}
+        dns_ip = ipaddress.IPv4Address(values["aks_dns_service_ip"])
+    except ValueError:
+        return []  # reported by _cidr_problems
+    problems = []
+    for name, subnet in subnets.items():
+        if not subnet.subnet_of(vnet):
+            problems.append(Problem(key(name), repr(str(subnet)), f"a range inside vnetAddressSpace {vnet}"))
+    names = list(subnets)
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            if subnets[first].overlaps(subnets[second]):
+                problems.append(
+                    Problem(key(second), f"{subnets[second]} overlapping {key(first)} {subnets[first]}",
+                            "a range disjoint from the other subnets")
+                )
+    for name, network in cluster.items():
+        if network.overlaps(vnet):
+            problems.append(Problem(key(name), f"{network} overlapping the VNet {vnet}", "a range outside the VNet"))
+    if cluster["aks_service_cidr"].overlaps(cluster["aks_pod_cidr"]):
+        problems.append(
+            Problem(key("aks_pod_cidr"), f"{cluster['aks_pod_cidr']} overlapping the service CIDR",
+                    "a range disjoint from aksServiceCidr")
+        )
+    service = cluster["aks_service_cidr"]
+    if dns_ip not in service or dns_ip == service.network_address:
+        problems.append(
+            Problem(key("aks_dns_service_ip"), repr(str(dns_ip)), f"a host address inside aksServiceCidr {service}")
+        )
+    return problems
+
+
+def _postgres_sku_problems(values: Values, key: KeyOf) -> list[Problem]:
+    tier, sku, ha = values["postgres_sku_tier"], values["postgres_sku_name"], values["postgres_high_availability"]
+    problems = []
+    prefix = SKU_PREFIX_BY_TIER[tier]
+    if not sku.startswith(prefix):
+        problems.append(Problem(key("postgres_sku_name"), f"{sku!r} with postgresSkuTier {tier!r}", f"a {prefix}* SKU"))
+    if tier == "Burstable" and ha != "Disabled":
+        problems.append(
+            Problem(key("postgres_high_availability"), f"{ha!r} with postgresSkuTier 'Burstable'",
+                    "'Disabled' (Burstable servers have no high availability; use GeneralPurpose or MemoryOptimized)")
+        )
+    return problems
+
+
+def _postgres_storage_problems(values: Values, key: KeyOf) -> list[Problem]:
+    size = values["postgres_storage_gb"]
+    if size in POSTGRES_STORAGE_SIZES_GB:
+        return []
+    return [Problem(key("postgres_storage_gb"), repr(size), ", ".join(map(str, POSTGRES_STORAGE_SIZES_GB)))]
+
+
+def _postgres_login_problems(values: Values, key: KeyOf) -> list[Problem]:
+    login = values["postgres_admin_login"]
+    if login in RESERVED_POSTGRES_LOGINS or login.startswith("pg_"):
+        return [Problem(key("postgres_admin_login"), repr(login),
+                        "a login that is not reserved (" + ", ".join(sorted(RESERVED_POSTGRES_LOGINS)) + ", pg_*)")]
+    return []
+
+
+def _pool_problems(values: Values, key: KeyOf) -> list[Problem]:
+    problems = []
+    for pool in ("system", "workload"):
+        low, high = f"aks_{pool}_min_nodes", f"aks_{pool}_max_nodes"
+        if values[low] > values[high]:
+            problems.append(Problem(key(low), f"{values[low]} above {key(high)} {values[high]}", f"at most {values[high]}"))
+    return problems
+
+
+def _registry_problems(values: Values, key: KeyOf) -> list[Problem]:
+    if values["container_registry"] and values["private_endpoints"] and values["container_registry_sku"] != "Premium":
+        return [Problem(key("container_registry_sku"), f"{values['container_registry_sku']!r} with privateEndpoints true",
+                        "'Premium' (the only registry SKU with private endpoints)")]
+    return []
+
+
+def _duplicate_problems(values: Values, key: KeyOf) -> list[Problem]:
+    problems = []
+    for name in ("aks_zones", "allowed_ip_ranges", "aks_admin_group_object_ids"):
+        items = values[name]
+        duplicates = sorted({item for item in items if items.count(item) > 1})
+        if duplicates:
+            problems.append(Problem(key(name), f"duplicates {duplicates}", "each entry once"))
+    return problems
+
+
+COMBINATION_CHECKS: tuple[CombinationCheck, ...] = (
+    CombinationCheck(("vnet_address_space", "aks_nodes_subnet", "postgres_subnet", "private_endpoints_subnet",
+                      "aks_service_cidr", "aks_pod_cidr", "allowed_ip_ranges"), _cidr_problems),
+    CombinationCheck(("vnet_address_space", "aks_nodes_subnet", "postgres_subnet", "private_endpoints_subnet",
+                      "aks_service_cidr", "aks_pod_cidr", "aks_dns_service_ip"), _layout_problems),
+    CombinationCheck(("postgres_sku_tier", "postgres_sku_name", "postgres_high_availability"), _postgres_sku_problems),
+    CombinationCheck(("postgres_storage_gb",), _postgres_storage_problems),
+    CombinationCheck(("postgres_admin_login",), _postgres_login_problems),
+    CombinationCheck(("aks_system_min_nodes", "aks_system_max_nodes", "aks_workload_min_nodes",
+                      "aks_workload_max_nodes"), _pool_problems),
+    CombinationCheck(("container_registry", "private_endpoints", "container_registry_sku"), _registry_problems),
+    CombinationCheck(("aks_zones", "allowed_ip_ranges", "aks_admin_group_object_ids"), _duplicate_problems),
+)

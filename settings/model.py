@@ -1,0 +1,191 @@
+"""The typed settings of one stack: every key a stack file may set, its type, default and meaning.
+
+This is the single source of truth for configuration. `Pulumi.yaml`'s `config:` block and the
+README's configuration reference are checked against it by the tests, so a key documented there
+and not read here (or the reverse) fails CI. Field names are snake_case; the stack-file keys are
+their camelCase aliases (`postgresSkuTier` for `postgres_sku_tier`).
+
+Security posture that must not vary by taste (purge protection, shared-key access, deletion
+protection) is derived from `environment` in `PlatformSettings`' properties rather than offered
+as a switch; capacity and cost choices are settings with production-grade defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+Environment = Literal["dev", "prod"]
+PostgresTier = Literal["Burstable", "GeneralPurpose", "MemoryOptimized"]
+PostgresHighAvailability = Literal["Disabled", "SameZone", "ZoneRedundant"]
+StorageReplication = Literal["LRS", "ZRS", "GRS", "GZRS", "RAGRS", "RAGZRS"]
+AksTier = Literal["Free", "Standard", "Premium"]
+RegistrySku = Literal["Basic", "Standard", "Premium"]
+Weekday = Literal["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+AvailabilityZone = Literal["1", "2", "3"]
+KubeloginMode = Literal["azurecli", "workloadidentity", "spn", "msi"]
+
+Cidr = Annotated[str, StringConstraints(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")]
+IpAddress = Annotated[str, StringConstraints(pattern=r"^\d{1,3}(\.\d{1,3}){3}$")]
+Guid = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
+]
+VmSize = Annotated[str, StringConstraints(pattern=r"^Standard_[A-Za-z0-9_]+$")]
+Dns1123Label = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
+
+POSTGRES_STORAGE_SIZES_GB = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+
+
+class PlatformSettings(BaseModel):
+    """Validated settings of one environment. Built only by `settings.load_settings`."""
+
+    model_config = ConfigDict(alias_generator=to_camel, frozen=True, extra="forbid")
+
+    # --- identity of the environment -------------------------------------------------------
+    environment: Environment = Field(
+        description="Environment kind. `prod` switches on deletion protection, Key Vault purge "
+        "protection and storage without shared keys."
+    )
+    location: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]+$")] = Field(
+        description="Azure region for every resource, e.g. `westeurope`."
+    )
+    owner: NonEmpty = Field(description="Owning team or contact, written to the `owner` tag.")
+    cost_center: NonEmpty = Field(description="Cost centre, written to the `cost-center` tag.")
+    name_prefix: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,9}$")] = Field(
+        default="mlops",
+        description="Prefix of every resource name: 2-10 lowercase letters or digits, starting with a letter.",
+    )
+
+    # --- network ---------------------------------------------------------------------------
+    vnet_address_space: Cidr = Field(default="10.40.0.0/16", description="Address space of the VNet.")
+    aks_nodes_subnet: Cidr = Field(default="10.40.0.0/20", description="Subnet of the AKS nodes.")
+    postgres_subnet: Cidr = Field(
+        default="10.40.16.0/24", description="Subnet delegated to PostgreSQL Flexible Server."
+    )
+    private_endpoints_subnet: Cidr = Field(
+        default="10.40.17.0/24", description="Subnet of the private endpoints (storage, Key Vault)."
+    )
+    private_endpoints: bool = Field(
+        default=True,
+        description="Reach storage and Key Vault through private endpoints and private DNS zones, "
+        "and deny their public network by default.",
+    )
+    allowed_ip_ranges: list[Cidr] = Field(
+        default_factory=list,
+        description="Operator CIDRs allowed through the storage, Key Vault and AKS API server "
+        "firewalls (empty: none beyond the VNet).",
+    )
+
+    # --- PostgreSQL Flexible Server --------------------------------------------------------
+    postgres_version: Literal["16"] = Field(default="16", description="PostgreSQL major version.")
+    postgres_sku_tier: PostgresTier = Field(default="GeneralPurpose", description="Compute tier.")
+    postgres_sku_name: VmSize = Field(
+        default="Standard_D2ds_v5",
+        description="Compute SKU; must belong to the tier (B* Burstable, D* GeneralPurpose, E* MemoryOptimized).",
+    )
+    postgres_storage_gb: int = Field(
+        default=128, description="Storage size in GiB, one of " + ", ".join(map(str, POSTGRES_STORAGE_SIZES_GB)) + "."
+    )
+    postgres_backup_retention_days: int = Field(
+        default=7, ge=7, le=35, description="Point-in-time restore window in days (7-35)."
+    )
+    postgres_geo_redundant_backup: bool = Field(
+        default=False, description="Keep backups in the paired region (cannot be changed after creation)."
+    )
+    postgres_high_availability: PostgresHighAvailability = Field(
+        default="Disabled", description="High-availability mode; not available on the Burstable tier."
+    )
+    postgres_admin_login: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{2,62}$")] = Field(
+        default="mlflowadmin", description="Administrator login (not a reserved name such as `admin`)."
+    )
+
+    # --- artifact storage -----------------------------------------------------------------
+    storage_replication: StorageReplication = Field(default="ZRS", description="Storage account replication.")
+    artifact_container: Annotated[
+        str, StringConstraints(min_length=3, max_length=63, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
+    ] = Field(default="mlflow-artifacts", description="Blob container of the MLflow artifacts.")
+    blob_soft_delete_days: int = Field(default=14, ge=1, le=365, description="Blob soft-delete retention in days.")
+    container_soft_delete_days: int = Field(
+        default=14, ge=1, le=365, description="Container soft-delete retention in days."
+    )
+
+    # --- Key Vault ------------------------------------------------------------------------
+    key_vault_soft_delete_days: int = Field(
+        default=90, ge=7, le=90, description="Key Vault soft-delete retention in days (7-90)."
+    )
+
+    # --- container registry ---------------------------------------------------------------
+    container_registry: bool = Field(
+        default=True, description="Create an Azure Container Registry for platform images, with AcrPull for AKS."
+    )
+    container_registry_sku: RegistrySku = Field(
+        default="Premium", description="Registry SKU; private endpoints need `Premium`."
+    )
+
+    # --- AKS ------------------------------------------------------------------------------
+    aks_kubernetes_version: Annotated[str, StringConstraints(pattern=r"^1\.\d{2}\.\d{1,2}$")] = Field(
+        default="1.34.2", description="Kubernetes version, pinned to a patch release (`1.34.2`, not `1.34`)."
+    )
+    aks_tier: AksTier = Field(default="Standard", description="AKS pricing tier (`Standard` has the uptime SLA).")
+    aks_admin_group_object_ids: list[Guid] = Field(
+        min_length=1, description="Entra ID group object ids granted cluster admin through Azure RBAC."
+    )
+    aks_local_accounts: bool = Field(
+        default=False,
+        description="Keep Kubernetes local accounts (admin kubeconfig). Off: Entra-only access through kubelogin.",
+    )
+    aks_kubelogin_mode: KubeloginMode = Field(
+        default="azurecli",
+        description="How the Pulumi Kubernetes provider logs in when local accounts are off: `azurecli` "
+        "(a person or CI after `az login`), `workloadidentity` (Pulumi Kubernetes Operator), `spn`, `msi`.",
+    )
+    aks_zones: list[AvailabilityZone] = Field(
+        default_factory=lambda: ["1", "2", "3"], description="Availability zones of the node pools (empty: none)."
+    )
+    aks_system_vm_size: VmSize = Field(default="Standard_D4ds_v5", description="VM size of the system pool.")
+    aks_system_min_nodes: int = Field(default=2, ge=1, le=100, description="Minimum nodes of the system pool.")
+    aks_system_max_nodes: int = Field(default=3, ge=1, le=100, description="Maximum nodes of the system pool.")
+    aks_workload_vm_size: VmSize = Field(
+        default="Standard_D8ds_v5", description="VM size of the workload pool (MLflow, models)."
+    )
+    aks_workload_min_nodes: int = Field(default=2, ge=0, le=1000, description="Minimum nodes of the workload pool.")
+    aks_workload_max_nodes: int = Field(default=10, ge=1, le=1000, description="Maximum nodes of the workload pool.")
+    aks_service_cidr: Cidr = Field(default="10.0.0.0/16", description="Kubernetes service CIDR (outside the VNet).")
+    aks_dns_service_ip: IpAddress = Field(default="10.0.0.10", description="Cluster DNS address, inside the service CIDR.")
+    aks_pod_cidr: Cidr = Field(default="10.244.0.0/16", description="Overlay pod CIDR (outside the VNet).")
+    aks_maintenance_day: Weekday = Field(default="Sunday", description="Day of the node-image upgrade window.")
+    aks_maintenance_start_hour: int = Field(
+        default=2, ge=0, le=23, description="UTC start hour of the node-image upgrade window."
+    )
+    aks_maintenance_duration_hours: int = Field(
+        default=4, ge=4, le=24, description="Length of the node-image upgrade window in hours (4-24)."
+    )
+
+    # --- Kubernetes layout ----------------------------------------------------------------
+    mlflow_namespace: Dns1123Label = Field(default="mlflow", description="Namespace of the MLflow services.")
+    models_namespace: Dns1123Label = Field(default="models", description="Namespace of the SeldonDeployments.")
+
+    # --- derived posture ------------------------------------------------------------------
+    @property
+    def is_prod(self) -> bool:
+        return self.environment == "prod"
+
+    @property
+    def protect_stateful(self) -> bool:
+        """Database, storage and Key Vault refuse `pulumi destroy` in prod."""
+        return self.is_prod
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags every taggable Azure resource carries."""
+        return {
+            "environment": self.environment,
+            "owner": self.owner,
+            "cost-center": self.cost_center,
+            "managed-by": "pulumi",
+            "project": "mlops-platform",
+        }

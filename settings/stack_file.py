@@ -1,0 +1,61 @@
+"""Read configuration the way the Pulumi engine hands it to a program.
+
+Used by the program itself (`from_pulumi_runtime`) and by the offline preview and tests, which
+have no engine and load `Pulumi.<stack>.yaml` themselves (`engine_config_from_stack_file`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pulumi
+import yaml
+
+from settings.loader import load_settings
+from settings.model import PlatformSettings
+from settings.problems import PROJECT
+
+
+def _engine_text(value: object) -> str:
+    """The engine passes every config value as text: scalars as written, lists and maps as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def engine_config_from_stack_file(path: Path) -> tuple[dict[str, str], list[str]]:
+    """`Pulumi.<stack>.yaml` → (namespaced config as the engine passes it, secret keys).
+
+    Encrypted values (`secure: ...`) cannot be decrypted offline; they are passed through as a
+    placeholder and listed as secret, so secret handling is exercised all the same.
+    """
+    document = yaml.safe_load(path.read_text()) or {}
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in (document.get("config") or {}).items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            secret_keys.append(key)
+            config[key] = "offline-placeholder-secret"
+        else:
+            config[key] = _engine_text(value)
+    return config, secret_keys
+
+
+def project_values(config: dict[str, object], project: str = PROJECT) -> dict[str, object]:
+    """The project's own keys, without the `project:` namespace."""
+    prefix = project + ":"
+    return {key[len(prefix) :]: value for key, value in config.items() if key.startswith(prefix)}
+
+
+def from_pulumi_runtime() -> PlatformSettings:
+    """Settings of the running stack. Reads every key of the project namespace at once.
+
+    `pulumi.Config` only answers for keys one asks about; to reject unknown keys (typos) the
+    loader needs the whole map, which the language host stores in the runtime config.
+    """
+    merged: dict[str, object] = dict(pulumi.runtime.config.get_config_env())
+    merged.update(pulumi.runtime.config.CONFIG.get())
+    return load_settings(project_values(merged))
