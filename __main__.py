@@ -4,8 +4,7 @@ Settings are read and validated first: bad configuration raises before any resou
 """
 
 import pulumi
-import pulumi_azure_native.authorization as authorization
-import pulumi_azure_native.resources as resources
+from pulumi_azure_native import authorization, resources
 
 from components import cluster_layout
 from components.aks import AksCluster, AksClusterArgs
@@ -16,7 +15,7 @@ from components.key_vault import KeyVault, KeyVaultArgs
 from components.naming import PlatformNames
 from components.network import Network, NetworkArgs
 from components.platform_identities import PlatformIdentities, PlatformIdentitiesArgs
-from components.postgres import PostgresServer, PostgresArgs
+from components.postgres import PostgresArgs, PostgresServer
 from components.private_link import PrivateEndpointPlacement
 from settings.stack_file import from_pulumi_runtime
 
@@ -179,7 +178,9 @@ identities = PlatformIdentities(
             "models": settings.models_namespace,
             "monitoring": cluster_layout.MONITORING_NAMESPACE,
         },
-        identity_names={account.key: names.identity(account.key) for account in cluster_layout.WORKLOAD_SERVICE_ACCOUNTS},
+        identity_names={
+            account.key: names.identity(account.key) for account in cluster_layout.WORKLOAD_SERVICE_ACCOUNTS
+        },
         artifact_container_id=storage.container_id,
         secret_ids=vault.secret_ids,
         tags=tags,

@@ -10,13 +10,12 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
-import pulumi_azure_native.authorization as authorization
-import pulumi_azure_native.containerservice as containerservice
-import pulumi_azure_native.managedidentity as managedidentity
 import pulumi_kubernetes as kubernetes
 import yaml
+from pulumi_azure_native import authorization, containerservice, managedidentity
 
 from components import azure_roles
 
@@ -111,9 +110,7 @@ class AksCluster(pulumi.ComponentResource):
             f"{name}-control-plane-subnet",
             principal_id=control_plane.principal_id,
             principal_type="ServicePrincipal",
-            role_definition_id=pulumi.Output.from_input(args.subscription_id).apply(
-                lambda sub: azure_roles.role_definition_id(sub, azure_roles.NETWORK_CONTRIBUTOR)
-            ),
+            role_definition_id=azure_roles.role_definition(args.subscription_id, azure_roles.NETWORK_CONTRIBUTOR),
             scope=args.nodes_subnet_id,
             description="AKS control plane manages load balancers and IPs in the node subnet",
             opts=pulumi.ResourceOptions(parent=control_plane),
@@ -129,7 +126,7 @@ class AksCluster(pulumi.ComponentResource):
             kubernetes_version=args.kubernetes_version,
             sku=containerservice.ManagedClusterSKUArgs(name="Base", tier=args.tier),
             identity=containerservice.ManagedClusterIdentityArgs(
-                type="UserAssigned",
+                type=containerservice.ResourceIdentityType.USER_ASSIGNED,
                 user_assigned_identities=[control_plane.id],
             ),
             enable_rbac=True,
@@ -249,15 +246,14 @@ class AksCluster(pulumi.ComponentResource):
                 f"{name}-acr-pull",
                 principal_id=kubelet_object_id,
                 principal_type="ServicePrincipal",
-                role_definition_id=pulumi.Output.from_input(args.subscription_id).apply(
-                    lambda sub: azure_roles.role_definition_id(sub, azure_roles.ACR_PULL)
-                ),
+                role_definition_id=azure_roles.role_definition(args.subscription_id, azure_roles.ACR_PULL),
                 scope=args.registry_id,
                 description="AKS nodes pull platform images",
                 opts=pulumi.ResourceOptions(parent=cluster),
             )
 
         credential_dependencies: list[pulumi.Resource] = [cluster]
+        credentials: pulumi.Output[Any]
         if args.local_accounts:
             credentials = containerservice.list_managed_cluster_admin_credentials_output(
                 resource_group_name=args.resource_group_name, resource_name=cluster.name
@@ -266,8 +262,8 @@ class AksCluster(pulumi.ComponentResource):
             deployer_admin = authorization.RoleAssignment(
                 f"{name}-deployer-admin",
                 principal_id=args.deployer_object_id,
-                role_definition_id=pulumi.Output.from_input(args.subscription_id).apply(
-                    lambda sub: azure_roles.role_definition_id(sub, azure_roles.AKS_RBAC_CLUSTER_ADMIN)
+                role_definition_id=azure_roles.role_definition(
+                    args.subscription_id, azure_roles.AKS_RBAC_CLUSTER_ADMIN
                 ),
                 scope=cluster.id,
                 description="The principal running Pulumi manages in-cluster resources",

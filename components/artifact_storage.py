@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_azure_native.storage as storage
+from pulumi_azure_native import storage
 
 from components.firewall import PublicExposure
 from components.private_link import PrivateEndpointPlacement, PrivateLink, PrivateLinkArgs
@@ -49,7 +49,7 @@ class ArtifactStorage(pulumi.ComponentResource):
             location=args.location,
             kind="StorageV2",
             sku=storage.SkuArgs(name=f"Standard_{args.replication}"),
-            access_tier="Hot",
+            access_tier=storage.AccessTier.HOT,
             enable_https_traffic_only=True,
             minimum_tls_version="TLS1_2",
             allow_blob_public_access=False,
@@ -60,10 +60,10 @@ class ArtifactStorage(pulumi.ComponentResource):
             is_sftp_enabled=False,
             public_network_access=args.exposure.public_network_access,
             network_rule_set=storage.NetworkRuleSetArgs(
-                default_action=args.exposure.default_action,
+                default_action=storage.DefaultAction(args.exposure.default_action),
                 bypass="AzureServices",
                 ip_rules=[
-                    storage.IPRuleArgs(i_p_address_or_range=cidr.removesuffix("/32"), action="Allow")
+                    storage.IPRuleArgs(i_p_address_or_range=cidr.removesuffix("/32"), action=storage.Action.ALLOW)
                     for cidr in args.exposure.allowed_ip_ranges
                 ],
             ),
@@ -89,7 +89,7 @@ class ArtifactStorage(pulumi.ComponentResource):
             container_name=args.container_name,
             account_name=account.name,
             resource_group_name=args.resource_group_name,
-            public_access="None",
+            public_access=storage.PublicAccess.NONE,
             opts=pulumi.ResourceOptions(parent=account, protect=args.protect, depends_on=[blob_service]),
         )
         if args.private_endpoint is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+import pulumi
+
 STORAGE_BLOB_DATA_CONTRIBUTOR: Final = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 STORAGE_BLOB_DATA_READER: Final = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
 KEY_VAULT_SECRETS_USER: Final = "4633458b-17de-408a-b874-0445c86b69e6"
@@ -15,3 +17,8 @@ AKS_RBAC_CLUSTER_ADMIN: Final = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
 def role_definition_id(subscription_id: str, role: str) -> str:
     """The full resource id a role assignment needs for a built-in role."""
     return f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role}"
+
+
+def role_definition(subscription_id: pulumi.Input[str], role: str) -> pulumi.Output[str]:
+    """`role_definition_id` once the subscription id is known."""
+    return pulumi.Output.from_input(subscription_id).apply(lambda subscription: role_definition_id(subscription, role))

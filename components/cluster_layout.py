@@ -41,21 +41,40 @@ class WorkloadServiceAccount:
 
 WORKLOAD_SERVICE_ACCOUNTS: tuple[WorkloadServiceAccount, ...] = (
     WorkloadServiceAccount(
-        "mlflow-artifacts", "mlflow", "mlflow-artifacts", "artifacts-write", (),
+        "mlflow-artifacts",
+        "mlflow",
+        "mlflow-artifacts",
+        "artifacts-write",
+        (),
         "MLflow artifacts server reads and writes blobs of the artifact container",
     ),
     WorkloadServiceAccount(
-        "mlflow-server", "mlflow", "mlflow-server", "secrets",
-        (database_uri_secret("mlflow"), database_uri_secret("mlflow_registry"), database_uri_secret("mlflow_auth"),
-         MLFLOW_ADMIN_PASSWORD),
+        "mlflow-server",
+        "mlflow",
+        "mlflow-server",
+        "secrets",
+        (
+            database_uri_secret("mlflow"),
+            database_uri_secret("mlflow_registry"),
+            database_uri_secret("mlflow_auth"),
+            MLFLOW_ADMIN_PASSWORD,
+        ),
         "MLflow tracking, registry and migrations read database URIs and the admin password",
     ),
     WorkloadServiceAccount(
-        "model-reader", "models", "model-storage-reader", "artifacts-read", (),
+        "model-reader",
+        "models",
+        "model-storage-reader",
+        "artifacts-read",
+        (),
         "Seldon storage initializer reads model artifacts",
     ),
     WorkloadServiceAccount(
-        "grafana", "monitoring", "grafana", "secrets", (GRAFANA_ADMIN_PASSWORD,),
+        "grafana",
+        "monitoring",
+        "grafana",
+        "secrets",
+        (GRAFANA_ADMIN_PASSWORD,),
         "Grafana reads its admin password",
     ),
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_azure_native.containerregistry as containerregistry
+from pulumi_azure_native import containerregistry
 
 from components.firewall import PublicExposure
 from components.private_link import PrivateEndpointPlacement, PrivateLink, PrivateLinkArgs

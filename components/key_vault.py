@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_azure_native.keyvault as keyvault
 import pulumi_random as random
+from pulumi_azure_native import keyvault
 
 from components.firewall import PublicExposure
 from components.private_link import PrivateEndpointPlacement, PrivateLink, PrivateLinkArgs
@@ -52,7 +52,7 @@ class KeyVault(pulumi.ComponentResource):
             location=args.location,
             properties=keyvault.VaultPropertiesArgs(
                 tenant_id=args.tenant_id,
-                sku=keyvault.SkuArgs(family="A", name="standard"),
+                sku=keyvault.SkuArgs(family=keyvault.SkuFamily.A, name=keyvault.SkuName.STANDARD),
                 enable_rbac_authorization=True,
                 enable_soft_delete=True,
                 soft_delete_retention_in_days=args.soft_delete_days,

@@ -7,8 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_azure_native.network as network
-import pulumi_azure_native.privatedns as privatedns
+from pulumi_azure_native import network, privatedns
 
 # Private DNS zones of the private-link services the platform uses (Azure's fixed zone names).
 PRIVATE_LINK_ZONES = {

@@ -31,7 +31,8 @@ SERVER_PARAMETERS: tuple[tuple[str, str], ...] = (
 
 def sqlalchemy_uri(login: str, password: str, host: str, database: str) -> str:
     """A psycopg2 URI with TLS required (SQLAlchemy 2.1 would otherwise choose psycopg 3)."""
-    return f"postgresql+psycopg2://{quote(login, safe='')}:{quote(password, safe='')}@{host}:5432/{database}?sslmode=require"
+    credentials = f"{quote(login, safe='')}:{quote(password, safe='')}"
+    return f"postgresql+psycopg2://{credentials}@{host}:5432/{database}?sslmode=require"
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class PostgresServer(pulumi.ComponentResource):
             min_numeric=2,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        admin_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
         primary_zone = args.zones[0] if args.zones else None
         standby_zone = args.zones[1] if args.high_availability == "ZoneRedundant" and len(args.zones) > 1 else None
         server = postgresql.Server(
@@ -99,7 +101,7 @@ class PostgresServer(pulumi.ComponentResource):
             ),
             auth_config=postgresql.AuthConfigArgs(password_auth="Enabled", active_directory_auth="Disabled"),
             administrator_login=args.admin_login,
-            administrator_login_password=password.result,
+            administrator_login_password=admin_password,
             maintenance_window=postgresql.MaintenanceWindowArgs(
                 custom_window="Enabled", day_of_week=0, start_hour=3, start_minute=0
             ),
@@ -139,13 +141,13 @@ class PostgresServer(pulumi.ComponentResource):
 
         self.server_id = server.id
         self.fqdn = server.fully_qualified_domain_name.apply(lambda fqdn: fqdn or "")
-        self.admin_password = pulumi.Output.secret(password.result)
-        self.connection_uris = {
-            database: pulumi.Output.secret(
-                pulumi.Output.all(self.fqdn, password.result).apply(
-                    lambda values, db=database: sqlalchemy_uri(args.admin_login, values[1], values[0], db)
-                )
+        self.admin_password = admin_password
+        fqdn = self.fqdn
+
+        def connection_uri(database: str) -> pulumi.Output[str]:
+            return pulumi.Output.all(fqdn, admin_password).apply(
+                lambda values: sqlalchemy_uri(args.admin_login, values[1], values[0], database)
             )
-            for database in args.databases
-        }
+
+        self.connection_uris = {database: connection_uri(database) for database in args.databases}
         self.register_outputs({"serverId": self.server_id, "fqdn": self.fqdn})

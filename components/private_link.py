@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_azure_native.network as network
+from pulumi_azure_native import network
 
 
 @dataclass(frozen=True)

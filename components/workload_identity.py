@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_azure_native.authorization as authorization
-import pulumi_azure_native.managedidentity as managedidentity
+from pulumi_azure_native import authorization, managedidentity
 
 from components import azure_roles
 
@@ -71,9 +70,7 @@ class WorkloadIdentity(pulumi.ComponentResource):
                 f"{name}-{grant.label}",
                 principal_id=identity.principal_id,
                 principal_type="ServicePrincipal",
-                role_definition_id=pulumi.Output.from_input(args.subscription_id).apply(
-                    lambda sub, role=grant.role: azure_roles.role_definition_id(sub, role)
-                ),
+                role_definition_id=azure_roles.role_definition(args.subscription_id, grant.role),
                 scope=grant.scope,
                 description=f"{args.namespace}/{args.service_account}: {args.purpose}"[:1024],
                 opts=pulumi.ResourceOptions(parent=identity),

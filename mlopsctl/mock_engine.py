@@ -11,6 +11,7 @@ would send to the engine.
 from __future__ import annotations
 
 import base64
+import hashlib
 import runpy
 import sys
 import uuid
@@ -22,6 +23,7 @@ from typing import Any
 import pulumi
 import pulumi.runtime.settings as runtime_settings
 import yaml
+from google.protobuf import struct_pb2
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
@@ -85,10 +87,26 @@ class Evaluation:
 
 # The input that holds a resource's Azure name, per type (its `name` output echoes it).
 _NAME_INPUTS = (
-    "resourceGroupName", "virtualNetworkName", "subnetName", "privateZoneName", "virtualNetworkLinkName",
-    "privateEndpointName", "privateDnsZoneGroupName", "serverName", "configurationName", "databaseName",
-    "accountName", "blobServicesName", "containerName", "vaultName", "secretName", "registryName",
-    "resourceName", "agentPoolName", "configName", "federatedIdentityCredentialResourceName",
+    "resourceGroupName",
+    "virtualNetworkName",
+    "subnetName",
+    "privateZoneName",
+    "virtualNetworkLinkName",
+    "privateEndpointName",
+    "privateDnsZoneGroupName",
+    "serverName",
+    "configurationName",
+    "databaseName",
+    "accountName",
+    "blobServicesName",
+    "containerName",
+    "vaultName",
+    "secretName",
+    "registryName",
+    "resourceName",
+    "agentPoolName",
+    "configName",
+    "federatedIdentityCredentialResourceName",
 )
 # Inputs that name a parent resource rather than the resource itself.
 _PARENT_NAME_INPUTS = {
@@ -164,6 +182,11 @@ class AzureLikeMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         inputs = dict(args.inputs)
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            # Deterministic stand-in with the requested length, letters and digits only.
+            seed = hashlib.sha256(args.name.encode()).hexdigest()
+            result = ("Aa1" + seed + seed.upper())[: int(inputs.get("length", 32))]
+            return f"{args.name}-id", {**inputs, "result": result}
         if not args.typ.startswith("azure-native:"):
             return f"{args.name}-id", inputs
         name = _azure_name(args.typ, inputs, args.name)
@@ -184,7 +207,10 @@ class AzureLikeMocks(pulumi.runtime.Mocks):
             identity = dict(inputs.get("identity") or {})
             # Inputs list the identity ids; Azure answers with a map keyed by id.
             identity["userAssignedIdentities"] = {
-                identity_id: {"clientId": _mock_guid("client", identity_id), "principalId": _mock_guid("principal", identity_id)}
+                identity_id: {
+                    "clientId": _mock_guid("client", identity_id),
+                    "principalId": _mock_guid("principal", identity_id),
+                }
                 for identity_id in identity.get("userAssignedIdentities") or []
             }
             state["identity"] = identity
@@ -228,15 +254,13 @@ class RecordingMonitor(mocks.MockMonitor):
         self.recorded: list[RecordedResource] = []
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type == "pulumi:pulumi:Stack":
             return response
         inputs = rpc.deserialize_properties(request.object)
         secret_inputs = set()
         for key in request.object.fields:
-            _, is_secret = rpc.deserialize_properties_unwrap_secrets(
-                _single_field(request.object, key)
-            )
+            _, is_secret = rpc.deserialize_properties_unwrap_secrets(_single_field(request.object, key))
             if is_secret:
                 secret_inputs.add(key)
         self.recorded.append(
@@ -260,8 +284,6 @@ class RecordingMonitor(mocks.MockMonitor):
 
 
 def _single_field(struct: Any, key: str) -> Any:
-    from google.protobuf import struct_pb2
-
     single = struct_pb2.Struct()
     single.fields[key].CopyFrom(struct.fields[key])
     return single
@@ -282,6 +304,10 @@ async def _resolve(value: Any) -> StackOutput:
     output = pulumi.Output.from_input(value)
     resolved = await output.future(with_unknowns=True)
     return StackOutput(_plain(resolved), await output.is_secret())
+
+
+def _run_program(program: Path) -> None:
+    runpy.run_path(str(program), run_name="__main__")
 
 
 def stack_config(stack: str, project_dir: Path = REPO_ROOT) -> tuple[dict[str, str], list[str]]:
@@ -318,7 +344,7 @@ def evaluate(
     evaluation = Evaluation(stack)
     program = project_dir / "__main__.py"
     try:
-        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
+        _sync_await(run_pulumi_func(lambda: _run_program(program)))
     except Exception as error:  # noqa: BLE001 - the caller decides how to report the program's failure
         evaluation.error = error
     evaluation.resources = list(monitor.recorded)

@@ -37,12 +37,20 @@ def _network(cidr: str) -> ipaddress.IPv4Network:
 def _cidr_problems(values: Values, key: KeyOf) -> list[Problem]:
     """Every CIDR parses with its host bits clear; operator ranges are not private VNet ranges twice."""
     problems = []
-    for name in ("vnet_address_space", "aks_nodes_subnet", "postgres_subnet", "private_endpoints_subnet",
-                 "aks_service_cidr", "aks_pod_cidr"):
+    for name in (
+        "vnet_address_space",
+        "aks_nodes_subnet",
+        "postgres_subnet",
+        "private_endpoints_subnet",
+        "aks_service_cidr",
+        "aks_pod_cidr",
+    ):
         try:
             _network(values[name])
         except ValueError as error:
-            problems.append(Problem(key(name), repr(values[name]), f"a network address with its host bits clear ({error})"))
+            problems.append(
+                Problem(key(name), repr(values[name]), f"a network address with its host bits clear ({error})")
+            )
     for index, cidr in enumerate(values["allowed_ip_ranges"]):
         try:
             ipaddress.IPv4Network(cidr, strict=True)
@@ -69,16 +77,22 @@ def _layout_problems(values: Values, key: KeyOf) -> list[Problem]:
         for second in names[i + 1 :]:
             if subnets[first].overlaps(subnets[second]):
                 problems.append(
-                    Problem(key(second), f"{subnets[second]} overlapping {key(first)} {subnets[first]}",
-                            "a range disjoint from the other subnets")
+                    Problem(
+                        key(second),
+                        f"{subnets[second]} overlapping {key(first)} {subnets[first]}",
+                        "a range disjoint from the other subnets",
+                    )
                 )
     for name, network in cluster.items():
         if network.overlaps(vnet):
             problems.append(Problem(key(name), f"{network} overlapping the VNet {vnet}", "a range outside the VNet"))
     if cluster["aks_service_cidr"].overlaps(cluster["aks_pod_cidr"]):
         problems.append(
-            Problem(key("aks_pod_cidr"), f"{cluster['aks_pod_cidr']} overlapping the service CIDR",
-                    "a range disjoint from aksServiceCidr")
+            Problem(
+                key("aks_pod_cidr"),
+                f"{cluster['aks_pod_cidr']} overlapping the service CIDR",
+                "a range disjoint from aksServiceCidr",
+            )
         )
     service = cluster["aks_service_cidr"]
     if dns_ip not in service or dns_ip == service.network_address:
@@ -96,8 +110,11 @@ def _postgres_sku_problems(values: Values, key: KeyOf) -> list[Problem]:
         problems.append(Problem(key("postgres_sku_name"), f"{sku!r} with postgresSkuTier {tier!r}", f"a {prefix}* SKU"))
     if tier == "Burstable" and ha != "Disabled":
         problems.append(
-            Problem(key("postgres_high_availability"), f"{ha!r} with postgresSkuTier 'Burstable'",
-                    "'Disabled' (Burstable servers have no high availability; use GeneralPurpose or MemoryOptimized)")
+            Problem(
+                key("postgres_high_availability"),
+                f"{ha!r} with postgresSkuTier 'Burstable'",
+                "'Disabled' (Burstable servers have no high availability; use GeneralPurpose or MemoryOptimized)",
+            )
         )
     return problems
 
@@ -112,8 +129,13 @@ def _postgres_storage_problems(values: Values, key: KeyOf) -> list[Problem]:
 def _postgres_login_problems(values: Values, key: KeyOf) -> list[Problem]:
     login = values["postgres_admin_login"]
     if login in RESERVED_POSTGRES_LOGINS or login.startswith("pg_"):
-        return [Problem(key("postgres_admin_login"), repr(login),
-                        "a login that is not reserved (" + ", ".join(sorted(RESERVED_POSTGRES_LOGINS)) + ", pg_*)")]
+        return [
+            Problem(
+                key("postgres_admin_login"),
+                repr(login),
+                "a login that is not reserved (" + ", ".join(sorted(RESERVED_POSTGRES_LOGINS)) + ", pg_*)",
+            )
+        ]
     return []
 
 
@@ -122,14 +144,21 @@ def _pool_problems(values: Values, key: KeyOf) -> list[Problem]:
     for pool in ("system", "workload"):
         low, high = f"aks_{pool}_min_nodes", f"aks_{pool}_max_nodes"
         if values[low] > values[high]:
-            problems.append(Problem(key(low), f"{values[low]} above {key(high)} {values[high]}", f"at most {values[high]}"))
+            problems.append(
+                Problem(key(low), f"{values[low]} above {key(high)} {values[high]}", f"at most {values[high]}")
+            )
     return problems
 
 
 def _registry_problems(values: Values, key: KeyOf) -> list[Problem]:
     if values["container_registry"] and values["private_endpoints"] and values["container_registry_sku"] != "Premium":
-        return [Problem(key("container_registry_sku"), f"{values['container_registry_sku']!r} with privateEndpoints true",
-                        "'Premium' (the only registry SKU with private endpoints)")]
+        return [
+            Problem(
+                key("container_registry_sku"),
+                f"{values['container_registry_sku']!r} with privateEndpoints true",
+                "'Premium' (the only registry SKU with private endpoints)",
+            )
+        ]
     return []
 
 
@@ -144,15 +173,37 @@ def _duplicate_problems(values: Values, key: KeyOf) -> list[Problem]:
 
 
 COMBINATION_CHECKS: tuple[CombinationCheck, ...] = (
-    CombinationCheck(("vnet_address_space", "aks_nodes_subnet", "postgres_subnet", "private_endpoints_subnet",
-                      "aks_service_cidr", "aks_pod_cidr", "allowed_ip_ranges"), _cidr_problems),
-    CombinationCheck(("vnet_address_space", "aks_nodes_subnet", "postgres_subnet", "private_endpoints_subnet",
-                      "aks_service_cidr", "aks_pod_cidr", "aks_dns_service_ip"), _layout_problems),
+    CombinationCheck(
+        (
+            "vnet_address_space",
+            "aks_nodes_subnet",
+            "postgres_subnet",
+            "private_endpoints_subnet",
+            "aks_service_cidr",
+            "aks_pod_cidr",
+            "allowed_ip_ranges",
+        ),
+        _cidr_problems,
+    ),
+    CombinationCheck(
+        (
+            "vnet_address_space",
+            "aks_nodes_subnet",
+            "postgres_subnet",
+            "private_endpoints_subnet",
+            "aks_service_cidr",
+            "aks_pod_cidr",
+            "aks_dns_service_ip",
+        ),
+        _layout_problems,
+    ),
     CombinationCheck(("postgres_sku_tier", "postgres_sku_name", "postgres_high_availability"), _postgres_sku_problems),
     CombinationCheck(("postgres_storage_gb",), _postgres_storage_problems),
     CombinationCheck(("postgres_admin_login",), _postgres_login_problems),
-    CombinationCheck(("aks_system_min_nodes", "aks_system_max_nodes", "aks_workload_min_nodes",
-                      "aks_workload_max_nodes"), _pool_problems),
+    CombinationCheck(
+        ("aks_system_min_nodes", "aks_system_max_nodes", "aks_workload_min_nodes", "aks_workload_max_nodes"),
+        _pool_problems,
+    ),
     CombinationCheck(("container_registry", "private_endpoints", "container_registry_sku"), _registry_problems),
     CombinationCheck(("aks_zones", "allowed_ip_ranges", "aks_admin_group_object_ids"), _duplicate_problems),
 )

@@ -21,6 +21,7 @@ from settings.combinations import COMBINATION_CHECKS
 from settings.model import PlatformSettings
 from settings.problems import Problem, SettingsError
 
+
 def _wants_json(annotation: Any) -> bool:
     """Lists, dicts and nested models arrive from the Pulumi engine as JSON strings."""
     origin = get_origin(annotation)

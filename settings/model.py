@@ -25,6 +25,12 @@ AksTier = Literal["Free", "Standard", "Premium"]
 RegistrySku = Literal["Basic", "Standard", "Premium"]
 Weekday = Literal["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 AvailabilityZone = Literal["1", "2", "3"]
+
+
+def _all_zones() -> list[AvailabilityZone]:
+    return ["1", "2", "3"]
+
+
 KubeloginMode = Literal["azurecli", "workloadidentity", "spn", "msi"]
 
 Cidr = Annotated[str, StringConstraints(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")]
@@ -144,7 +150,7 @@ class PlatformSettings(BaseModel):
         "(a person or CI after `az login`), `workloadidentity` (Pulumi Kubernetes Operator), `spn`, `msi`.",
     )
     aks_zones: list[AvailabilityZone] = Field(
-        default_factory=lambda: ["1", "2", "3"], description="Availability zones of the node pools (empty: none)."
+        default_factory=_all_zones, description="Availability zones of the node pools (empty: none)."
     )
     aks_system_vm_size: VmSize = Field(default="Standard_D4ds_v5", description="VM size of the system pool.")
     aks_system_min_nodes: int = Field(default=2, ge=1, le=100, description="Minimum nodes of the system pool.")
@@ -155,7 +161,9 @@ class PlatformSettings(BaseModel):
     aks_workload_min_nodes: int = Field(default=2, ge=0, le=1000, description="Minimum nodes of the workload pool.")
     aks_workload_max_nodes: int = Field(default=10, ge=1, le=1000, description="Maximum nodes of the workload pool.")
     aks_service_cidr: Cidr = Field(default="10.0.0.0/16", description="Kubernetes service CIDR (outside the VNet).")
-    aks_dns_service_ip: IpAddress = Field(default="10.0.0.10", description="Cluster DNS address, inside the service CIDR.")
+    aks_dns_service_ip: IpAddress = Field(
+        default="10.0.0.10", description="Cluster DNS address, inside the service CIDR."
+    )
     aks_pod_cidr: Cidr = Field(default="10.244.0.0/16", description="Overlay pod CIDR (outside the VNet).")
     aks_maintenance_day: Weekday = Field(default="Sunday", description="Day of the node-image upgrade window.")
     aks_maintenance_start_hour: int = Field(

@@ -1,0 +1,26 @@
+# The two commands of a fresh machine (see README): `make preview STACK=dev` and `make test`.
+STACK ?= dev
+PY := .venv/bin/python
+
+.PHONY: preview test lint typecheck unit docs
+
+preview:  ## offline preview of a stack (mock engine, no credentials)
+	scripts/setup.sh python
+	$(PY) -m mlopsctl preview --stack $(STACK)
+
+test: ## install everything the tests need, then lint, type-check and run the tests
+	scripts/setup.sh all
+	$(MAKE) lint typecheck unit
+
+lint:
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+typecheck:
+	.venv/bin/mypy .
+
+unit:
+	$(PY) -m pytest
+
+docs: ## regenerate Pulumi.yaml's config block and the README configuration reference
+	$(PY) -m mlopsctl config-reference --write

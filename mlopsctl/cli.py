@@ -1,0 +1,116 @@
+"""Command line of the platform: offline preview and documentation generation.
+
+Exit codes: 0 done, 1 the program or a check failed, 2 usage or configuration error (with a
+one-line reason on stderr; a settings error lists every bad key on the lines after it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from mlopsctl import config_reference
+from mlopsctl.mock_engine import REPO_ROOT, evaluate, stack_config
+from mlopsctl.preview import render_json, render_text
+from settings import SettingsError
+from settings.stack_file import engine_config_from_stack_file
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+PULUMI_PROJECT_HEADER = {
+    "name": "mlops-platform",
+    "description": "MLflow tracking/registry, Seldon Core serving and model rollouts on Azure (AKS), per environment.",
+    "runtime": {"name": "python", "options": {"toolchain": "pip", "virtualenv": ".venv", "typechecker": "mypy"}},
+}
+
+
+def _stacks(project_dir: Path) -> list[str]:
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+
+
+def _preview(args: argparse.Namespace) -> int:
+    if args.stack_file is not None:
+        if not args.stack_file.is_file():
+            print(f"mlopsctl: no stack file {args.stack_file}", file=sys.stderr)
+            return EXIT_USAGE
+        config, secret_keys = engine_config_from_stack_file(args.stack_file)
+    else:
+        stacks = _stacks(REPO_ROOT)
+        if args.stack not in stacks:
+            print(f"mlopsctl: no stack {args.stack!r}; stack files present: {', '.join(stacks)}", file=sys.stderr)
+            return EXIT_USAGE
+        config, secret_keys = stack_config(args.stack)
+    evaluation = evaluate(args.stack, config, secret_keys)
+    if isinstance(evaluation.error, SettingsError):
+        print(f"mlopsctl: stack {args.stack}: {evaluation.error}", file=sys.stderr)
+        return EXIT_USAGE
+    if evaluation.error is not None:
+        print(f"mlopsctl: stack {args.stack}: the program failed: {evaluation.error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(render_json(evaluation) if args.json else render_text(evaluation))
+    return EXIT_OK
+
+
+def pulumi_yaml_text() -> str:
+    document = {**PULUMI_PROJECT_HEADER, "config": config_reference.pulumi_config_block()}
+    header = "# Generated from settings/model.py by `python -m mlopsctl config-reference --write`; do not edit.\n"
+    return header + yaml.safe_dump(document, sort_keys=False, width=110, allow_unicode=True)
+
+
+def readme_text(current: str) -> str:
+    begin, end = current.find(config_reference.README_BEGIN), current.find(config_reference.README_END)
+    if begin < 0 or end < 0:
+        raise ValueError("README.md has no config-reference markers")
+    return current[:begin] + config_reference.readme_section() + current[end + len(config_reference.README_END) :]
+
+
+def _config_reference(args: argparse.Namespace) -> int:
+    targets = {REPO_ROOT / "Pulumi.yaml": pulumi_yaml_text, REPO_ROOT / "README.md": None}
+    stale = []
+    for path in targets:
+        current = path.read_text() if path.exists() else ""
+        wanted = pulumi_yaml_text() if path.name == "Pulumi.yaml" else readme_text(current)
+        if current != wanted:
+            stale.append(path.name)
+            if args.write:
+                path.write_text(wanted)
+    if stale and not args.write:
+        print(
+            f"mlopsctl: out of date: {', '.join(stale)}; run `python -m mlopsctl config-reference --write`",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print("written: " + ", ".join(stale) if stale else "configuration reference is up to date")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlopsctl", description=__doc__.splitlines()[0] if __doc__ else None)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    preview = commands.add_parser("preview", help="evaluate a stack offline (mock engine) and print what it declares")
+    preview.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    preview.add_argument("--json", action="store_true", help="machine-readable output")
+    preview.add_argument(
+        "--stack-file", type=Path, default=None, help="read configuration from this file instead of Pulumi.<stack>.yaml"
+    )
+    preview.set_defaults(handler=_preview)
+
+    reference = commands.add_parser("config-reference", help="check (or --write) Pulumi.yaml and the README table")
+    reference.add_argument("--write", action="store_true", help="regenerate instead of checking")
+    reference.set_defaults(handler=_config_reference)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return EXIT_USAGE if exit_.code not in (0, None) else EXIT_OK
+    handler = args.handler
+    return int(handler(args))

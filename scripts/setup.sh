@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for the offline preview (`python`) or for the whole test suite (`all`).
+# Idempotent: re-running installs nothing that is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+what="${1:-all}"
+PYTHON="${PYTHON:-python3}"
+
+python_env() {
+  if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+  fi
+  if ! cmp -s requirements-dev.txt .venv/.installed-requirements 2>/dev/null \
+     || ! cmp -s constraints.txt .venv/.installed-constraints 2>/dev/null; then
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip==26.3
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+    cp requirements-dev.txt .venv/.installed-requirements
+    cp constraints.txt .venv/.installed-constraints
+  fi
+}
+
+system_packages() {
+  # Services the integration tests run for real on 127.0.0.1 (added as the features need them).
+  local wanted=()
+  local missing=()
+  for package in "${wanted[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+case "$what" in
+  python) python_env ;;
+  all) system_packages; python_env ;;
+  *) echo "usage: scripts/setup.sh [python|all]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,58 @@
+"""The offline preview as a person runs it: `python -m mlopsctl preview`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _mlopsctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlopsctl", *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_preview_prints_the_tree_and_masks_secrets() -> None:
+    result = _mlopsctl("preview", "--stack", "prod")
+    assert result.returncode == 0, result.stderr
+    assert "postgres-server (azure-native:dbforpostgresql:Server) [protected]" in result.stdout
+    assert "\n  aks-cluster (azure-native:containerservice:ManagedCluster)" in result.stdout
+    assert 'kubeconfig: "[secret]"' in result.stdout
+    assert "apiVersion" not in result.stdout
+
+
+def test_preview_json_names_parents() -> None:
+    result = _mlopsctl("preview", "--stack", "dev", "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    parents = {r["name"]: r["parent"] for r in document["resources"]}
+    assert parents["aks-cluster"] == "aks" and parents["resource-group"] is None
+    assert document["outputs"]["kubeconfig"] == "[secret]"
+
+
+def test_preview_of_bad_config_exits_2_naming_the_keys(tmp_path: Path) -> None:
+    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
+    document["config"]["mlops-platform:postgresSkuTier"] = "Burstable"
+    document["config"]["mlops-platform:aksMaintenanceDurationHours"] = 2
+    broken = tmp_path / "Pulumi.prod.yaml"
+    broken.write_text(yaml.safe_dump(document))
+    result = _mlopsctl("preview", "--stack", "prod", "--stack-file", str(broken))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "mlops-platform:aksMaintenanceDurationHours: found '2'; allowed: greater than or equal to 4" in result.stderr
+    assert (
+        "mlops-platform:postgresHighAvailability: found 'ZoneRedundant' with postgresSkuTier 'Burstable'"
+        in result.stderr
+    )
+
+
+def test_unknown_stack_is_a_usage_error() -> None:
+    result = _mlopsctl("preview", "--stack", "staging")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "mlopsctl: no stack 'staging'; stack files present: dev, prod"

@@ -1,0 +1,182 @@
+"""Bad configuration fails the program before a single resource is declared, naming the key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from settings import SettingsError, load_settings
+from tests.conftest import evaluate_with
+
+P = "mlops-platform:"
+
+
+def _set(key: str, value: str) -> Callable[[dict[str, str]], None]:
+    def change(config: dict[str, str]) -> None:
+        config[P + key] = value
+
+    return change
+
+
+def _drop(key: str) -> Callable[[dict[str, str]], None]:
+    def change(config: dict[str, str]) -> None:
+        del config[P + key]
+
+    return change
+
+
+BAD_CONFIG = [
+    pytest.param("dev", _set("locaton", "westeurope"), ["locaton"], "did you mean 'location'", id="typo-key"),
+    pytest.param("dev", _drop("owner"), ["owner"], "required", id="missing-required"),
+    pytest.param("dev", _set("postgresStorageGb", "lots"), ["postgresStorageGb"], "'lots'", id="wrong-type"),
+    pytest.param(
+        "dev", _set("postgresStorageGb", "100"), ["postgresStorageGb"], "128, 256", id="storage-size-not-offered"
+    ),
+    pytest.param(
+        "prod",
+        _set("postgresBackupRetentionDays", "40"),
+        ["postgresBackupRetentionDays"],
+        "less than or equal to 35",
+        id="out-of-range",
+    ),
+    pytest.param("dev", _set("environment", "staging"), ["environment"], "'dev' or 'prod'", id="unknown-environment"),
+    pytest.param(
+        "dev",
+        _set("postgresHighAvailability", "ZoneRedundant"),
+        ["postgresHighAvailability"],
+        "Burstable servers have no high availability",
+        id="ha-on-burstable",
+    ),
+    pytest.param(
+        "prod", _set("postgresSkuName", "Standard_B2ms"), ["postgresSkuName"], "Standard_D*", id="sku-outside-tier"
+    ),
+    pytest.param(
+        "prod",
+        _set("aksKubernetesVersion", "1.34"),
+        ["aksKubernetesVersion"],
+        "pinned to a patch release",
+        id="unpinned-kubernetes",
+    ),
+    pytest.param(
+        "prod",
+        _set("postgresSubnet", "10.60.0.0/24"),
+        ["postgresSubnet"],
+        "inside vnetAddressSpace",
+        id="subnet-outside-vnet",
+    ),
+    pytest.param(
+        "prod",
+        _set("privateEndpointsSubnet", "10.50.16.0/25"),
+        ["privateEndpointsSubnet"],
+        "disjoint from the other subnets",
+        id="overlapping-subnets",
+    ),
+    pytest.param(
+        "prod", _set("vnetAddressSpace", "10.50.0.1/16"), ["vnetAddressSpace"], "host bits", id="cidr-host-bits"
+    ),
+    pytest.param(
+        "prod",
+        _set("aksDnsServiceIp", "10.1.0.10"),
+        ["aksDnsServiceIp"],
+        "inside aksServiceCidr",
+        id="dns-ip-outside-service-cidr",
+    ),
+    pytest.param(
+        "prod", _set("aksPodCidr", "10.50.128.0/17"), ["aksPodCidr"], "outside the VNet", id="pod-cidr-in-vnet"
+    ),
+    pytest.param("prod", _set("aksWorkloadMinNodes", "20"), ["aksWorkloadMinNodes"], "at most 15", id="min-above-max"),
+    pytest.param(
+        "prod",
+        _set("aksAdminGroupObjectIds", '["platform-admins"]'),
+        ["aksAdminGroupObjectIds[0]"],
+        "Entra ID group object ids",
+        id="group-not-a-guid",
+    ),
+    pytest.param(
+        "prod",
+        _set("aksAdminGroupObjectIds", "platform-admins"),
+        ["aksAdminGroupObjectIds"],
+        "JSON",
+        id="list-not-json",
+    ),
+    pytest.param(
+        "prod",
+        _set("containerRegistrySku", "Standard"),
+        ["containerRegistrySku"],
+        "'Premium'",
+        id="registry-without-private-endpoints",
+    ),
+    pytest.param(
+        "dev", _set("postgresAdminLogin", "admin"), ["postgresAdminLogin"], "not reserved", id="reserved-login"
+    ),
+    pytest.param("prod", _set("aksZones", '["1", "4"]'), ["aksZones[1]"], "'1', '2' or '3'", id="unknown-zone"),
+    pytest.param("dev", _set("aksLocalAccounts", "sometimes"), ["aksLocalAccounts"], "boolean", id="not-a-boolean"),
+]
+
+
+@pytest.mark.parametrize(("stack", "change", "keys", "explanation"), BAD_CONFIG)
+def test_bad_config_fails_before_any_resource(
+    stack: str, change: Callable[[dict[str, str]], None], keys: list[str], explanation: str
+) -> None:
+    evaluation = evaluate_with(stack, change)
+    assert isinstance(evaluation.error, SettingsError), evaluation.error
+    assert evaluation.resources == []
+    assert evaluation.error.keys == keys
+    message = str(evaluation.error)
+    for key in keys:
+        assert f"mlops-platform:{key}:" in message
+    assert explanation in message
+
+
+def test_every_bad_key_is_named_in_one_message() -> None:
+    def break_many(config: dict[str, str]) -> None:
+        config[P + "environment"] = "qa"
+        config[P + "locaton"] = "westeurope"
+        config[P + "postgresHighAvailability"] = "ZoneRedundant"
+        config[P + "aksSystemMinNodes"] = "5"
+        del config[P + "costCenter"]
+
+    evaluation = evaluate_with("dev", break_many)
+    assert isinstance(evaluation.error, SettingsError)
+    assert evaluation.resources == []
+    assert evaluation.error.keys == sorted(
+        ["aksSystemMinNodes", "costCenter", "environment", "locaton", "postgresHighAvailability"]
+    )
+    assert str(evaluation.error).startswith("invalid stack configuration (5 problems):")
+
+
+def test_other_namespaces_are_left_to_their_providers() -> None:
+    evaluation = evaluate_with("dev", lambda config: config.__setitem__("azure-native:location", "westeurope"))
+    assert evaluation.error is None
+
+
+MINIMAL = {
+    "environment": "dev",
+    "location": "westeurope",
+    "owner": "team",
+    "costCenter": "cc",
+    "aksAdminGroupObjectIds": ["5f1c9a4e-2b7d-4c8e-9f3a-6d0e1b2c3a41"],
+}
+
+
+def test_engine_text_values_are_typed() -> None:
+    settings = load_settings(
+        {**MINIMAL, "aksSystemMinNodes": "1", "privateEndpoints": "false", "aksZones": '["1", "2"]'}
+    )
+    assert settings.aks_system_min_nodes == 1
+    assert settings.private_endpoints is False
+    assert settings.aks_zones == ["1", "2"]
+
+
+def test_defaults_apply_and_zero_is_kept() -> None:
+    settings = load_settings({**MINIMAL, "aksWorkloadMinNodes": 0})
+    assert settings.aks_workload_min_nodes == 0  # not replaced by a default
+    assert settings.aks_kubernetes_version == "1.34.2"
+    assert settings.private_endpoints is True
+
+
+def test_numbers_with_fractions_are_not_truncated() -> None:
+    with pytest.raises(SettingsError) as error:
+        load_settings({**MINIMAL, "postgresBackupRetentionDays": "7.5"})
+    assert error.value.keys == ["postgresBackupRetentionDays"]
