@@ -80,3 +80,21 @@ WORKLOAD_SERVICE_ACCOUNTS: tuple[WorkloadServiceAccount, ...] = (
 )
 
 MONITORING_NAMESPACE: Final = "monitoring"
+
+# Istio: the one ingress gateway MLflow, Seldon and Grafana are routed through.
+ISTIO_NAMESPACE: Final = "istio-system"
+PLATFORM_GATEWAY_NAME: Final = "platform-gateway"
+PLATFORM_GATEWAY: Final = f"{ISTIO_NAMESPACE}/{PLATFORM_GATEWAY_NAME}"
+SELDON_NAMESPACE: Final = "seldon-system"
+
+# MLflow: one Deployment and Service per role; pods carry these labels and their metrics are
+# scraped with the role copied into the `role` label, which every MLflow PromQL expression uses.
+MLFLOW_ROLES: Final = ("tracking", "registry", "artifacts")
+APP_NAME_LABEL: Final = "app.kubernetes.io/name"
+COMPONENT_LABEL: Final = "app.kubernetes.io/component"
+MLFLOW_ROLE_METRIC_LABEL: Final = "role"
+
+
+def public_host(service: str, domain: str) -> str:
+    """`mlflow` + `mlops.example.com` → `mlflow.mlops.example.com`."""
+    return f"{service}.{domain}"

@@ -61,6 +61,14 @@ class PlatformSettings(BaseModel):
     )
     owner: NonEmpty = Field(description="Owning team or contact, written to the `owner` tag.")
     cost_center: NonEmpty = Field(description="Cost centre, written to the `cost-center` tag.")
+    domain: Annotated[
+        str,
+        StringConstraints(
+            min_length=4, max_length=200, pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+        ),
+    ] = Field(
+        description="DNS domain the platform is served under: `mlflow.<domain>`, `models.<domain>`, `grafana.<domain>`."
+    )
     name_prefix: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,9}$")] = Field(
         default="mlops",
         description="Prefix of every resource name: 2-10 lowercase letters or digits, starting with a letter.",

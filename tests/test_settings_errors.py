@@ -156,6 +156,7 @@ MINIMAL = {
     "location": "westeurope",
     "owner": "team",
     "costCenter": "cc",
+    "domain": "dev.mlops.example.com",
     "aksAdminGroupObjectIds": ["5f1c9a4e-2b7d-4c8e-9f3a-6d0e1b2c3a41"],
 }
 
