@@ -1,12 +1,13 @@
 # The two commands of a fresh machine (see README): `make preview STACK=dev` and `make test`.
 STACK ?= dev
+SNAPSHOT ?= examples/registry-snapshot.json
 PY := .venv/bin/python
 
 .PHONY: preview test lint typecheck unit docs
 
 preview:  ## offline preview of a stack (mock engine, no credentials)
 	scripts/setup.sh python
-	$(PY) -m mlopsctl preview --stack $(STACK)
+	$(PY) -m mlopsctl preview --stack $(STACK) --registry-snapshot $(SNAPSHOT)
 
 test: ## install everything the tests need, then lint, type-check and run the tests
 	scripts/setup.sh all

@@ -8,18 +8,24 @@ from pulumi_azure_native import authorization, resources
 
 from components import cluster_layout
 from components.aks import AksCluster, AksClusterArgs
-from components.artifact_storage import ArtifactStorage, ArtifactStorageArgs
+from components.artifact_storage import ArtifactStorage, ArtifactStorageArgs, artifacts_destination
 from components.container_registry import ContainerRegistry, ContainerRegistryArgs
 from components.firewall import public_exposure
 from components.key_vault import KeyVault, KeyVaultArgs
+from components.model_rollout import ModelRollout, ModelRolloutArgs
 from components.naming import PlatformNames
 from components.network import Network, NetworkArgs
 from components.platform_identities import PlatformIdentities, PlatformIdentitiesArgs
 from components.postgres import PostgresArgs, PostgresServer
 from components.private_link import PrivateEndpointPlacement
+from rollout.planner import plan_rollouts
+from rollout.source import registry_snapshot
 from settings.stack_file import from_pulumi_runtime
 
 settings = from_pulumi_runtime()
+# The registry is read (or the snapshot file loaded) and every rollout planned before anything is
+# declared: an unreachable or inconsistent registry fails the program and deletes nothing.
+rollout_plans = plan_rollouts(registry_snapshot(settings.rollout), settings.rollout.models)
 names = PlatformNames(settings.name_prefix, settings.environment, settings.location, settings.owner)
 tags = settings.tags
 client = authorization.get_client_config_output()
@@ -187,6 +193,20 @@ identities = PlatformIdentities(
     ),
 )
 
+model_rollout = ModelRollout(
+    "models",
+    ModelRolloutArgs(
+        plans=rollout_plans,
+        namespace=settings.models_namespace,
+        domain=settings.domain,
+        storage_account=names.storage_account,
+        artifacts_destination=artifacts_destination(names.storage_account, settings.artifact_container),
+        storage_secret=settings.rollout.storage_secret,
+        reader_client_id=identities.client_ids["model-reader"],
+        provider=aks.provider,
+    ),
+)
+
 pulumi.export("environment", settings.environment)
 pulumi.export("location", settings.location)
 pulumi.export("tenantId", client.tenant_id)
@@ -203,3 +223,4 @@ pulumi.export("clusterName", aks.cluster_name)
 pulumi.export("oidcIssuerUrl", aks.oidc_issuer_url)
 pulumi.export("kubeconfig", aks.kubeconfig)
 pulumi.export("workloadIdentityClientIds", identities.client_ids)
+pulumi.export("models", model_rollout.served)

@@ -15,6 +15,11 @@ from components.firewall import PublicExposure
 from components.private_link import PrivateEndpointPlacement, PrivateLink, PrivateLinkArgs
 
 
+def artifacts_destination(account: str, container: str) -> str:
+    """`wasbs://<container>@<account>.blob.core.windows.net/`: the MLflow artifacts root."""
+    return f"wasbs://{container}@{account}.blob.core.windows.net/"
+
+
 @dataclass(frozen=True)
 class ArtifactStorageArgs:
     resource_group_name: pulumi.Input[str]
@@ -111,8 +116,8 @@ class ArtifactStorage(pulumi.ComponentResource):
         self.account_name = account.name
         self.container_name = container.name
         self.container_id = container.id
-        self.artifacts_destination = pulumi.Output.concat(
-            "wasbs://", container.name, "@", account.name, ".blob.core.windows.net/"
+        self.artifacts_destination = pulumi.Output.all(account.name, container.name).apply(
+            lambda names: artifacts_destination(names[0], names[1])
         )
         self.register_outputs(
             {

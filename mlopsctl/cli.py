@@ -44,7 +44,10 @@ def _preview(args: argparse.Namespace) -> int:
             print(f"mlopsctl: no stack {args.stack!r}; stack files present: {', '.join(stacks)}", file=sys.stderr)
             return EXIT_USAGE
         config, secret_keys = stack_config(args.stack)
-    evaluation = evaluate(args.stack, config, secret_keys)
+    if args.registry_snapshot is not None and not args.registry_snapshot.is_file():
+        print(f"mlopsctl: no registry snapshot file {args.registry_snapshot}", file=sys.stderr)
+        return EXIT_USAGE
+    evaluation = evaluate(args.stack, config, secret_keys, registry_snapshot=args.registry_snapshot)
     if isinstance(evaluation.error, SettingsError):
         print(f"mlopsctl: stack {args.stack}: {evaluation.error}", file=sys.stderr)
         return EXIT_USAGE
@@ -95,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     preview = commands.add_parser("preview", help="evaluate a stack offline (mock engine) and print what it declares")
     preview.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
     preview.add_argument("--json", action="store_true", help="machine-readable output")
+    preview.add_argument(
+        "--registry-snapshot",
+        type=Path,
+        default=None,
+        help="plan model rollouts from this snapshot file (JSON) instead of the live MLflow registry",
+    )
     preview.add_argument(
         "--stack-file", type=Path, default=None, help="read configuration from this file instead of Pulumi.<stack>.yaml"
     )

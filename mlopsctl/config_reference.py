@@ -10,6 +10,7 @@ import types
 import typing
 from typing import Any, Literal, get_args, get_origin
 
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from settings import PlatformSettings, config_key
@@ -22,6 +23,12 @@ def _unwrap(annotation: Any) -> Any:
     while get_origin(annotation) is typing.Annotated:
         annotation = get_args(annotation)[0]
     return annotation
+
+
+def is_structured(annotation: Any) -> bool:
+    """Object-valued keys: settable in stack files, but not typeable in Pulumi.yaml's config schema."""
+    annotation = _unwrap(annotation)
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 def pulumi_type(annotation: Any) -> dict[str, Any]:
@@ -69,6 +76,8 @@ def pulumi_config_block() -> dict[str, dict[str, Any]]:
     """`config:` of Pulumi.yaml: every key with type, description and (if optional) default."""
     block: dict[str, dict[str, Any]] = {}
     for name, field in PlatformSettings.model_fields.items():
+        if is_structured(field.annotation):
+            continue
         entry: dict[str, Any] = {**pulumi_type(field.annotation), "description": _description(field)}
         if not field.is_required():
             entry["default"] = _default(field)
@@ -87,6 +96,9 @@ def _cell(value: Any) -> str:
 def markdown_table() -> str:
     rows = ["| key | type | default | description |", "| --- | --- | --- | --- |"]
     for name, field in PlatformSettings.model_fields.items():
+        if is_structured(field.annotation):
+            rows.append(f"| `{config_key(name)}` | object | see below | {_description(field)} |")
+            continue
         kind = pulumi_type(field.annotation)
         type_text = f"array of {kind['items']['type']}" if kind["type"] == "array" else kind["type"]
         default = "**required**" if field.is_required() else _cell(_default(field))

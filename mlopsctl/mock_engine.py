@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import runpy
 import sys
 import uuid
@@ -28,10 +29,12 @@ from pulumi.runtime import mocks, rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from rollout.source import SNAPSHOT_ENV
 from settings.problems import PROJECT
 from settings.stack_file import engine_config_from_stack_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_REGISTRY_SNAPSHOT = REPO_ROOT / "examples" / "registry-snapshot.json"
 
 MOCK_TENANT_ID = "11111111-1111-4111-8111-111111111111"
 MOCK_SUBSCRIPTION_ID = "22222222-2222-4222-8222-222222222222"
@@ -322,12 +325,17 @@ def evaluate(
     stack: str,
     config: Mapping[str, str] | None = None,
     secret_keys: list[str] | None = None,
+    *,
     project_dir: Path = REPO_ROOT,
+    registry_snapshot: Path | None = EXAMPLE_REGISTRY_SNAPSHOT,
+    environ: Mapping[str, str] | None = None,
 ) -> Evaluation:
     """Run `<project_dir>/__main__.py` for `stack` under mocks and record everything it declares.
 
-    `config` (namespaced keys, engine text values) defaults to `Pulumi.<stack>.yaml`. The program's
-    exception, if any, is returned in `Evaluation.error` along with what was declared before it.
+    `config` (namespaced keys, engine text values) defaults to `Pulumi.<stack>.yaml`. The program
+    plans model rollouts from `registry_snapshot` (None: from the live registry, as `pulumi up`
+    does); `environ` adds environment variables for the run (e.g. `MLFLOW_TRACKING_URI`). The
+    program's exception, if any, is returned in `Evaluation.error` with what was declared before it.
     """
     if config is None:
         config, secret_keys = stack_config(stack, project_dir)
@@ -343,10 +351,20 @@ def evaluate(
 
     evaluation = Evaluation(stack)
     program = project_dir / "__main__.py"
+    overrides = dict(environ or {})
+    overrides[SNAPSHOT_ENV] = str(registry_snapshot) if registry_snapshot is not None else ""
+    saved = {key: os.environ.get(key) for key in overrides}
+    os.environ.update(overrides)
     try:
         _sync_await(run_pulumi_func(lambda: _run_program(program)))
     except Exception as error:  # noqa: BLE001 - the caller decides how to report the program's failure
         evaluation.error = error
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     evaluation.resources = list(monitor.recorded)
     root = runtime_settings.get_root_resource()
     if evaluation.error is None and isinstance(root, pulumi.runtime.stack.Stack):

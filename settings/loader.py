@@ -37,10 +37,18 @@ def _show(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _location(key: str, loc: tuple[int | str, ...]) -> str:
-    path = key
+def _location(key: str, loc: tuple[int | str, ...], raw: object) -> str:
+    """`rollout.models[0] (fraud-detector).strategy`: list items that have a name are named."""
+    path, node = key, raw
     for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        if isinstance(part, int):
+            path += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if isinstance(node, dict) and isinstance(node.get("name"), str):
+                path += f" ({node['name']})"
+        else:
+            path += f".{part}"
+            node = node.get(part) if isinstance(node, dict) else None
     return path
 
 
@@ -69,8 +77,10 @@ def _field_problems(key: str, description: str, error: ValidationError, raw: obj
             found = "nothing"
         elif item["type"] == "extra_forbidden":
             found = "an unknown key"
-        allowed = description if item["type"] == "string_pattern_mismatch" else _allowed(item["msg"])
-        problems.append(Problem(_location(key, loc), found, allowed))
+        top_level = all(isinstance(part, int) for part in loc)
+        pattern = item["type"] == "string_pattern_mismatch"
+        allowed = description if pattern and top_level else _allowed(item["msg"])
+        problems.append(Problem(_location(key, loc, raw), found, allowed))
     return problems
 
 

@@ -17,6 +17,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from settings.rollout import RolloutSettings
+
 Environment = Literal["dev", "prod"]
 PostgresTier = Literal["Burstable", "GeneralPurpose", "MemoryOptimized"]
 PostgresHighAvailability = Literal["Disabled", "SameZone", "ZoneRedundant"]
@@ -183,12 +185,20 @@ class PlatformSettings(BaseModel):
 
     # --- Kubernetes layout ----------------------------------------------------------------
     mlflow_namespace: Dns1123Label = Field(default="mlflow", description="Namespace of the MLflow services.")
-    models_namespace: Dns1123Label = Field(default="models", description="Namespace of the SeldonDeployments.")
+    rollout: RolloutSettings = Field(
+        default_factory=RolloutSettings,
+        description="Model rollouts: MLflow registry, models namespace and the served models (see README).",
+    )
 
     # --- derived posture ------------------------------------------------------------------
     @property
     def is_prod(self) -> bool:
         return self.environment == "prod"
+
+    @property
+    def models_namespace(self) -> str:
+        """Namespace of the SeldonDeployments (`rollout.namespace`)."""
+        return self.rollout.namespace
 
     @property
     def protect_stateful(self) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+SNAPSHOT = str(ROOT / "examples" / "registry-snapshot.json")
 
 
 def _mlopsctl(*args: str) -> subprocess.CompletedProcess[str]:
@@ -19,7 +20,7 @@ def _mlopsctl(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_preview_prints_the_tree_and_masks_secrets() -> None:
-    result = _mlopsctl("preview", "--stack", "prod")
+    result = _mlopsctl("preview", "--stack", "prod", "--registry-snapshot", SNAPSHOT)
     assert result.returncode == 0, result.stderr
     assert "postgres-server (azure-native:dbforpostgresql:Server) [protected]" in result.stdout
     assert "\n  aks-cluster (azure-native:containerservice:ManagedCluster)" in result.stdout
@@ -28,7 +29,7 @@ def test_preview_prints_the_tree_and_masks_secrets() -> None:
 
 
 def test_preview_json_names_parents() -> None:
-    result = _mlopsctl("preview", "--stack", "dev", "--json")
+    result = _mlopsctl("preview", "--stack", "dev", "--json", "--registry-snapshot", SNAPSHOT)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     parents = {r["name"]: r["parent"] for r in document["resources"]}

@@ -1,0 +1,102 @@
+"""SeldonDeployments for the registered models, as the rollout plans say.
+
+Plans are computed before this component exists (from a registry snapshot, by the pure planner),
+so when the registry cannot be read the program has already failed and nothing here is
+declared — existing deployments are never deleted because of a registry outage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as kubernetes
+
+from components.cluster_layout import public_host
+from rollout.planner import RCLONE_REMOTE, DeploymentPlan, seldon_deployment
+
+MODEL_READER_SERVICE_ACCOUNT = "model-storage-reader"
+
+
+def endpoint_url(domain: str, namespace: str, deployment: str) -> str:
+    """The prediction endpoint of a SeldonDeployment through the platform's Istio gateway."""
+    return f"https://{public_host('models', domain)}/seldon/{namespace}/{deployment}/api/v1.0/predictions"
+
+
+def rclone_remote_config(account: str) -> dict[str, str]:
+    """Storage-initializer configuration: no credential in it, the pod's workload identity reads."""
+    remote = RCLONE_REMOTE.upper()
+    return {
+        f"RCLONE_CONFIG_{remote}_TYPE": "azureblob",
+        f"RCLONE_CONFIG_{remote}_ACCOUNT": account,
+        f"RCLONE_CONFIG_{remote}_ENV_AUTH": "true",
+    }
+
+
+@dataclass(frozen=True)
+class ModelRolloutArgs:
+    plans: Sequence[DeploymentPlan]
+    namespace: str
+    domain: str
+    storage_account: str
+    artifacts_destination: str
+    storage_secret: str
+    reader_client_id: pulumi.Input[str]
+    provider: kubernetes.Provider
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+
+
+class ModelRollout(pulumi.ComponentResource):
+    served: dict[str, dict[str, object]]
+    """Per registered model: deployment, strategy, endpoint, versions and weights per predictor."""
+
+    def __init__(self, name: str, args: ModelRolloutArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops:serving:ModelRollout", name, None, opts)
+        k8s = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
+        service_account = kubernetes.core.v1.ServiceAccount(
+            f"{name}-reader",
+            metadata=kubernetes.meta.v1.ObjectMetaArgs(
+                name=MODEL_READER_SERVICE_ACCOUNT,
+                namespace=args.namespace,
+                annotations={"azure.workload.identity/client-id": args.reader_client_id},
+            ),
+            automount_service_account_token=False,
+            opts=k8s,
+        )
+        storage_config = kubernetes.core.v1.Secret(
+            f"{name}-storage-config",
+            metadata=kubernetes.meta.v1.ObjectMetaArgs(name=args.storage_secret, namespace=args.namespace),
+            type="Opaque",
+            string_data=rclone_remote_config(args.storage_account),
+            opts=k8s,
+        )
+        self.served = {}
+        for plan in args.plans:
+            manifest = seldon_deployment(
+                plan,
+                namespace=args.namespace,
+                artifacts_destination=args.artifacts_destination,
+                storage_secret=args.storage_secret,
+                service_account=MODEL_READER_SERVICE_ACCOUNT,
+            )
+            kubernetes.apiextensions.CustomResource(
+                f"{name}-{plan.deployment}",
+                api_version=manifest["apiVersion"],
+                kind=manifest["kind"],
+                metadata=manifest["metadata"],
+                spec=manifest["spec"],
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    provider=args.provider,
+                    depends_on=[*args.depends_on, service_account, storage_config],
+                ),
+            )
+            self.served[plan.model] = {
+                "deployment": plan.deployment,
+                "strategy": plan.strategy,
+                "endpoint": endpoint_url(args.domain, args.namespace, plan.deployment),
+                "versions": plan.versions,
+                "weights": plan.weights,
+            }
+        self.register_outputs({"served": self.served})

@@ -1,0 +1,1 @@
+"""Model rollouts: registry snapshots, the pure rollout planner, and the registry reader."""

@@ -1,0 +1,275 @@
+"""The pure rollout planner: (registry snapshot, model settings) → desired SeldonDeployment.
+
+No I/O and no Pulumi here: the same inputs always give the same plan, so plans are unit- and
+property-tested, shown by the offline preview, and explained by the snapshot they came from.
+
+Registry state drives the plan. The stable alias (`champion`) is the version in production; the
+canary alias (`challenger`), when set and different, is the candidate. Its traffic share is:
+- `canary`: the integer in the candidate's `mlops.rollout.weight` tag (written by the rollout
+  analysis), else the first step; it must be one of the steps;
+- `ab`: the fixed `abWeight`;
+- `shadow`: 0, with the candidate as a shadow predictor receiving a mirror of the traffic;
+- `single`: no candidate is served.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from components import lineage
+from rollout.snapshot import ModelState, RegistrySnapshot, SnapshotError, VersionInfo
+from settings.rollout import ModelRolloutSettings
+
+WEIGHT_TAG = "mlops.rollout.weight"
+STATUS_TAG = "mlops.rollout.status"
+REASON_TAG = "mlops.rollout.reason"
+DECIDED_AT_TAG = "mlops.rollout.decided_at"
+
+STABLE, CANARY, SHADOW = "stable", "canary", "shadow"
+MAX_DEPLOYMENT_NAME = 40
+"""Seldon derives Deployment and Service names from the SeldonDeployment name plus the predictor
+name and suffixes; 40 characters keeps every derived name within Kubernetes' 63."""
+
+SERVING_IMPLEMENTATION = "MLFLOW_SERVER"
+RCLONE_REMOTE = "azureblob"
+
+
+class PlanError(ValueError):
+    """The registry state or settings of a model cannot be turned into a deployment."""
+
+
+@dataclass(frozen=True)
+class PredictorPlan:
+    name: str
+    version: VersionInfo
+    traffic: int
+    shadow: bool = False
+
+
+@dataclass(frozen=True)
+class DeploymentPlan:
+    model: str
+    deployment: str
+    strategy: str
+    predictors: tuple[PredictorPlan, ...]
+    replicas: int
+    cpu: str
+    memory: str
+
+    @property
+    def weights(self) -> dict[str, int]:
+        return {p.name: p.traffic for p in self.predictors}
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {p.name: p.version.version for p in self.predictors}
+
+
+def deployment_name(model: str) -> str:
+    """A DNS-1123 label from a registered model name: lower case, runs of other characters → `-`."""
+    slug = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")[:MAX_DEPLOYMENT_NAME].strip("-")
+    if not slug:
+        raise PlanError(f"model {model!r}: its name has no letters or digits to derive a deployment name from")
+    return slug
+
+
+def deployment_names(models: Iterable[str]) -> dict[str, str]:
+    """Deployment name per model; two models that map to one name are an error naming both."""
+    names: dict[str, str] = {}
+    owners: dict[str, str] = {}
+    for model in models:
+        name = deployment_name(model)
+        if name in owners:
+            raise PlanError(f"models {owners[name]!r} and {model!r} both map to deployment name {name!r}; rename one")
+        owners[name] = model
+        names[model] = name
+    return names
+
+
+def canary_weight(model: str, candidate: VersionInfo, steps: list[int]) -> int:
+    """The candidate's weight tag if present (it must be one of the steps), else the first step."""
+    raw = candidate.tags.get(WEIGHT_TAG)
+    if raw is None:
+        return steps[0]
+    try:
+        weight = int(raw.strip())
+    except ValueError:
+        weight = -1
+    if weight not in steps:
+        raise PlanError(
+            f"model {model!r} version {candidate.version}: tag {WEIGHT_TAG}={raw!r} is not one of the steps {steps}"
+        )
+    return weight
+
+
+def plan_model(state: ModelState, settings: ModelRolloutSettings, deployment: str) -> DeploymentPlan:
+    model = settings.name
+    try:
+        stable = state.aliased(settings.stable_alias)
+        candidate = state.aliased(settings.canary_alias)
+    except SnapshotError as error:
+        raise PlanError(str(error)) from error
+    if stable is None:
+        raise PlanError(
+            f"model {model!r}: alias {settings.stable_alias!r} is not set; point it at the version to serve"
+        )
+    for role, version in (("stable", stable), ("candidate", candidate)):
+        if version is not None and version.status != "READY":
+            raise PlanError(f"model {model!r}: {role} version {version.version} is {version.status}, not READY")
+    if candidate is not None and candidate.version == stable.version:
+        candidate = None
+
+    predictors: tuple[PredictorPlan, ...]
+    if candidate is None or settings.strategy == "single":
+        predictors = (PredictorPlan(STABLE, stable, 100),)
+    elif settings.strategy == "canary":
+        weight = canary_weight(model, candidate, settings.steps)
+        predictors = (PredictorPlan(STABLE, stable, 100 - weight), PredictorPlan(CANARY, candidate, weight))
+    elif settings.strategy == "ab":
+        predictors = (
+            PredictorPlan(STABLE, stable, 100 - settings.ab_weight),
+            PredictorPlan(CANARY, candidate, settings.ab_weight),
+        )
+    elif settings.strategy == "shadow":
+        predictors = (PredictorPlan(STABLE, stable, 100), PredictorPlan(SHADOW, candidate, 0, shadow=True))
+    else:
+        raise PlanError(f"model {model!r}: unknown strategy {settings.strategy!r}")
+    return DeploymentPlan(
+        model=model,
+        deployment=deployment,
+        strategy=settings.strategy,
+        predictors=predictors,
+        replicas=settings.replicas,
+        cpu=settings.resources.cpu,
+        memory=settings.resources.memory,
+    )
+
+
+def plan_rollouts(snapshot: RegistrySnapshot, models: list[ModelRolloutSettings]) -> list[DeploymentPlan]:
+    """Plans for every configured model; every problem of every model is reported at once."""
+    names = deployment_names(m.name for m in models)
+    plans, problems = [], []
+    for settings in models:
+        state = snapshot.models.get(settings.name)
+        if state is None:
+            problems.append(f"model {settings.name!r} is not in the registry snapshot of {snapshot.tracking_uri}")
+            continue
+        try:
+            plans.append(plan_model(state, settings, names[settings.name]))
+        except PlanError as error:
+            problems.append(str(error))
+    if problems:
+        raise PlanError("cannot plan the model rollouts:\n  - " + "\n  - ".join(problems))
+    return plans
+
+
+# --- serving locations ---------------------------------------------------------------------------
+
+_WASBS = re.compile(
+    r"^wasbs://(?P<container>[a-z0-9-]+)@(?P<account>[a-z0-9]+)\.blob\.core\.windows\.net/(?P<path>.*)$"
+)
+
+
+def physical_artifact_uri(download_uri: str, artifacts_destination: str) -> str:
+    """`mlflow-artifacts:/<path>` → `<artifacts destination>/<path>`; physical URIs pass through.
+
+    `models:/` and `runs:/` are indirections through the registry and are refused: serving must
+    not depend on the tracking server being up.
+    """
+    if download_uri.startswith("mlflow-artifacts:"):
+        path = re.sub(r"^mlflow-artifacts:(//[^/]*)?/*", "", download_uri)
+        return artifacts_destination.rstrip("/") + "/" + path
+    if _WASBS.match(download_uri):
+        return download_uri
+    raise PlanError(f"artifact URI {download_uri!r} is not in the platform's artifact store ({artifacts_destination})")
+
+
+def rclone_model_uri(physical_uri: str) -> str:
+    """The form Seldon's rclone storage initializer downloads: `azureblob:<container>/<path>`."""
+    match = _WASBS.match(physical_uri)
+    if match is None:
+        raise PlanError(f"{physical_uri!r} is not a wasbs:// blob location")
+    return f"{RCLONE_REMOTE}:{match['container']}/{match['path']}"
+
+
+def lineage_annotations(model: str, version: VersionInfo, physical_uri: str) -> dict[str, str]:
+    annotations = {
+        lineage.REGISTERED_MODEL: model,
+        lineage.MODEL_VERSION: version.version,
+        lineage.RUN_ID: version.run_id or "",
+        lineage.SOURCE: version.source,
+        lineage.ARTIFACT_URI: physical_uri,
+    }
+    if version.git_commit:
+        annotations[lineage.GIT_COMMIT] = version.git_commit
+    return annotations
+
+
+def seldon_deployment(
+    plan: DeploymentPlan,
+    *,
+    namespace: str,
+    artifacts_destination: str,
+    storage_secret: str,
+    service_account: str,
+    extra_labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The SeldonDeployment manifest (machinelearning.seldon.io/v1) for one plan."""
+    predictors = []
+    for predictor in plan.predictors:
+        physical = physical_artifact_uri(predictor.version.download_uri, artifacts_destination)
+        spec: dict[str, Any] = {
+            "name": predictor.name,
+            "replicas": plan.replicas,
+            "traffic": predictor.traffic,
+            "annotations": lineage_annotations(plan.model, predictor.version, physical),
+            "labels": {"mlops.io/model-version": predictor.version.version},
+            "componentSpecs": [
+                {
+                    # The workload-identity webhook gives every container, the storage initializer
+                    # included, a token for the read-only model identity.
+                    "metadata": {"labels": {"azure.workload.identity/use": "true"}},
+                    "spec": {
+                        "serviceAccountName": service_account,
+                        "containers": [
+                            {
+                                "name": "model",
+                                "resources": {
+                                    "requests": {"cpu": plan.cpu, "memory": plan.memory},
+                                    "limits": {"cpu": plan.cpu, "memory": plan.memory},
+                                },
+                            }
+                        ],
+                    },
+                }
+            ],
+            "graph": {
+                "name": "model",
+                "type": "MODEL",
+                "implementation": SERVING_IMPLEMENTATION,
+                "modelUri": rclone_model_uri(physical),
+                "envSecretRefName": storage_secret,
+                "children": [],
+            },
+        }
+        if predictor.shadow:
+            spec["shadow"] = True
+        predictors.append(spec)
+    return {
+        "apiVersion": "machinelearning.seldon.io/v1",
+        "kind": "SeldonDeployment",
+        "metadata": {
+            "name": plan.deployment,
+            "namespace": namespace,
+            "labels": {
+                "app.kubernetes.io/managed-by": "pulumi",
+                "mlops.io/strategy": plan.strategy,
+                **(extra_labels or {}),
+            },
+            "annotations": {lineage.REGISTERED_MODEL: plan.model},
+        },
+        "spec": {"name": plan.deployment, "predictors": predictors},
+    }
