@@ -18,6 +18,7 @@ from components.network import Network, NetworkArgs
 from components.platform_identities import PlatformIdentities, PlatformIdentitiesArgs
 from components.postgres import PostgresArgs, PostgresServer
 from components.private_link import PrivateEndpointPlacement
+from components.rollout_automation import OperatorArgs, RolloutAutomation, RolloutAutomationArgs, image_reference
 from rollout.planner import plan_rollouts
 from rollout.source import registry_snapshot
 from settings.stack_file import from_pulumi_runtime
@@ -183,6 +184,7 @@ identities = PlatformIdentities(
             "mlflow": settings.mlflow_namespace,
             "models": settings.models_namespace,
             "monitoring": cluster_layout.MONITORING_NAMESPACE,
+            "automation": cluster_layout.AUTOMATION_NAMESPACE,
         },
         identity_names={
             account.key: names.identity(account.key) for account in cluster_layout.WORKLOAD_SERVICE_ACCOUNTS
@@ -204,6 +206,38 @@ model_rollout = ModelRollout(
         storage_secret=settings.rollout.storage_secret,
         reader_client_id=identities.client_ids["model-reader"],
         provider=aks.provider,
+    ),
+)
+
+automation = RolloutAutomation(
+    "automation",
+    RolloutAutomationArgs(
+        namespace=cluster_layout.AUTOMATION_NAMESPACE,
+        stack=pulumi.get_stack(),
+        schedule=settings.rollout_analysis_schedule,
+        image=registry.login_server.apply(lambda server: image_reference(settings.rollout_analysis_image, server))
+        if registry
+        else settings.rollout_analysis_image,
+        analyzer_client_id=identities.client_ids["rollout-analyzer"],
+        tenant_id=client.tenant_id,
+        key_vault_name=vault.vault_name,
+        tracking_uri=settings.rollout.tracking_uri,
+        prometheus_url=settings.rollout.prometheus_url,
+        provider=aks.provider,
+        cluster=aks.cluster,
+        operator=OperatorArgs(
+            chart_version=settings.pulumi_operator_chart_version,
+            resync_seconds=settings.pulumi_operator_resync_seconds,
+            project_repo=settings.pulumi_project_repo,
+            branch=settings.pulumi_project_branch,
+            backend_url=settings.pulumi_backend_url,
+            stack_name=settings.pulumi_stack_name,
+            deployer_client_id=settings.pulumi_deployer_client_id,
+            tenant_id=client.tenant_id,
+            subscription_id=client.subscription_id,
+        )
+        if settings.pulumi_operator
+        else None,
     ),
 )
 

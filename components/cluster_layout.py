@@ -22,7 +22,7 @@ def database_uri_secret(database: str) -> str:
 
 
 AzureAccess = Literal["artifacts-write", "artifacts-read", "secrets"]
-NamespaceSetting = Literal["mlflow", "models", "monitoring"]
+NamespaceSetting = Literal["mlflow", "models", "monitoring", "automation"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,14 @@ WORKLOAD_SERVICE_ACCOUNTS: tuple[WorkloadServiceAccount, ...] = (
         "Seldon storage initializer reads model artifacts",
     ),
     WorkloadServiceAccount(
+        "rollout-analyzer",
+        "automation",
+        "rollout-analyzer",
+        "secrets",
+        (MLFLOW_ADMIN_PASSWORD,),
+        "Rollout analysis CronJob reads the MLflow credentials it writes decisions with",
+    ),
+    WorkloadServiceAccount(
         "grafana",
         "monitoring",
         "grafana",
@@ -80,6 +88,8 @@ WORKLOAD_SERVICE_ACCOUNTS: tuple[WorkloadServiceAccount, ...] = (
 )
 
 MONITORING_NAMESPACE: Final = "monitoring"
+AUTOMATION_NAMESPACE: Final = "mlops-system"
+"""Platform automation: the rollout analysis CronJob and the Pulumi Kubernetes Operator's Stack."""
 
 # Istio: the one ingress gateway MLflow, Seldon and Grafana are routed through.
 ISTIO_NAMESPACE: Final = "istio-system"

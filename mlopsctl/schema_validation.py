@@ -143,6 +143,8 @@ def release_problems(release: RecordedResource) -> list[str]:
     inputs = release.inputs
     chart, version = inputs.get("chart", ""), inputs.get("version", "")
     repository = (inputs.get("repositoryOpts") or {}).get("repo", "")
+    if chart.startswith("oci://"):  # an OCI reference names its registry itself
+        repository, chart = chart, chart.rsplit("/", 1)[-1]
     if not version:
         return [f"{release.name}: chart {chart} has no pinned version"]
     if not repository:

@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,8 +36,8 @@ class RegistryError(RuntimeError):
     """The registry could not be read consistently."""
 
 
-class _NotFoundError(Exception):
-    pass
+class NotFoundError(Exception):
+    """The registry has no such model, version, run or alias."""
 
 
 @dataclass(frozen=True)
@@ -63,14 +63,31 @@ class RegistryClient:
         self.requests = 0
 
     def get(self, endpoint: str, **params: str) -> dict[str, Any]:
-        url = f"{self.tracking_uri}/api/2.0/mlflow/{endpoint}?{urllib.parse.urlencode(params)}"
+        return self.call("GET", endpoint, params)
+
+    def post(self, endpoint: str, body: dict[str, str]) -> dict[str, Any]:
+        return self.call("POST", endpoint, body)
+
+    def delete(self, endpoint: str, body: dict[str, str]) -> dict[str, Any]:
+        return self.call("DELETE", endpoint, body)
+
+    def call(self, method: str, endpoint: str, arguments: dict[str, str]) -> dict[str, Any]:
+        """One REST call; GET arguments go in the query string, others in a JSON body."""
+        url = f"{self.tracking_uri}/api/2.0/mlflow/{endpoint}"
+        data = None
+        headers = dict(self._headers)
+        if method == "GET":
+            url += "?" + urllib.parse.urlencode(arguments)
+        else:
+            data = json.dumps(arguments).encode()
+            headers["Content-Type"] = "application/json"
         last_error = ""
         for attempt in range(self.options.attempts):
             if attempt:
                 time.sleep(self.options.backoff_seconds * 2 ** (attempt - 1))
             with self._lock:
                 self.requests += 1
-            request = urllib.request.Request(url, headers=self._headers)
+            request = urllib.request.Request(url, data=data, headers=headers, method=method)
             try:
                 with urllib.request.urlopen(request, timeout=self.options.timeout_seconds) as response:
                     document: dict[str, Any] = json.loads(response.read() or b"{}")
@@ -78,7 +95,7 @@ class RegistryClient:
             except urllib.error.HTTPError as error:
                 body = error.read().decode(errors="replace")
                 if error.code == 404 and "RESOURCE_DOES_NOT_EXIST" in body:
-                    raise _NotFoundError(body) from error
+                    raise NotFoundError(body) from error
                 if error.code in (401, 403):
                     raise RegistryError(f"{self.tracking_uri} refused the credentials (HTTP {error.code})") from error
                 last_error = f"HTTP {error.code} from {endpoint}: {body[:200]}"
@@ -103,7 +120,7 @@ def _read_version(client: RegistryClient, model: str, number: str) -> tuple[Vers
         try:
             run = client.get("runs/get", run_id=run_id)["run"]
             git_commit = _tags(run.get("data", {}).get("tags")).get(GIT_COMMIT_TAG)
-        except _NotFoundError:
+        except NotFoundError:
             git_commit = None  # the run was deleted; the version still stands on its own
     info = VersionInfo(
         version=str(record["version"]),
@@ -122,7 +139,7 @@ def read_model(client: RegistryClient, model: str, aliases: Sequence[str]) -> Mo
     for _ in range(client.options.consistency_attempts):
         try:
             registered = client.get("registered-models/get", name=model)["registered_model"]
-        except _NotFoundError as error:
+        except NotFoundError as error:
             raise RegistryError(f"registered model {model!r} does not exist in {client.tracking_uri}") from error
         current = {a["alias"]: str(a["version"]) for a in registered.get("aliases") or [] if a["alias"] in aliases}
         versions: dict[str, VersionInfo] = {}
@@ -130,7 +147,7 @@ def read_model(client: RegistryClient, model: str, aliases: Sequence[str]) -> Mo
         for number in sorted(set(current.values())):
             try:
                 info, version_aliases = _read_version(client, model, number)
-            except _NotFoundError:
+            except NotFoundError:
                 consistent = False  # deleted while we read: read the model again
                 break
             if any(alias not in version_aliases for alias, v in current.items() if v == number):
@@ -144,7 +161,7 @@ def read_model(client: RegistryClient, model: str, aliases: Sequence[str]) -> Mo
 
 def read_snapshot(
     tracking_uri: str,
-    models: dict[str, Sequence[str]],
+    models: Mapping[str, Sequence[str]],
     *,
     username: str | None = None,
     password: str | None = None,

@@ -7,6 +7,7 @@ own validation, so a problem is reported once, against the key a person has to c
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -172,6 +173,33 @@ def _duplicate_problems(values: Values, key: KeyOf) -> list[Problem]:
     return problems
 
 
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+def _operator_problems(values: Values, key: KeyOf) -> list[Problem]:
+    """The Pulumi Kubernetes Operator needs to know what to deploy, from where, as whom."""
+    if not values["pulumi_operator"]:
+        return []
+    problems = []
+    required = {
+        "pulumi_project_repo": "the Git URL of this repository",
+        "pulumi_backend_url": "the stack's state backend URL",
+        "pulumi_stack_name": "the fully qualified stack name (org/project/stack)",
+    }
+    for name, meaning in required.items():
+        if not values[name]:
+            problems.append(Problem(key(name), "nothing with pulumiOperator true", meaning))
+    if not _GUID.match(values["pulumi_deployer_client_id"]):
+        problems.append(
+            Problem(
+                key("pulumi_deployer_client_id"),
+                repr(values["pulumi_deployer_client_id"]),
+                "the client id (a GUID) of the identity the operator deploys as",
+            )
+        )
+    return problems
+
+
 COMBINATION_CHECKS: tuple[CombinationCheck, ...] = (
     CombinationCheck(
         (
@@ -206,4 +234,14 @@ COMBINATION_CHECKS: tuple[CombinationCheck, ...] = (
     ),
     CombinationCheck(("container_registry", "private_endpoints", "container_registry_sku"), _registry_problems),
     CombinationCheck(("aks_zones", "allowed_ip_ranges", "aks_admin_group_object_ids"), _duplicate_problems),
+    CombinationCheck(
+        (
+            "pulumi_operator",
+            "pulumi_project_repo",
+            "pulumi_backend_url",
+            "pulumi_stack_name",
+            "pulumi_deployer_client_id",
+        ),
+        _operator_problems,
+    ),
 )

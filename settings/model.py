@@ -12,9 +12,10 @@ as a switch; capacity and cost choices are settings with production-grade defaul
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 from settings.rollout import RolloutSettings
@@ -31,6 +32,25 @@ AvailabilityZone = Literal["1", "2", "3"]
 
 def _all_zones() -> list[AvailabilityZone]:
     return ["1", "2", "3"]
+
+
+def _cron(value: str) -> str:
+    fields = value.split()
+    if len(fields) != 5 or not all(re.fullmatch(r"[0-9*/,\-]+", f) for f in fields):
+        raise ValueError("a five-field cron schedule such as `*/5 * * * *`")
+    return value
+
+
+def _pinned_image(value: str) -> str:
+    name, _, digest = value.partition("@")
+    if digest:
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            raise ValueError("a digest of the form `sha256:<64 hex>`")
+        return value
+    tag = name.rsplit("/", 1)[-1].partition(":")[2]
+    if not tag or tag == "latest":
+        raise ValueError("an image pinned by a tag other than `latest` (`repo/name:1.2.3`) or by digest")
+    return value
 
 
 KubeloginMode = Literal["azurecli", "workloadidentity", "spn", "msi"]
@@ -185,6 +205,44 @@ class PlatformSettings(BaseModel):
 
     # --- Kubernetes layout ----------------------------------------------------------------
     mlflow_namespace: Dns1123Label = Field(default="mlflow", description="Namespace of the MLflow services.")
+    # --- rollout automation ---------------------------------------------------------------
+    rollout_analysis_schedule: Annotated[str, AfterValidator(_cron)] = Field(
+        default="*/5 * * * *", description="Cron schedule of the CronJob that runs `mlopsctl rollout advance`."
+    )
+    rollout_analysis_image: Annotated[str, AfterValidator(_pinned_image)] = Field(
+        default="mlops-platform/mlopsctl:0.1.0",
+        description="Image of `mlopsctl` (built from images/mlopsctl), pinned by tag or digest; without a "
+        "registry host it is pulled from the stack's container registry.",
+    )
+    pulumi_operator: bool = Field(
+        default=False,
+        description="Install the Pulumi Kubernetes Operator with a Stack that re-runs this program on a resync "
+        "interval, so registry decisions reach the cluster without a person.",
+    )
+    pulumi_operator_chart_version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")] = Field(
+        default="2.9.0", description="Pinned version of the pulumi-kubernetes-operator Helm chart."
+    )
+    pulumi_operator_resync_seconds: int = Field(
+        default=600, ge=60, le=86400, description="How often the operator re-runs the program for this stack."
+    )
+    pulumi_project_repo: str = Field(
+        default="", description="Git URL of this repository, for the operator (required with pulumiOperator)."
+    )
+    pulumi_project_branch: str = Field(default="main", description="Branch the operator deploys.")
+    pulumi_backend_url: str = Field(
+        default="",
+        description="State backend of the stack, e.g. `azblob://state?storage_account=...` "
+        "(required with pulumiOperator).",
+    )
+    pulumi_stack_name: str = Field(
+        default="", description="Fully qualified stack the operator updates, e.g. `org/mlops-platform/prod`."
+    )
+    pulumi_deployer_client_id: str = Field(
+        default="",
+        description="Client id of the existing Azure identity the operator deploys as (workload identity; "
+        "required with pulumiOperator).",
+    )
+
     rollout: RolloutSettings = Field(
         default_factory=RolloutSettings,
         description="Model rollouts: MLflow registry, models namespace and the served models (see README).",

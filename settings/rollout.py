@@ -88,6 +88,7 @@ class ModelRolloutSettings(_Strict):
 
 class RolloutSettings(_Strict):
     tracking_uri: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$")] | None = None
+    prometheus_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$")] | None = None
     namespace: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] = "models"
     storage_secret: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] = (
         "model-storage-rclone"

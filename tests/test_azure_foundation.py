@@ -234,6 +234,7 @@ def test_workload_identities_are_least_privilege(stack: Evaluation) -> None:
         "system:serviceaccount:mlflow:mlflow-artifacts",
         "system:serviceaccount:mlflow:mlflow-server",
         "system:serviceaccount:models:model-storage-reader",
+        "system:serviceaccount:mlops-system:rollout-analyzer",
         "system:serviceaccount:monitoring:grafana",
     }
     issuer = stack.outputs["oidcIssuerUrl"].value
@@ -251,7 +252,7 @@ def test_workload_identities_are_least_privilege(stack: Evaluation) -> None:
     assert roles.count(azure_roles.STORAGE_BLOB_DATA_CONTRIBUTOR) == 1
     assert roles.count(azure_roles.STORAGE_BLOB_DATA_READER) == 1
     assert roles.count(azure_roles.ACR_PULL) == 1
-    assert len(identities) == 5  # four workloads + the AKS control plane
+    assert len(identities) == 6  # five workloads + the AKS control plane
 
 
 def test_stack_outputs_and_secrets(stack: Evaluation) -> None:
