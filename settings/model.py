@@ -209,9 +209,7 @@ class PlatformSettings(BaseModel):
     kube_prometheus_stack_chart_version: ChartVersion = Field(
         default="88.5.3", description="Version of the `kube-prometheus-stack` chart."
     )
-    prometheus_retention_days: int = Field(
-        default=15, ge=1, le=365, description="Days of metrics Prometheus keeps."
-    )
+    prometheus_retention_days: int = Field(default=15, ge=1, le=365, description="Days of metrics Prometheus keeps.")
     prometheus_storage_gb: int = Field(
         default=50, ge=1, le=4096, description="Size of Prometheus' persistent volume in GiB."
     )
