@@ -211,10 +211,18 @@ def mlflow_latency_quantile(quantile: float, window: str, role: str | None = Non
     return f"histogram_quantile({quantile:g}, {buckets})"
 
 
+def _role_pattern(roles: Sequence[str]) -> str:
+    return "(?:.*-)?(" + "|".join(re.escape(role) for role in roles) + ")"
+
+
+def _deployment_gauge(metric: str, namespace: str, roles: Sequence[str]) -> str:
+    """`metric` of the Deployments whose name ends with a role, nothing else."""
+    return f'{metric}{{namespace="{namespace}",deployment=~"{_role_pattern(roles)}"}}'
+
+
 def _by_role(expression: str, roles: Sequence[str]) -> str:
-    """Add `role` from the Deployment name (`mlflow-tracking` → `tracking`); other Deployments are dropped."""
-    pattern = "(?:.*-)?(" + "|".join(re.escape(role) for role in roles) + ")"
-    return f'label_replace({expression}, "{MLFLOW_ROLE_LABEL}", "$1", "deployment", "{pattern}")'
+    """Add `role` from the Deployment name (`mlflow-tracking` → `tracking`)."""
+    return f'label_replace({expression}, "{MLFLOW_ROLE_LABEL}", "$1", "deployment", "{_role_pattern(roles)}")'
 
 
 def mlflow_pods_not_ready(namespace: str, roles: Sequence[str]) -> str:
@@ -222,14 +230,15 @@ def mlflow_pods_not_ready(namespace: str, roles: Sequence[str]) -> str:
 
     The role is read from the Deployment name, which ends with the role (`mlflow-tracking`):
     kube-state-metrics exports no pod labels unless allow-listed, but always the Deployment name.
+    Deployments of other names in the namespace are left out.
     """
-    wanted = f'kube_deployment_spec_replicas{{namespace="{namespace}"}}'
-    available = f'kube_deployment_status_replicas_available{{namespace="{namespace}"}}'
+    wanted = _deployment_gauge("kube_deployment_spec_replicas", namespace, roles)
+    available = _deployment_gauge("kube_deployment_status_replicas_available", namespace, roles)
     missing = f"{wanted} - on (namespace, deployment) {available}"
     return f"max by ({MLFLOW_ROLE_LABEL}) ({_by_role(missing, roles)})"
 
 
 def mlflow_pods_ready(namespace: str, roles: Sequence[str]) -> str:
     """Ready (available) pods per MLflow role."""
-    available = f'kube_deployment_status_replicas_available{{namespace="{namespace}"}}'
+    available = _deployment_gauge("kube_deployment_status_replicas_available", namespace, roles)
     return f"max by ({MLFLOW_ROLE_LABEL}) ({_by_role(available, roles)})"
