@@ -11,14 +11,18 @@ from components.aks import AksCluster, AksClusterArgs
 from components.artifact_storage import ArtifactStorage, ArtifactStorageArgs, artifacts_destination
 from components.container_registry import ContainerRegistry, ContainerRegistryArgs
 from components.firewall import public_exposure
+from components.istio_mesh import IstioMesh, IstioMeshArgs
 from components.key_vault import KeyVault, KeyVaultArgs
 from components.model_rollout import ModelRollout, ModelRolloutArgs
+from components.monitoring import Monitoring, MonitoringArgs, MonitoringValues
 from components.naming import PlatformNames
 from components.network import Network, NetworkArgs
 from components.platform_identities import PlatformIdentities, PlatformIdentitiesArgs
 from components.postgres import PostgresArgs, PostgresServer
 from components.private_link import PrivateEndpointPlacement
 from components.rollout_automation import OperatorArgs, RolloutAutomation, RolloutAutomationArgs, image_reference
+from components.seldon_core import SeldonCore, SeldonCoreArgs
+from observability.alerts import AlertThresholds
 from rollout.planner import plan_rollouts
 from rollout.source import registry_snapshot
 from settings.stack_file import from_pulumi_runtime
@@ -113,6 +117,7 @@ vault = KeyVault(
         private_endpoint=placement("vault"),
         secrets={
             cluster_layout.POSTGRES_ADMIN_PASSWORD: postgres.admin_password,
+            cluster_layout.GRAFANA_ADMIN_USER: cluster_layout.GRAFANA_ADMIN_LOGIN,
             **{cluster_layout.database_uri_secret(db): uri for db, uri in postgres.connection_uris.items()},
         },
         generated_passwords=(cluster_layout.MLFLOW_ADMIN_PASSWORD, cluster_layout.GRAFANA_ADMIN_PASSWORD),
@@ -195,6 +200,59 @@ identities = PlatformIdentities(
     ),
 )
 
+mesh = IstioMesh(
+    "istio",
+    IstioMeshArgs(
+        provider=aks.provider,
+        cluster=aks.cluster,
+        chart_version=settings.istio_chart_version,
+        domain=settings.domain,
+        tls_secret_name=settings.gateway_tls_secret_name,
+        internal_load_balancer=settings.ingress_internal_load_balancer,
+        high_availability=settings.is_prod,
+    ),
+)
+
+seldon = SeldonCore(
+    "seldon",
+    SeldonCoreArgs(
+        provider=aks.provider,
+        cluster=aks.cluster,
+        chart_version=settings.seldon_core_operator_chart_version,
+        models_namespace=settings.models_namespace,
+        istio_crds=mesh.base,
+    ),
+)
+
+monitoring = Monitoring(
+    "monitoring",
+    MonitoringArgs(
+        provider=aks.provider,
+        cluster=aks.cluster,
+        chart_version=settings.kube_prometheus_stack_chart_version,
+        values=MonitoringValues(
+            retention_days=settings.prometheus_retention_days,
+            prometheus_storage_gb=settings.prometheus_storage_gb,
+            alertmanager_storage_gb=settings.alertmanager_storage_gb,
+            storage_class=settings.monitoring_storage_class,
+            high_availability=settings.is_prod,
+            domain=settings.domain,
+        ),
+        models_namespace=settings.models_namespace,
+        mlflow_namespace=settings.mlflow_namespace,
+        vault_name=vault.vault_name,
+        tenant_id=client.tenant_id,
+        grafana_client_id=identities.client_ids["grafana"],
+        istio_crds=mesh.base,
+        istiod=mesh.istiod,
+        thresholds=AlertThresholds(
+            model_error_ratio=settings.alert_model_error_percent / 100,
+            model_p95_latency_seconds=settings.alert_model_p95_latency_ms / 1000,
+            mlflow_5xx_ratio=settings.alert_mlflow_5xx_percent / 100,
+        ),
+    ),
+)
+
 model_rollout = ModelRollout(
     "models",
     ModelRolloutArgs(
@@ -206,6 +264,7 @@ model_rollout = ModelRollout(
         storage_secret=settings.rollout.storage_secret,
         reader_client_id=identities.client_ids["model-reader"],
         provider=aks.provider,
+        depends_on=[seldon],
     ),
 )
 
@@ -222,7 +281,7 @@ automation = RolloutAutomation(
         tenant_id=client.tenant_id,
         key_vault_name=vault.vault_name,
         tracking_uri=settings.rollout.tracking_uri,
-        prometheus_url=settings.rollout.prometheus_url,
+        prometheus_url=settings.rollout.prometheus_url or monitoring.prometheus_url,
         provider=aks.provider,
         cluster=aks.cluster,
         operator=OperatorArgs(
@@ -258,3 +317,6 @@ pulumi.export("oidcIssuerUrl", aks.oidc_issuer_url)
 pulumi.export("kubeconfig", aks.kubeconfig)
 pulumi.export("workloadIdentityClientIds", identities.client_ids)
 pulumi.export("models", model_rollout.served)
+pulumi.export("gatewayAddress", mesh.gateway_address)
+pulumi.export("grafanaUrl", monitoring.grafana_url)
+pulumi.export("prometheusUrl", monitoring.prometheus_url)

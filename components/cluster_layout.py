@@ -14,6 +14,9 @@ from typing import Final, Literal
 POSTGRES_ADMIN_PASSWORD: Final = "postgres-admin-password"
 MLFLOW_ADMIN_PASSWORD: Final = "mlflow-admin-password"
 GRAFANA_ADMIN_PASSWORD: Final = "grafana-admin-password"
+GRAFANA_ADMIN_USER: Final = "grafana-admin-user"
+"""Grafana's admin login; in the vault too because the chart reads user and password from one Secret."""
+GRAFANA_ADMIN_LOGIN: Final = "admin"
 
 
 def database_uri_secret(database: str) -> str:
@@ -82,8 +85,8 @@ WORKLOAD_SERVICE_ACCOUNTS: tuple[WorkloadServiceAccount, ...] = (
         "monitoring",
         "grafana",
         "secrets",
-        (GRAFANA_ADMIN_PASSWORD,),
-        "Grafana reads its admin password",
+        (GRAFANA_ADMIN_USER, GRAFANA_ADMIN_PASSWORD),
+        "Grafana reads its admin login and password",
     ),
 )
 

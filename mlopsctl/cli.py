@@ -17,6 +17,7 @@ import yaml
 from mlopsctl import config_reference
 from mlopsctl.mock_engine import REPO_ROOT, evaluate, stack_config
 from mlopsctl.preview import render_json, render_text
+from mlopsctl.rollout_cli import add_rollout_parser, run_rollout
 from settings import SettingsError
 from settings.stack_file import engine_config_from_stack_file
 
@@ -120,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     reference = commands.add_parser("config-reference", help="check (or --write) Pulumi.yaml and the README table")
     reference.add_argument("--write", action="store_true", help="regenerate instead of checking")
     reference.set_defaults(handler=_config_reference)
+
+    add_rollout_parser(commands)
     return parser
 
 
@@ -129,4 +132,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return EXIT_USAGE if exit_.code not in (0, None) else EXIT_OK
+    if args.command == "rollout":
+        return run_rollout(args)
     return int(args.handler(args))

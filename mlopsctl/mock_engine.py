@@ -39,6 +39,7 @@ EXAMPLE_REGISTRY_SNAPSHOT = REPO_ROOT / "examples" / "registry-snapshot.json"
 MOCK_TENANT_ID = "11111111-1111-4111-8111-111111111111"
 MOCK_SUBSCRIPTION_ID = "22222222-2222-4222-8222-222222222222"
 MOCK_DEPLOYER_OBJECT_ID = "33333333-3333-4333-8333-333333333333"
+MOCK_LOAD_BALANCER_IP = "10.40.0.200"
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,25 @@ class AzureLikeMocks(pulumi.runtime.Mocks):
             seed = hashlib.sha256(args.name.encode()).hexdigest()
             result = ("Aa1" + seed + seed.upper())[: int(inputs.get("length", 32))]
             return f"{args.name}-id", {**inputs, "result": result}
+        if args.typ == "kubernetes:helm.sh/v3:Release":
+            # Helm answers with the deployed release's identity.
+            status = {
+                "name": inputs.get("name") or args.name,
+                "namespace": inputs.get("namespace") or "default",
+                "chart": inputs.get("chart"),
+                "version": inputs.get("version"),
+                "status": "deployed",
+            }
+            return f"{args.name}-id", {**inputs, "status": status}
+        if args.typ == "kubernetes:core/v1:Service" and args.resource_id:
+            # A read of a Service a chart created (`Service.get`): it has its load balancer address.
+            namespace, _, service = str(args.resource_id).partition("/")
+            metadata = {"name": service, "namespace": namespace}
+            return args.resource_id, {
+                **inputs,
+                "metadata": metadata,
+                "status": {"loadBalancer": {"ingress": [{"ip": MOCK_LOAD_BALANCER_IP}]}},
+            }
         if not args.typ.startswith("azure-native:"):
             return f"{args.name}-id", inputs
         name = _azure_name(args.typ, inputs, args.name)

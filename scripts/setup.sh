@@ -22,7 +22,7 @@ python_env() {
 
 system_packages() {
   # Services the integration tests run for real on 127.0.0.1 (added as the features need them).
-  local wanted=()
+  local wanted=(prometheus)
   local missing=()
   for package in "${wanted[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -63,6 +63,7 @@ Guid = Annotated[
 ]
 VmSize = Annotated[str, StringConstraints(pattern=r"^Standard_[A-Za-z0-9_]+$")]
 Dns1123Label = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+ChartVersion = Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")]
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
 
 POSTGRES_STORAGE_SIZES_GB = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
@@ -246,6 +247,49 @@ class PlatformSettings(BaseModel):
     rollout: RolloutSettings = Field(
         default_factory=RolloutSettings,
         description="Model rollouts: MLflow registry, models namespace and the served models (see README).",
+    )
+
+    # --- serving: Istio and Seldon Core ---------------------------------------------------
+    istio_chart_version: ChartVersion = Field(
+        default="1.30.3", description="Version of the Istio Helm charts `base`, `istiod` and `gateway`."
+    )
+    seldon_core_operator_chart_version: ChartVersion = Field(
+        default="1.17.1",
+        description="Version of the `seldon-core-operator` chart (1.17.1 is the last Apache-2.0 release).",
+    )
+    ingress_internal_load_balancer: bool = Field(
+        default=True,
+        description="Give the Istio ingress gateway an internal Azure load balancer (VNet address) "
+        "instead of a public IP.",
+    )
+    gateway_tls_secret_name: Dns1123Label = Field(
+        default="platform-gateway-tls",
+        description="Kubernetes TLS secret in `istio-system` holding the certificate for `*.<domain>` "
+        "served by the platform gateway.",
+    )
+
+    # --- observability: kube-prometheus-stack ---------------------------------------------
+    kube_prometheus_stack_chart_version: ChartVersion = Field(
+        default="88.5.3", description="Version of the `kube-prometheus-stack` chart."
+    )
+    prometheus_retention_days: int = Field(default=15, ge=1, le=365, description="Days of metrics Prometheus keeps.")
+    prometheus_storage_gb: int = Field(
+        default=50, ge=1, le=4096, description="Size of Prometheus' persistent volume in GiB."
+    )
+    alertmanager_storage_gb: int = Field(
+        default=5, ge=1, le=1024, description="Size of Alertmanager's persistent volume in GiB."
+    )
+    monitoring_storage_class: Dns1123Label = Field(
+        default="managed-csi-premium", description="Storage class of the Prometheus and Alertmanager volumes."
+    )
+    alert_model_error_percent: int = Field(
+        default=5, ge=1, le=100, description="Alert when a predictor answers more than this % of requests with errors."
+    )
+    alert_model_p95_latency_ms: int = Field(
+        default=500, ge=1, le=600000, description="Alert when a predictor's p95 latency exceeds this many ms."
+    )
+    alert_mlflow_5xx_percent: int = Field(
+        default=5, ge=1, le=100, description="Alert when an MLflow role answers more than this % with 5xx."
     )
 
     # --- derived posture ------------------------------------------------------------------

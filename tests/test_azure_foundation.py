@@ -129,6 +129,7 @@ def test_key_vault_holds_every_generated_secret(dev: Evaluation, prod: Evaluatio
         cluster_layout.POSTGRES_ADMIN_PASSWORD,
         cluster_layout.MLFLOW_ADMIN_PASSWORD,
         cluster_layout.GRAFANA_ADMIN_PASSWORD,
+        cluster_layout.GRAFANA_ADMIN_USER,
         "mlflow-db-uri",
         "mlflow-registry-db-uri",
         "mlflow-auth-db-uri",

@@ -48,7 +48,7 @@ def test_pulumi_operator_stack_resyncs_without_git_changes() -> None:
     assert stack["continueResyncOnCommitMatch"] is True
     assert stack["resyncFrequencySeconds"] == 600
     assert stack["stack"] == "example/mlops-platform/prod"
-    release = evaluation.one("kubernetes:helm.sh/v3:Release").inputs
+    release = evaluation.one("kubernetes:helm.sh/v3:Release", "automation-pulumi-operator").inputs
     assert release["chart"].startswith("oci://") and release["version"] == "2.9.0"
     assert schema_problems(evaluation, "1.34.2") == []
 

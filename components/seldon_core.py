@@ -1,0 +1,99 @@
+"""Seldon Core v1 operator and the `models` namespace its SeldonDeployments run in.
+
+seldon-core-operator 1.17.1 is the last Apache-2.0 release of Seldon Core v1 (1.18 and later
+are under the Business Source License). It runs in `seldon-system` with Istio enabled: every
+SeldonDeployment gets a VirtualService on the platform gateway, with mutual TLS to the pods.
+The models namespace has sidecar injection and *strict* mTLS: only meshed clients reach models
+(Prometheus scrapes them with Istio certificates, see `components.monitoring`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pulumi
+import pulumi_kubernetes as kubernetes
+from pulumi_kubernetes.helm.v3 import Release, ReleaseArgs, RepositoryOptsArgs
+
+from components import cluster_layout
+
+SELDON_REPOSITORY: Final = "https://storage.googleapis.com/seldon-charts"
+EXECUTOR_METRICS_PORT_NAME: Final = "metrics"
+"""Name of the executor's metrics container port (same number as its HTTP port, 8000)."""
+EXECUTOR_METRICS_PATH: Final = "/prometheus"
+SELDON_POD_LABEL: Final = "seldon-deployment-id"
+"""Label the operator puts on every pod of a SeldonDeployment."""
+
+
+def seldon_operator_values(gateway: str) -> dict[str, Any]:
+    """Istio on and pointed at the platform gateway; executor metrics where the PodMonitor looks."""
+    return {
+        "istio": {"enabled": True, "gateway": gateway, "tlsMode": "ISTIO_MUTUAL"},
+        "executor": {
+            "metricsPortName": EXECUTOR_METRICS_PORT_NAME,
+            "prometheus": {"path": EXECUTOR_METRICS_PATH},
+        },
+        "usageMetrics": {"enabled": False},
+        "crd": {"create": True},
+    }
+
+
+@dataclass(frozen=True)
+class SeldonCoreArgs:
+    provider: kubernetes.Provider
+    cluster: pulumi.Resource
+    chart_version: str
+    models_namespace: str
+    istio_crds: pulumi.Resource
+    """The Istio `base` release: the operator creates VirtualServices and DestinationRules."""
+
+
+class SeldonCore(pulumi.ComponentResource):
+    operator: Release
+    models_namespace: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SeldonCoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops:serving:SeldonCore", name, None, opts)
+
+        def child(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(
+                parent=self, provider=args.provider, deleted_with=args.cluster, depends_on=list(depends_on)
+            )
+
+        system = kubernetes.core.v1.Namespace(
+            f"{name}-system-namespace",
+            metadata=kubernetes.meta.v1.ObjectMetaArgs(name=cluster_layout.SELDON_NAMESPACE),
+            opts=child(),
+        )
+        self.operator = Release(
+            f"{name}-operator",
+            ReleaseArgs(
+                name="seldon-core",
+                chart="seldon-core-operator",
+                version=args.chart_version,
+                repository_opts=RepositoryOptsArgs(repo=SELDON_REPOSITORY),
+                namespace=cluster_layout.SELDON_NAMESPACE,
+                values=seldon_operator_values(cluster_layout.PLATFORM_GATEWAY),
+                atomic=True,
+                cleanup_on_fail=True,
+            ),
+            opts=child(system, args.istio_crds),
+        )
+        models = kubernetes.core.v1.Namespace(
+            f"{name}-models-namespace",
+            metadata=kubernetes.meta.v1.ObjectMetaArgs(
+                name=args.models_namespace, labels={"istio-injection": "enabled"}
+            ),
+            opts=child(),
+        )
+        kubernetes.apiextensions.CustomResource(
+            f"{name}-models-strict-mtls",
+            api_version="security.istio.io/v1",
+            kind="PeerAuthentication",
+            metadata=kubernetes.meta.v1.ObjectMetaArgs(name="default", namespace=args.models_namespace),
+            spec={"mtls": {"mode": "STRICT"}},
+            opts=child(models, args.istio_crds),
+        )
+        self.models_namespace = models.metadata.name
+        self.register_outputs({"modelsNamespace": self.models_namespace})

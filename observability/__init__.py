@@ -1,0 +1,1 @@
+"""Pure observability logic: PromQL, alert rules, Grafana dashboards (no Pulumi)."""

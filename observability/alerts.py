@@ -1,0 +1,171 @@
+"""Alerting and recording rules as data: the `spec` of the platform's PrometheusRules.
+
+Pure: `rule_groups(...)` returns the groups as plain dicts, which the monitoring component wraps
+in a PrometheusRule and the tests write to a file for `promtool check rules` / `promtool test
+rules`. Every expression comes from `observability.promql`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from observability import promql
+from observability.promql import Target
+
+STABLE: Final = "stable"
+CANARY: Final = "canary"
+
+ALERT_NAMES: Final = (
+    "ModelHighErrorRate",
+    "ModelHighLatencyP95",
+    "CanaryErrorRateAboveStable",
+    "DeclaredPredictorWithoutTraffic",
+    "MLflowHigh5xxRate",
+    "MLflowPodsNotReady",
+)
+
+Rule = dict[str, Any]
+Group = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AlertThresholds:
+    """What counts as bad; defaults match the settings' defaults."""
+
+    model_error_ratio: float = 0.05
+    model_p95_latency_seconds: float = 0.5
+    canary_error_margin: float = 0.02
+    """The canary alerts when its error ratio exceeds the stable one by more than this (absolute)."""
+    mlflow_5xx_ratio: float = 0.05
+    window: str = "5m"
+    no_traffic_window: str = "15m"
+
+
+@dataclass(frozen=True)
+class DeclaredPredictor:
+    """A predictor as declared in a SeldonDeployment: the traffic share it should receive."""
+
+    namespace: str
+    deployment: str
+    predictor: str
+    traffic_percent: int
+    version: str = ""
+
+
+def _alert(name: str, expr: str, duration: str, *, severity: str, summary: str, description: str) -> Rule:
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": duration,
+        "labels": {"severity": severity},
+        "annotations": {"summary": summary, "description": description},
+    }
+
+
+def model_alerts(thresholds: AlertThresholds) -> list[Rule]:
+    every = Target()
+    window = thresholds.window
+    return [
+        _alert(
+            "ModelHighErrorRate",
+            f"{promql.error_ratio(every, window)} > {thresholds.model_error_ratio:g}",
+            "5m",
+            severity="critical",
+            summary="Model {{ $labels.deployment_name }}/{{ $labels.predictor_name }} fails too many requests",
+            description="{{ $value | humanizePercentage }} of requests failed over "
+            + window
+            + f" (threshold {thresholds.model_error_ratio:.0%}).",
+        ),
+        _alert(
+            "ModelHighLatencyP95",
+            f"{promql.latency_quantile(every, 0.95, window)} > {thresholds.model_p95_latency_seconds:g}",
+            "10m",
+            severity="warning",
+            summary="Model {{ $labels.deployment_name }}/{{ $labels.predictor_name }} is slow",
+            description="p95 latency is {{ $value | humanizeDuration }} over "
+            + window
+            + f" (threshold {thresholds.model_p95_latency_seconds:g}s).",
+        ),
+        _alert(
+            "CanaryErrorRateAboveStable",
+            promql.ratio_worse_than(
+                promql.error_ratio(Target(predictor=CANARY), window),
+                promql.error_ratio(Target(predictor=STABLE), window),
+                thresholds.canary_error_margin,
+            ),
+            "5m",
+            severity="warning",
+            summary="Canary of {{ $labels.deployment_name }} fails more than stable",
+            description="The canary's error ratio is {{ $value | humanizePercentage }}, more than "
+            + f"{thresholds.canary_error_margin:.0%} above the stable predictor's.",
+        ),
+        _alert(
+            "DeclaredPredictorWithoutTraffic",
+            f"({promql.declared_traffic_share(every)} > 0) unless on ({', '.join(promql.GROUP_LABELS)}) "
+            f"({promql.request_rate(every, thresholds.no_traffic_window)} > 0)",
+            "10m",
+            severity="warning",
+            summary="Predictor {{ $labels.deployment_name }}/{{ $labels.predictor_name }} receives no traffic",
+            description="It is declared with {{ $value | humanizePercentage }} of the traffic but served no request in "
+            + thresholds.no_traffic_window
+            + ".",
+        ),
+    ]
+
+
+def mlflow_alerts(thresholds: AlertThresholds, mlflow_namespace: str, roles: Sequence[str]) -> list[Rule]:
+    window = thresholds.window
+    return [
+        _alert(
+            "MLflowHigh5xxRate",
+            f"{promql.mlflow_5xx_ratio(window)} > {thresholds.mlflow_5xx_ratio:g}",
+            "5m",
+            severity="critical",
+            summary="MLflow {{ $labels.role }} answers with server errors",
+            description="{{ $value | humanizePercentage }} of requests got a 5xx over "
+            + window
+            + f" (threshold {thresholds.mlflow_5xx_ratio:.0%}).",
+        ),
+        _alert(
+            "MLflowPodsNotReady",
+            f"{promql.mlflow_pods_not_ready(mlflow_namespace, roles)} > 0",
+            "10m",
+            severity="critical",
+            summary="MLflow {{ $labels.role }} is missing Ready pods",
+            description="{{ $value }} pod(s) of the {{ $labels.role }} Deployment are not available.",
+        ),
+    ]
+
+
+def declared_traffic_rules(predictors: Sequence[DeclaredPredictor]) -> list[Rule]:
+    """Recording rules stating the declared traffic share of each predictor (0..1)."""
+    return [
+        {
+            "record": promql.DECLARED_TRAFFIC_METRIC,
+            "expr": f"vector({p.traffic_percent / 100:g})",
+            "labels": {
+                "namespace": p.namespace,
+                promql.DEPLOYMENT_LABEL: p.deployment,
+                promql.PREDICTOR_LABEL: p.predictor,
+                promql.VERSION_LABEL: p.version,
+            },
+        }
+        for p in predictors
+    ]
+
+
+def rule_groups(
+    thresholds: AlertThresholds,
+    mlflow_namespace: str,
+    mlflow_roles: Sequence[str],
+    declared: Sequence[DeclaredPredictor] = (),
+) -> list[Group]:
+    """Every group of the platform's rules (a group without rules is left out)."""
+    groups = [
+        {"name": "mlops-models", "rules": model_alerts(thresholds)},
+        {"name": "mlops-mlflow", "rules": mlflow_alerts(thresholds, mlflow_namespace, mlflow_roles)},
+        {"name": "mlops-declared-traffic", "rules": declared_traffic_rules(declared)},
+    ]
+    return [group for group in groups if group["rules"]]

@@ -1,0 +1,221 @@
+"""The PrometheusRule the program declares, checked and unit-tested with the real `promtool`.
+
+Each alert gets a synthetic series that must make it fire and a neighbour that must leave it
+silent (promtool compares the exact set of firing alerts, so a silent case that fires fails).
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlopsctl.mock_engine import Evaluation
+from observability import alerts
+
+PROMTOOL = shutil.which("promtool")
+pytestmark = pytest.mark.skipif(PROMTOOL is None, reason="promtool missing: scripts/setup.sh all installs `prometheus`")
+
+COUNT = "seldon_api_executor_server_requests_seconds_count"
+BUCKET = "seldon_api_executor_server_requests_seconds_bucket"
+
+
+def _program_rule_groups(evaluation: Evaluation) -> list[dict[str, Any]]:
+    rule = evaluation.one("kubernetes:monitoring.coreos.com/v1:PrometheusRule")
+    groups: list[dict[str, Any]] = rule.inputs["spec"]["groups"]
+    return groups
+
+
+def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    assert PROMTOOL is not None
+    return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_rendered_rules_pass_promtool_check(stack: Evaluation, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"groups": _program_rule_groups(stack)}))
+    result = _promtool("check", "rules", str(rules))
+    assert result.returncode == 0, result.stdout + result.stderr
+    names = {r["alert"] for g in _program_rule_groups(stack) for r in g["rules"] if "alert" in r}
+    assert names == set(alerts.ALERT_NAMES)
+
+
+def test_declared_traffic_rules_pass_promtool_check(tmp_path: Path) -> None:
+    declared = [
+        alerts.DeclaredPredictor("models", "fraud-detector", "stable", 90, "3"),
+        alerts.DeclaredPredictor("models", "fraud-detector", "canary", 10, "4"),
+    ]
+    groups = alerts.rule_groups(alerts.AlertThresholds(), "mlflow", ("tracking",), declared)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"groups": groups}))
+    result = _promtool("check", "rules", str(rules))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 8 rules found" in result.stdout
+
+
+def _series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
+    rendered = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    return {"series": f"{name}{{{rendered}}}", "values": values}
+
+
+def _requests(model: str, predictor: str, ok_per_minute: int, errors_per_minute: int) -> list[dict[str, str]]:
+    base = {"namespace": "models", "deployment_name": model, "predictor_name": predictor, "service": "predictions"}
+    return [
+        _series(COUNT, {**base, "code": "200"}, f"0+{ok_per_minute}x40"),
+        _series(COUNT, {**base, "code": "500"}, f"0+{errors_per_minute}x40"),
+    ]
+
+
+def _idle(model: str, predictor: str) -> list[dict[str, str]]:
+    """A predictor whose counter exists but does not move (declared, receiving nothing)."""
+    labels = {"namespace": "models", "deployment_name": model, "predictor_name": predictor, "code": "200"}
+    return [_series(COUNT, labels, "5x40")]
+
+
+def _latency(model: str, bucket_le: str) -> list[dict[str, str]]:
+    """Ten requests a minute, all in the bucket `bucket_le` (and every bucket above it)."""
+    base = {"namespace": "models", "deployment_name": model, "predictor_name": "stable", "code": "200"}
+    les = ["0.25", "0.5", "1", "+Inf"]
+    position = les.index(bucket_le)
+    return [
+        _series(BUCKET, {**base, "le": le}, "0+10x40" if index >= position else "0+0x40")
+        for index, le in enumerate(les)
+    ]
+
+
+def _alert(model: str, predictor: str, severity: str) -> dict[str, Any]:
+    return {"exp_labels": {"deployment_name": model, "predictor_name": predictor, "severity": severity}}
+
+
+def _unit_tests() -> list[dict[str, Any]]:
+    mlflow = [
+        _series("flask_http_request_total", {"role": "tracking", "method": "GET", "status": "200"}, "0+90x40"),
+        _series("flask_http_request_total", {"role": "tracking", "method": "GET", "status": "500"}, "0+10x40"),
+        _series("flask_http_request_total", {"role": "registry", "method": "GET", "status": "200"}, "0+99x40"),
+        _series("flask_http_request_total", {"role": "registry", "method": "GET", "status": "503"}, "0+1x40"),
+    ]
+    replicas = [
+        _series("kube_deployment_spec_replicas", {"namespace": "mlflow", "deployment": "mlflow-tracking"}, "2x40"),
+        _series(
+            "kube_deployment_status_replicas_available",
+            {"namespace": "mlflow", "deployment": "mlflow-tracking"},
+            "2x5 1x35",
+        ),
+        _series("kube_deployment_spec_replicas", {"namespace": "mlflow", "deployment": "mlflow-registry"}, "2x40"),
+        _series(
+            "kube_deployment_status_replicas_available",
+            {"namespace": "mlflow", "deployment": "mlflow-registry"},
+            "2x40",
+        ),
+        # Not an MLflow role: ignored even though it is short of pods.
+        _series("kube_deployment_spec_replicas", {"namespace": "mlflow", "deployment": "postgres-proxy"}, "1x40"),
+        _series(
+            "kube_deployment_status_replicas_available", {"namespace": "mlflow", "deployment": "postgres-proxy"}, "0x40"
+        ),
+    ]
+    return [
+        {
+            "name": "model error ratio: 10% fires, 1% does not",
+            "interval": "1m",
+            "input_series": _requests("bad-model", "stable", 90, 10) + _requests("good-model", "stable", 99, 1),
+            "alert_rule_test": [
+                {"eval_time": "3m", "alertname": "ModelHighErrorRate", "exp_alerts": []},  # still pending
+                {
+                    "eval_time": "20m",
+                    "alertname": "ModelHighErrorRate",
+                    "exp_alerts": [_alert("bad-model", "stable", "critical")],
+                },
+            ],
+        },
+        {
+            "name": "model p95 latency: requests between 0.5s and 1s fire, under 0.25s do not",
+            "interval": "1m",
+            "input_series": _latency("slow-model", "1") + _latency("fast-model", "0.25"),
+            "alert_rule_test": [
+                {
+                    "eval_time": "25m",
+                    "alertname": "ModelHighLatencyP95",
+                    "exp_alerts": [_alert("slow-model", "stable", "warning")],
+                }
+            ],
+        },
+        {
+            "name": "canary 10% errors vs stable 1% fires; canary 2% vs stable 1% does not",
+            "interval": "1m",
+            "input_series": _requests("risky", "stable", 99, 1)
+            + _requests("risky", "canary", 9, 1)
+            + _requests("fine", "stable", 99, 1)
+            + _requests("fine", "canary", 98, 2),
+            "alert_rule_test": [
+                {
+                    "eval_time": "20m",
+                    "alertname": "CanaryErrorRateAboveStable",
+                    "exp_alerts": [_alert("risky", "canary", "warning")],
+                }
+            ],
+        },
+        {
+            "name": "declared canary without requests fires; stable with requests does not",
+            "interval": "1m",
+            "input_series": [*_requests("fraud-detector", "stable", 100, 0), *_idle("fraud-detector", "canary")],
+            "alert_rule_test": [
+                {
+                    "eval_time": "30m",
+                    "alertname": "DeclaredPredictorWithoutTraffic",
+                    "exp_alerts": [_alert("fraud-detector", "canary", "warning")],
+                }
+            ],
+        },
+        {
+            "name": "MLflow 5xx: tracking at 10% fires, registry at 1% does not",
+            "interval": "1m",
+            "input_series": mlflow,
+            "alert_rule_test": [
+                {
+                    "eval_time": "20m",
+                    "alertname": "MLflowHigh5xxRate",
+                    "exp_alerts": [{"exp_labels": {"role": "tracking", "severity": "critical"}}],
+                }
+            ],
+        },
+        {
+            "name": "MLflow pods: tracking one short for 30m fires, registry complete does not",
+            "interval": "1m",
+            "input_series": replicas,
+            "alert_rule_test": [
+                {"eval_time": "10m", "alertname": "MLflowPodsNotReady", "exp_alerts": []},  # short for 5m only
+                {
+                    "eval_time": "30m",
+                    "alertname": "MLflowPodsNotReady",
+                    "exp_alerts": [{"exp_labels": {"role": "tracking", "severity": "critical"}}],
+                },
+            ],
+        },
+    ]
+
+
+def test_every_alert_fires_on_bad_series_and_stays_silent_on_good_ones(dev: Evaluation, tmp_path: Path) -> None:
+    groups = copy.deepcopy(_program_rule_groups(dev))
+    for group in groups:
+        for rule in group["rules"]:
+            # promtool compares annotations too; their templates are covered by `promtool check rules`.
+            rule.pop("annotations", None)
+    declared = [
+        alerts.DeclaredPredictor("models", "fraud-detector", "stable", 90, "3"),
+        alerts.DeclaredPredictor("models", "fraud-detector", "canary", 10, "4"),
+    ]
+    groups.append({"name": "declared-for-test", "rules": alerts.declared_traffic_rules(declared)})
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
+    tests = _unit_tests()
+    covered = {case["alertname"] for test in tests for case in test["alert_rule_test"]}
+    assert covered == set(alerts.ALERT_NAMES)
+    (tmp_path / "tests.yaml").write_text(
+        yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests}, sort_keys=False)
+    )
+    result = _promtool("test", "rules", str(tmp_path / "tests.yaml"))
+    assert result.returncode == 0, result.stdout + result.stderr
