@@ -5,7 +5,7 @@ each and the `champion`/`challenger` aliases, then reads the snapshot with the p
 (`rollout.registry_reader.read_snapshot`) and with a naive reader that lists every version of
 every model and fetches each download URI. Prints wall time and HTTP requests per model for both.
 
-    .venv/bin/python benchmarks/registry_snapshot.py --models 200 --versions 5
+    .venv/bin/python benchmarks/registry_snapshot.py --models 200 --versions 20
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ def _populate(client: RegistryClient, models: int, versions: int) -> None:
     def one(index: int) -> None:
         name = f"model-{index:04d}"
         client.post("registered-models/create", {"name": name})
+        run = client.post("runs/create", {"experiment_id": "0", "run_name": name})["run"]["info"]["run_id"]
+        client.post("runs/set-tag", {"run_id": run, "key": "mlflow.source.git.commit", "value": "0" * 40})
         for _ in range(versions):
-            run = client.post("runs/create", {"experiment_id": "0", "run_name": name})["run"]["info"]["run_id"]
-            client.post("runs/set-tag", {"run_id": run, "key": "mlflow.source.git.commit", "value": "0" * 40})
             client.post("model-versions/create", {"name": name, "source": f"runs:/{run}/model", "run_id": run})
         client.post("registered-models/alias", {"name": name, "alias": "champion", "version": str(versions - 1)})
         client.post("registered-models/alias", {"name": name, "alias": "challenger", "version": str(versions)})
@@ -74,7 +74,7 @@ def _naive_snapshot(client: RegistryClient, names: list[str], workers: int) -> N
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=200)
-    parser.add_argument("--versions", type=int, default=5, help="versions per model (the aliases use the last two)")
+    parser.add_argument("--versions", type=int, default=20, help="versions per model (the aliases use the last two)")
     parser.add_argument("--workers", type=int, default=8, help="reader pool size (both readers)")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()

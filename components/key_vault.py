@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_random as random
 from pulumi_azure_native import keyvault
 
 from components.firewall import PublicExposure
+from components.passwords import generated_password
 from components.private_link import PrivateEndpointPlacement, PrivateLink, PrivateLinkArgs
 
 
@@ -80,8 +80,7 @@ class KeyVault(pulumi.ComponentResource):
                     endpoint_name=f"{args.vault_name}-pe",
                     target_resource_id=vault.id,
                     group_id="vault",
-                    subnet_id=args.private_endpoint.subnet_id,
-                    dns_zone_id=args.private_endpoint.dns_zone_id,
+                    placement=args.private_endpoint,
                     tags=args.tags,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
@@ -89,15 +88,7 @@ class KeyVault(pulumi.ComponentResource):
 
         values: dict[str, pulumi.Input[str]] = dict(args.secrets)
         for password_name in args.generated_passwords:
-            password = random.RandomPassword(
-                f"{name}-{password_name}",
-                length=32,
-                special=False,
-                min_upper=2,
-                min_lower=2,
-                min_numeric=2,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
+            password = generated_password(f"{name}-{password_name}", self)
             values[password_name] = password.result
 
         self.secret_ids = {}

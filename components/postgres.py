@@ -13,7 +13,8 @@ from urllib.parse import quote
 
 import pulumi
 import pulumi_azure_native.dbforpostgresql as postgresql
-import pulumi_random as random
+
+from components.passwords import generated_password
 
 MLFLOW_DATABASES: tuple[str, ...] = ("mlflow", "mlflow_registry", "mlflow_auth")
 
@@ -66,15 +67,7 @@ class PostgresServer(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:azure:PostgresServer", name, None, opts)
-        password = random.RandomPassword(
-            f"{name}-admin-password",
-            length=32,
-            special=False,
-            min_upper=2,
-            min_lower=2,
-            min_numeric=2,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        password = generated_password(f"{name}-admin-password", self)
         admin_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
         primary_zone = args.zones[0] if args.zones else None
         standby_zone = args.zones[1] if args.high_availability == "ZoneRedundant" and len(args.zones) > 1 else None

@@ -24,8 +24,7 @@ class PrivateLinkArgs:
     target_resource_id: pulumi.Input[str]
     group_id: str
     """Sub-resource of the target (`blob`, `vault`, `registry`)."""
-    subnet_id: pulumi.Input[str]
-    dns_zone_id: pulumi.Input[str]
+    placement: PrivateEndpointPlacement
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -41,7 +40,7 @@ class PrivateLink(pulumi.ComponentResource):
             private_endpoint_name=args.endpoint_name,
             resource_group_name=args.resource_group_name,
             location=args.location,
-            subnet=network.SubnetArgs(id=args.subnet_id),
+            subnet=network.SubnetArgs(id=args.placement.subnet_id),
             private_link_service_connections=[
                 network.PrivateLinkServiceConnectionArgs(
                     name=args.endpoint_name,
@@ -58,7 +57,7 @@ class PrivateLink(pulumi.ComponentResource):
             private_endpoint_name=endpoint.name,
             resource_group_name=args.resource_group_name,
             private_dns_zone_configs=[
-                network.PrivateDnsZoneConfigArgs(name=args.group_id, private_dns_zone_id=args.dns_zone_id)
+                network.PrivateDnsZoneConfigArgs(name=args.group_id, private_dns_zone_id=args.placement.dns_zone_id)
             ],
             opts=pulumi.ResourceOptions(parent=endpoint),
         )
