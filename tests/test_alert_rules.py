@@ -120,9 +120,13 @@ def _unit_tests() -> list[dict[str, Any]]:
     ]
     return [
         {
-            "name": "model error ratio: 10% fires, 1% does not",
+            "name": "model error ratio: 10% fires; 1%, or 50% of two requests a minute, does not",
             "interval": "1m",
-            "input_series": _requests("bad-model", "stable", 90, 10) + _requests("good-model", "stable", 99, 1),
+            "input_series": [
+                *_requests("bad-model", "stable", 90, 10),
+                *_requests("good-model", "stable", 99, 1),
+                *_requests("quiet-model", "stable", 1, 1),
+            ],
             "alert_rule_test": [
                 {"eval_time": "3m", "alertname": "ModelHighErrorRate", "exp_alerts": []},  # still pending
                 {
