@@ -11,9 +11,12 @@ Series they read
   (the SeldonDeployment, i.e. the model), `predictor_name` (`stable`, `canary`...),
   `predictor_version` (the predictor's `version` annotation), `service`, `method`, `code` (HTTP
   status for REST, gRPC code name for gRPC), plus `namespace` and `pod` added by the scrape.
-- MLflow (prometheus_flask_exporter), scraped by the MLflow ServiceMonitors with the pod label
-  `app.kubernetes.io/component` copied into `role`: `flask_http_request_total{method,status}`,
-  `flask_http_request_duration_seconds_{bucket,count,sum}{method,path,status}`.
+- MLflow (`mlflow server --expose-prometheus`), scraped by the MLflow ServiceMonitors with the pod
+  label `app.kubernetes.io/component` copied into `role`. MLflow sets up prometheus_flask_exporter
+  with `defaults_prefix="mlflow"` and `group_by=mlflow_version` (mlflow/server/prometheus_exporter.py),
+  so its series are `mlflow_http_request_total{method,status}` and
+  `mlflow_http_request_duration_seconds_{bucket,count,sum}{method,mlflow_version,status}`, not the
+  exporter's default `flask_http_*` names.
 - kube-state-metrics: `kube_pod_status_ready{namespace,pod,condition}`, `kube_pod_labels`.
 - Declared traffic: recording rules written from what the program declares
   (`observability.alerts.declared_traffic_rules`) produce `DECLARED_TRAFFIC_METRIC` with the
@@ -49,8 +52,8 @@ ERROR_CODE_REGEX: Final = "5..|Unknown|Internal|Unavailable|DataLoss|DeadlineExc
 DECLARED_TRAFFIC_METRIC: Final = "mlops:seldon_predictor_declared_traffic:ratio"
 """Recorded from the declared SeldonDeployments: the traffic share (0..1) each predictor should get."""
 
-MLFLOW_REQUESTS_METRIC: Final = "flask_http_request_total"
-MLFLOW_DURATION_METRIC: Final = "flask_http_request_duration_seconds"
+MLFLOW_REQUESTS_METRIC: Final = "mlflow_http_request_total"
+MLFLOW_DURATION_METRIC: Final = "mlflow_http_request_duration_seconds"
 MLFLOW_ROLE_LABEL: Final = "role"
 
 _DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
@@ -181,7 +184,7 @@ def canary_error_ratio_excess(deployment: str | None, canary: str, stable: str, 
     return f"({canary_ratio}) - on ({DEPLOYMENT_LABEL}) group_left () ({stable_ratio})"
 
 
-# --- MLflow (prometheus_flask_exporter) -------------------------------------------------------
+# --- MLflow (prometheus_flask_exporter, prefix `mlflow`) ----------------------------------------
 
 
 def _role_selector(role: str | None, regex: bool, *extra: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from mlopsctl.mock_engine import Evaluation
-from observability import alerts
+from observability import alerts, promql
 
 PROMTOOL = shutil.which("promtool")
 pytestmark = pytest.mark.skipif(PROMTOOL is None, reason="promtool missing: scripts/setup.sh all installs `prometheus`")
@@ -94,10 +94,10 @@ def _alert(model: str, predictor: str, severity: str) -> dict[str, Any]:
 
 def _unit_tests() -> list[dict[str, Any]]:
     mlflow = [
-        _series("flask_http_request_total", {"role": "tracking", "method": "GET", "status": "200"}, "0+90x40"),
-        _series("flask_http_request_total", {"role": "tracking", "method": "GET", "status": "500"}, "0+10x40"),
-        _series("flask_http_request_total", {"role": "registry", "method": "GET", "status": "200"}, "0+99x40"),
-        _series("flask_http_request_total", {"role": "registry", "method": "GET", "status": "503"}, "0+1x40"),
+        _series(promql.MLFLOW_REQUESTS_METRIC, {"role": "tracking", "method": "GET", "status": "200"}, "0+90x40"),
+        _series(promql.MLFLOW_REQUESTS_METRIC, {"role": "tracking", "method": "GET", "status": "500"}, "0+10x40"),
+        _series(promql.MLFLOW_REQUESTS_METRIC, {"role": "registry", "method": "GET", "status": "200"}, "0+99x40"),
+        _series(promql.MLFLOW_REQUESTS_METRIC, {"role": "registry", "method": "GET", "status": "503"}, "0+1x40"),
     ]
     replicas = [
         _series("kube_deployment_spec_replicas", {"namespace": "mlflow", "deployment": "mlflow-tracking"}, "2x40"),
