@@ -9,6 +9,7 @@ import pytest
 from components import cluster_layout
 from mlopsctl.mock_engine import Evaluation, evaluate, stack_config
 from observability import alerts
+from tests.services import SYNTHETIC_MODEL
 from tests.services.exporter import SyntheticExporter
 from tests.services.prometheus import PrometheusServer, PrometheusUnavailableError
 
@@ -49,9 +50,6 @@ def evaluate_with(stack: str, change: Callable[[dict[str, str]], None]) -> Evalu
 
 
 # --- real services: a synthetic exporter scraped by a real Prometheus (tests/services) ---------
-
-SYNTHETIC_MODEL = "fraud-detector"
-"""Served by the session exporter from the start: `stable` (version 3, 90%) and `canary` (version 4, 10%)."""
 
 
 @pytest.fixture(scope="session")

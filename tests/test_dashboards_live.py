@@ -13,7 +13,7 @@ import pytest
 from components import cluster_layout
 from observability import dashboards, promql
 from observability.promql import Target
-from tests.conftest import SYNTHETIC_MODEL
+from tests.services import SYNTHETIC_MODEL
 from tests.services.exporter import SyntheticExporter
 from tests.services.prometheus import PrometheusServer
 

@@ -10,8 +10,8 @@ from components import cluster_layout
 from components.istio_mesh import AZURE_INTERNAL_LB_ANNOTATION
 from components.monitoring import GRAFANA_ADMIN_SECRET, GRAFANA_PASSWORD_KEY, GRAFANA_USER_KEY, ISTIO_MTLS_SCRAPE_CLASS
 from mlopsctl.mock_engine import Evaluation, RecordedResource
-from mlopsctl.schema_validation import helm_releases, schema_problems
-from observability import alerts
+from mlopsctl.schema_validation import chart_defaults, helm_releases, schema_problems
+from observability import alerts, dashboards
 from settings import PlatformSettings
 from tests.conftest import evaluate_with
 
@@ -259,3 +259,22 @@ def test_rules_carry_the_thresholds_from_settings() -> None:
 def test_urls_are_outputs(dev: Evaluation, output: str, expected: str) -> None:
     assert dev.outputs[output].value == expected.format(domain="dev.mlops.example.com")
     assert not dev.outputs[output].secret
+
+
+def test_dashboards_query_the_datasource_the_chart_provisions() -> None:
+    defaults = chart_defaults("kube-prometheus-stack", "88.5.3")["grafana"]["sidecar"]["datasources"]
+    assert defaults["uid"] == dashboards.DATASOURCE_UID and defaults["defaultDatasourceEnabled"] is True
+
+
+def test_bad_serving_settings_fail_before_any_resource_naming_each_key() -> None:
+    def broken(config: dict[str, str]) -> None:
+        config["mlops-platform:prometheusRetentionDays"] = "0"
+        config["mlops-platform:seldonCoreOperatorChartVersion"] = "latest"
+        config["mlops-platform:gatewayTlsSecretName"] = "Not_A_Name"
+
+    evaluation = evaluate_with("dev", broken)
+    assert evaluation.error is not None
+    message = str(evaluation.error)
+    for key in ("prometheusRetentionDays", "seldonCoreOperatorChartVersion", "gatewayTlsSecretName"):
+        assert f"mlops-platform:{key}" in message, message
+    assert not [r for r in evaluation.resources if r.custom]
