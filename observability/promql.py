@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 EXECUTOR_METRIC: Final = "seldon_api_executor_server_requests_seconds"
@@ -48,6 +48,13 @@ GROUP_LABELS: Final = (DEPLOYMENT_LABEL, PREDICTOR_LABEL)
 
 # REST answers with HTTP status codes, gRPC with code names; these mean "the server failed".
 ERROR_CODE_REGEX: Final = "5..|Unknown|Internal|Unavailable|DataLoss|DeadlineExceeded"
+SERVICE_LABEL: Final = "service"
+PREDICTION_SERVICES: Final = "predictions|/seldon.protos.Seldon/Predict|/tensorflow.serving.PredictionService/Predict"
+"""Executor `service` values of prediction calls (REST, gRPC Seldon and TensorFlow protocols).
+
+Feedback, status and metadata calls are instrumented too (`feedback`, `status`, `metadata`) but
+are not model traffic; probes (`/ready`, `/live`) are not instrumented at all.
+"""
 
 DECLARED_TRAFFIC_METRIC: Final = "mlops:seldon_predictor_declared_traffic:ratio"
 """Recorded from the declared SeldonDeployments: the traffic share (0..1) each predictor should get."""
@@ -89,12 +96,15 @@ class Target:
     predictor: str | None = None
     namespace: str | None = None
     regex: bool = False
+    services: str | None = PREDICTION_SERVICES
+    """Regex of executor `service` values counted; None counts every instrumented call."""
 
     def selector(self, *extra: str) -> str:
+        services = () if self.services is None else (f"{SERVICE_LABEL}=~{_quote(self.services)}",)
         return matchers(
             {DEPLOYMENT_LABEL: self.deployment, PREDICTOR_LABEL: self.predictor, "namespace": self.namespace},
             regex=self.regex,
-            extra=extra,
+            extra=(*services, *extra),
         )
 
 
@@ -149,14 +159,19 @@ def traffic_share(target: Target, window: str) -> str:
 
     `target.predictor` narrows the numerator only: the denominator is always the whole model.
     """
-    whole_model = Target(target.deployment, None, target.namespace, target.regex)
+    whole_model = Target(target.deployment, None, target.namespace, target.regex, target.services)
     total = _sum_rate(f"{EXECUTOR_METRIC}_count", whole_model.selector(), window, by=(DEPLOYMENT_LABEL,))
     return f"{request_rate(target, window)} / on ({DEPLOYMENT_LABEL}) group_left () ({total})"
 
 
+def _declared(target: Target) -> Target:
+    """The declared-traffic series have no `service` label."""
+    return replace(target, services=None)
+
+
 def declared_traffic_share(target: Target) -> str:
     """Share (0..1) the program declared for each predictor (from the declared-traffic recording rules)."""
-    return f"max {_by(GROUP_LABELS)} ({DECLARED_TRAFFIC_METRIC}{target.selector()})"
+    return f"max {_by(GROUP_LABELS)} ({DECLARED_TRAFFIC_METRIC}{_declared(target).selector()})"
 
 
 def predictor_versions(target: Target, window: str) -> str:
@@ -166,7 +181,7 @@ def predictor_versions(target: Target, window: str) -> str:
 
 def declared_versions(target: Target) -> str:
     """One series per (model, predictor, version) as declared; value = declared share (0..1)."""
-    return f"max {_by((*GROUP_LABELS, VERSION_LABEL))} ({DECLARED_TRAFFIC_METRIC}{target.selector()})"
+    return f"max {_by((*GROUP_LABELS, VERSION_LABEL))} ({DECLARED_TRAFFIC_METRIC}{_declared(target).selector()})"
 
 
 def ratio_worse_than(candidate: str, baseline: str, margin: float) -> str:

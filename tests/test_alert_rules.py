@@ -68,18 +68,20 @@ def _requests(model: str, predictor: str, ok_per_minute: int, errors_per_minute:
     return [
         _series(COUNT, {**base, "code": "200"}, f"0+{ok_per_minute}x40"),
         _series(COUNT, {**base, "code": "500"}, f"0+{errors_per_minute}x40"),
+        # Feedback calls failing do not make the model fail.
+        _series(COUNT, {**base, "service": "feedback", "code": "500"}, "0+100x40"),
     ]
 
 
 def _idle(model: str, predictor: str) -> list[dict[str, str]]:
     """A predictor whose counter exists but does not move (declared, receiving nothing)."""
-    labels = {"namespace": "models", "deployment_name": model, "predictor_name": predictor, "code": "200"}
+    labels = {"deployment_name": model, "predictor_name": predictor, "service": "predictions", "code": "200"}
     return [_series(COUNT, labels, "5x40")]
 
 
 def _latency(model: str, bucket_le: str) -> list[dict[str, str]]:
     """Ten requests a minute, all in the bucket `bucket_le` (and every bucket above it)."""
-    base = {"namespace": "models", "deployment_name": model, "predictor_name": "stable", "code": "200"}
+    base = {"deployment_name": model, "predictor_name": "stable", "service": "predictions", "code": "200"}
     les = ["0.25", "0.5", "1", "+Inf"]
     position = les.index(bucket_le)
     return [

@@ -9,12 +9,21 @@ from observability.promql import Target
 
 
 def test_target_selectors_match_exactly_or_by_regex() -> None:
-    assert Target().selector() == "{}"
-    assert Target("fraud-detector", "canary").selector() == '{deployment_name="fraud-detector",predictor_name="canary"}'
-    assert Target("$model", regex=True, namespace="models").selector() == (
+    predictions = f'service=~"{promql.PREDICTION_SERVICES}"'
+    assert Target().selector() == "{" + predictions + "}"
+    assert Target(services=None).selector() == "{}"
+    assert Target("fraud-detector", "canary").selector() == (
+        '{deployment_name="fraud-detector",predictor_name="canary",' + predictions + "}"
+    )
+    assert Target("$model", regex=True, namespace="models", services=None).selector() == (
         '{deployment_name=~"$model",namespace=~"models"}'
     )
-    assert Target("a").selector('code=~"5.."') == '{deployment_name="a",code=~"5.."}'
+    assert Target("a", services=None).selector('code=~"5.."') == '{deployment_name="a",code=~"5.."}'
+
+
+def test_declared_traffic_is_not_filtered_by_service() -> None:
+    assert "service" not in promql.declared_traffic_share(Target("fraud-detector"))
+    assert "service" not in promql.declared_versions(Target("fraud-detector"))
 
 
 def test_label_values_are_escaped() -> None:
@@ -36,7 +45,7 @@ def test_quantiles_must_be_between_zero_and_one() -> None:
 
 
 def test_predictor_expressions_aggregate_per_model_and_predictor() -> None:
-    canary = Target("fraud-detector", "canary")
+    canary = Target("fraud-detector", "canary", services=None)
     assert promql.request_rate(canary, "5m") == (
         "sum by (deployment_name, predictor_name) (rate(seldon_api_executor_server_requests_seconds_count"
         '{deployment_name="fraud-detector",predictor_name="canary"}[5m]))'
