@@ -64,7 +64,7 @@ def synthetic_exporter() -> Iterator[SyntheticExporter]:
         SYNTHETIC_MODEL, "stable", rps=18, error_ratio=0.01, latency_seconds=0.02, version="3"
     )
     exporter.control.set_predictor(
-        SYNTHETIC_MODEL, "canary", rps=2, error_ratio=0.02, latency_seconds=0.04, version="4"
+        SYNTHETIC_MODEL, "canary", rps=2, error_ratio=0.02, latency_seconds=0.04, version="4", feedback_rps=10
     )
     for role in cluster_layout.MLFLOW_ROLES:
         exporter.control.set_mlflow_role(role, rps=5, error_ratio=0.02, latency_seconds=0.05)

@@ -52,6 +52,7 @@ def test_model_rollouts_dashboard_shows_each_predictor(live_prometheus: Promethe
     share = promql.traffic_share(model, "30s")
     assert _eventually(lambda: len(_finite_values(live_prometheus, share)) == 2)
     observed = {dict(k)["predictor_name"]: v for k, v in live_prometheus.values(share).items()}
+    # The canary also answers 10 feedback calls a second: not model traffic, so not counted.
     assert observed["stable"] == pytest.approx(0.9, abs=0.08) and observed["canary"] == pytest.approx(0.1, abs=0.08)
     declared = {
         dict(k)["predictor_name"]: v for k, v in live_prometheus.values(promql.declared_traffic_share(model)).items()

@@ -43,6 +43,8 @@ class PredictorTraffic:
     latency_seconds: float = 0.02
     version: str = "1"
     namespace: str = "models"
+    feedback_rps: float = 0.0
+    """Feedback calls per second (`service="feedback"`): instrumented by the executor, not model traffic."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,11 @@ class SyntheticExporter:
                 series = self._executor.labels(*labels, code)
                 for _ in range(count):
                     series.observe(traffic.latency_seconds)
+            feedback, _ = self._due(("f", deployment, predictor), traffic.feedback_rps, 0.0, seconds)
+            if feedback:
+                feedback_series = self._executor.labels(*labels[:4], "feedback", "post", "200")
+                for _ in range(feedback):
+                    feedback_series.observe(0.001)
         for role, role_traffic in roles.items():
             requests, errors = self._due(("r", role), role_traffic.rps, role_traffic.error_ratio, seconds)
             for status, count in (("200", requests - errors), ("500", errors)):
