@@ -124,14 +124,24 @@ def request_rate(target: Target, window: str) -> str:
     return _sum_rate(f"{EXECUTOR_METRIC}_count", target.selector(), window)
 
 
+def _or_zero(errors: str, everything: str) -> str:
+    """`errors`, or 0 for every group of `everything` that has no error series.
+
+    The executor creates a `code="500"` series at the first failure only: without this, a
+    predictor that never failed would have no error rate at all instead of 0.
+    """
+    return f"({errors} or (0 * {everything}))"
+
+
 def error_rate_per_second(target: Target, window: str) -> str:
-    """Failed requests per second per predictor (5xx or failing gRPC codes)."""
-    return _sum_rate(f"{EXECUTOR_METRIC}_count", target.selector(f'code=~"{ERROR_CODE_REGEX}"'), window)
+    """Failed requests per second per predictor (5xx or failing gRPC codes); 0 when none failed."""
+    errors = _sum_rate(f"{EXECUTOR_METRIC}_count", target.selector(f'code=~"{ERROR_CODE_REGEX}"'), window)
+    return _or_zero(errors, request_rate(target, window))
 
 
 def error_ratio(target: Target, window: str) -> str:
     """Share of failed requests per predictor, 0..1. No result when the predictor had no traffic."""
-    return f"({error_rate_per_second(target, window)}) / ({request_rate(target, window)})"
+    return f"{error_rate_per_second(target, window)} / ({request_rate(target, window)})"
 
 
 def latency_quantile(target: Target, quantile: float, window: str) -> str:
@@ -149,9 +159,10 @@ def request_count(target: Target, window: str) -> str:
 
 
 def error_count(target: Target, window: str) -> str:
-    """Failed requests per predictor over the whole `window`."""
+    """Failed requests per predictor over the whole `window`; 0 when none failed."""
     selector = target.selector(f'code=~"{ERROR_CODE_REGEX}"')
-    return f"sum {_by(GROUP_LABELS)} (increase({EXECUTOR_METRIC}_count{selector}[{duration(window)}]))"
+    errors = f"sum {_by(GROUP_LABELS)} (increase({EXECUTOR_METRIC}_count{selector}[{duration(window)}]))"
+    return _or_zero(errors, request_count(target, window))
 
 
 def traffic_share(target: Target, window: str) -> str:
@@ -216,7 +227,8 @@ def mlflow_5xx_ratio(window: str, role: str | None = None, *, regex: bool = Fals
     errors = _sum_rate(
         MLFLOW_REQUESTS_METRIC, _role_selector(role, regex, 'status=~"5.."'), window, by=(MLFLOW_ROLE_LABEL,)
     )
-    return f"({errors}) / ({mlflow_request_rate(window, role, regex=regex)})"
+    everything = mlflow_request_rate(window, role, regex=regex)
+    return f"{_or_zero(errors, everything)} / ({everything})"
 
 
 def mlflow_latency_quantile(quantile: float, window: str, role: str | None = None, *, regex: bool = False) -> str:

@@ -73,6 +73,12 @@ def _requests(model: str, predictor: str, ok_per_minute: int, errors_per_minute:
     ]
 
 
+def _successes_only(model: str, predictor: str, per_minute: int) -> list[dict[str, str]]:
+    """A predictor that never failed: like the executor, it has no `code="500"` series at all."""
+    labels = {"deployment_name": model, "predictor_name": predictor, "service": "predictions", "code": "200"}
+    return [_series(COUNT, labels, f"0+{per_minute}x40")]
+
+
 def _idle(model: str, predictor: str) -> list[dict[str, str]]:
     """A predictor whose counter exists but does not move (declared, receiving nothing)."""
     labels = {"deployment_name": model, "predictor_name": predictor, "service": "predictions", "code": "200"}
@@ -153,15 +159,20 @@ def _unit_tests() -> list[dict[str, Any]]:
         {
             "name": "canary 10% errors vs stable 1% fires; canary 2% vs stable 1% does not",
             "interval": "1m",
-            "input_series": _requests("risky", "stable", 99, 1)
-            + _requests("risky", "canary", 9, 1)
-            + _requests("fine", "stable", 99, 1)
-            + _requests("fine", "canary", 98, 2),
+            "input_series": [
+                *_requests("risky", "stable", 99, 1),
+                *_requests("risky", "canary", 9, 1),
+                *_requests("fine", "stable", 99, 1),
+                *_requests("fine", "canary", 98, 2),
+                # A stable predictor that never failed has no error series; its ratio is 0, not absent.
+                *_successes_only("spotless", "stable", 100),
+                *_requests("spotless", "canary", 45, 5),
+            ],
             "alert_rule_test": [
                 {
                     "eval_time": "20m",
                     "alertname": "CanaryErrorRateAboveStable",
-                    "exp_alerts": [_alert("risky", "canary", "warning")],
+                    "exp_alerts": [_alert("risky", "canary", "warning"), _alert("spotless", "canary", "warning")],
                 }
             ],
         },

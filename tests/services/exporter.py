@@ -186,10 +186,12 @@ class SyntheticExporter:
         for (deployment, predictor), traffic in predictors.items():
             requests, errors = self._due(("p", deployment, predictor), traffic.rps, traffic.error_ratio, seconds)
             labels = (traffic.namespace, deployment, predictor, traffic.version, "predictions", "post")
+            # Like the executor, a status code's series appears with its first request.
             for code, count in (("200", requests - errors), ("500", errors)):
-                series = self._executor.labels(*labels, code)
-                for _ in range(count):
-                    series.observe(traffic.latency_seconds)
+                if count:
+                    series = self._executor.labels(*labels, code)
+                    for _ in range(count):
+                        series.observe(traffic.latency_seconds)
             feedback, _ = self._due(("f", deployment, predictor), traffic.feedback_rps, 0.0, seconds)
             if feedback:
                 feedback_series = self._executor.labels(*labels[:4], "feedback", "post", "200")
@@ -198,10 +200,11 @@ class SyntheticExporter:
         for role, role_traffic in roles.items():
             requests, errors = self._due(("r", role), role_traffic.rps, role_traffic.error_ratio, seconds)
             for status, count in (("200", requests - errors), ("500", errors)):
-                self._flask_total.labels("GET", status, role).inc(count)
-                duration = self._flask_duration.labels("GET", MLFLOW_VERSION, status, role)
-                for _ in range(count):
-                    duration.observe(role_traffic.latency_seconds)
+                if count:
+                    self._flask_total.labels("GET", status, role).inc(count)
+                    duration = self._flask_duration.labels("GET", MLFLOW_VERSION, status, role)
+                    for _ in range(count):
+                        duration.observe(role_traffic.latency_seconds)
             deployment = f"mlflow-{role}"
             self._spec_replicas.labels(self.mlflow_namespace, deployment).set(role_traffic.replicas)
             self._available.labels(self.mlflow_namespace, deployment).set(role_traffic.ready)
