@@ -184,7 +184,8 @@ def _unit_tests() -> list[dict[str, Any]]:
                 {
                     "eval_time": "30m",
                     "alertname": "DeclaredPredictorWithoutTraffic",
-                    "exp_alerts": [_alert("fraud-detector", "canary", "warning")],
+                    # `ghost` is declared but its executor never served a request: no series at all.
+                    "exp_alerts": [_alert("fraud-detector", "canary", "warning"), _alert("ghost", "stable", "warning")],
                 }
             ],
         },
@@ -225,6 +226,7 @@ def test_every_alert_fires_on_bad_series_and_stays_silent_on_good_ones(dev: Eval
     declared = [
         alerts.DeclaredPredictor("models", "fraud-detector", "stable", 90, "3"),
         alerts.DeclaredPredictor("models", "fraud-detector", "canary", 10, "4"),
+        alerts.DeclaredPredictor("models", "ghost", "stable", 100, "1"),
     ]
     groups.append({"name": "declared-for-test", "rules": alerts.declared_traffic_rules(declared)})
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
