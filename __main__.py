@@ -23,7 +23,7 @@ from components.private_link import PrivateEndpointPlacement
 from components.rollout_automation import OperatorArgs, RolloutAutomation, RolloutAutomationArgs, image_reference
 from components.seldon_core import SeldonCore, SeldonCoreArgs
 from observability.alerts import AlertThresholds
-from rollout.planner import plan_rollouts
+from rollout.planner import declared_predictors, plan_rollouts
 from rollout.source import registry_snapshot
 from settings.stack_file import from_pulumi_runtime
 
@@ -250,6 +250,7 @@ monitoring = Monitoring(
             model_p95_latency_seconds=settings.alert_model_p95_latency_ms / 1000,
             mlflow_5xx_ratio=settings.alert_mlflow_5xx_percent / 100,
         ),
+        declared_predictors=declared_predictors(rollout_plans, settings.models_namespace),
     ),
 )
 
@@ -264,6 +265,7 @@ model_rollout = ModelRollout(
         storage_secret=settings.rollout.storage_secret,
         reader_client_id=identities.client_ids["model-reader"],
         provider=aks.provider,
+        cluster=aks.cluster,
         depends_on=[seldon],
     ),
 )

@@ -44,6 +44,8 @@ class ModelRolloutArgs:
     storage_secret: str
     reader_client_id: pulumi.Input[str]
     provider: kubernetes.Provider
+    cluster: pulumi.Resource
+    """In-cluster objects go with the cluster (`deleted_with`)."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
@@ -53,7 +55,9 @@ class ModelRollout(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ModelRolloutArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:serving:ModelRollout", name, None, opts)
-        k8s = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
+        k8s = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, depends_on=list(args.depends_on), deleted_with=args.cluster
+        )
         service_account = kubernetes.core.v1.ServiceAccount(
             f"{name}-reader",
             metadata=kubernetes.meta.v1.ObjectMetaArgs(
@@ -90,6 +94,7 @@ class ModelRollout(pulumi.ComponentResource):
                     parent=self,
                     provider=args.provider,
                     depends_on=[*args.depends_on, service_account, storage_config],
+                    deleted_with=args.cluster,
                 ),
             )
             self.served[plan.model] = {

@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -305,7 +305,7 @@ class Monitoring(pulumi.ComponentResource):
         self.register_outputs({"grafanaUrl": self.grafana_url, "prometheusUrl": self.prometheus_url})
 
     def _secret_sync_deployment(
-        self, name: str, meta: Any, opts: pulumi.ResourceOptions
+        self, name: str, meta: Callable[..., kubernetes.meta.v1.ObjectMetaArgs], opts: pulumi.ResourceOptions
     ) -> kubernetes.apps.v1.Deployment:
         """A pause container mounting the Key Vault secrets: while it runs, `grafana-admin` exists."""
         labels = {cluster_layout.APP_NAME_LABEL: "grafana-secret-sync"}

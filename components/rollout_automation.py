@@ -87,7 +87,7 @@ def _restricted_container_security() -> kubernetes.core.v1.SecurityContextArgs:
 class RolloutAutomation(pulumi.ComponentResource):
     def __init__(self, name: str, args: RolloutAutomationArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:serving:RolloutAutomation", name, None, opts)
-        k8s = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        k8s = pulumi.ResourceOptions(parent=self, provider=args.provider, deleted_with=args.cluster)
         namespace = kubernetes.core.v1.Namespace(
             f"{name}-namespace",
             metadata=kubernetes.meta.v1.ObjectMetaArgs(
@@ -96,7 +96,9 @@ class RolloutAutomation(pulumi.ComponentResource):
             ),
             opts=k8s,
         )
-        in_namespace = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[namespace])
+        in_namespace = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, depends_on=[namespace], deleted_with=args.cluster
+        )
         analyzer = kubernetes.core.v1.ServiceAccount(
             f"{name}-analyzer",
             metadata=kubernetes.meta.v1.ObjectMetaArgs(
@@ -199,7 +201,10 @@ class RolloutAutomation(pulumi.ComponentResource):
                 ),
             ),
             opts=pulumi.ResourceOptions(
-                parent=self, provider=args.provider, depends_on=[namespace, analyzer, secret_class]
+                parent=self,
+                provider=args.provider,
+                depends_on=[namespace, analyzer, secret_class],
+                deleted_with=args.cluster,
             ),
         )
         if args.operator is not None:
@@ -227,7 +232,9 @@ class RolloutAutomation(pulumi.ComponentResource):
                 namespace=args.namespace,
                 annotations={"azure.workload.identity/client-id": operator.deployer_client_id},
             ),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[namespace]),
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=args.provider, depends_on=[namespace], deleted_with=args.cluster
+            ),
         )
         # Workspaces authenticate to the operator with TokenReview (the operator's documented need).
         delegator = kubernetes.rbac.v1.ClusterRoleBinding(
@@ -237,7 +244,7 @@ class RolloutAutomation(pulumi.ComponentResource):
                 api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="system:auth-delegator"
             ),
             subjects=[kubernetes.rbac.v1.SubjectArgs(kind="ServiceAccount", name=DEPLOYER, namespace=args.namespace)],
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, deleted_with=args.cluster),
         )
         azure_env = {
             "ARM_USE_OIDC": "true",
@@ -267,5 +274,10 @@ class RolloutAutomation(pulumi.ComponentResource):
                     "spec": {"podTemplate": {"metadata": {"labels": {"azure.workload.identity/use": "true"}}}}
                 },
             },
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[release, deployer, delegator]),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=args.provider,
+                depends_on=[release, deployer, delegator],
+                deleted_with=args.cluster,
+            ),
         )

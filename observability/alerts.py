@@ -39,6 +39,8 @@ class AlertThresholds:
     canary_error_margin: float = 0.02
     """The canary alerts when its error ratio exceeds the stable one by more than this (absolute)."""
     mlflow_5xx_ratio: float = 0.05
+    min_requests_per_second: float = 0.1
+    """Below this traffic a predictor's error ratio is noise (one failure in two requests is 50%)."""
     window: str = "5m"
     no_traffic_window: str = "15m"
 
@@ -70,7 +72,9 @@ def model_alerts(thresholds: AlertThresholds) -> list[Rule]:
     return [
         _alert(
             "ModelHighErrorRate",
-            f"{promql.error_ratio(every, window)} > {thresholds.model_error_ratio:g}",
+            f"({promql.error_ratio(every, window)} > {thresholds.model_error_ratio:g}) "
+            f"and on ({', '.join(promql.GROUP_LABELS)}) "
+            f"({promql.request_rate(every, window)} > {thresholds.min_requests_per_second:g})",
             "5m",
             severity="critical",
             summary="Model {{ $labels.deployment_name }}/{{ $labels.predictor_name }} fails too many requests",

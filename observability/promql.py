@@ -11,9 +11,12 @@ Series they read
   (the SeldonDeployment, i.e. the model), `predictor_name` (`stable`, `canary`...),
   `predictor_version` (the predictor's `version` annotation), `service`, `method`, `code` (HTTP
   status for REST, gRPC code name for gRPC), plus `namespace` and `pod` added by the scrape.
-- MLflow (prometheus_flask_exporter), scraped by the MLflow ServiceMonitors with the pod label
-  `app.kubernetes.io/component` copied into `role`: `flask_http_request_total{method,status}`,
-  `flask_http_request_duration_seconds_{bucket,count,sum}{method,path,status}`.
+- MLflow (`mlflow server --expose-prometheus`), scraped by the MLflow ServiceMonitors with the pod
+  label `app.kubernetes.io/component` copied into `role`. MLflow sets up prometheus_flask_exporter
+  with `defaults_prefix="mlflow"` and `group_by=mlflow_version` (mlflow/server/prometheus_exporter.py),
+  so its series are `mlflow_http_request_total{method,status}` and
+  `mlflow_http_request_duration_seconds_{bucket,count,sum}{method,mlflow_version,status}`, not the
+  exporter's default `flask_http_*` names.
 - kube-state-metrics: `kube_pod_status_ready{namespace,pod,condition}`, `kube_pod_labels`.
 - Declared traffic: recording rules written from what the program declares
   (`observability.alerts.declared_traffic_rules`) produce `DECLARED_TRAFFIC_METRIC` with the
@@ -34,7 +37,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 EXECUTOR_METRIC: Final = "seldon_api_executor_server_requests_seconds"
@@ -45,12 +48,19 @@ GROUP_LABELS: Final = (DEPLOYMENT_LABEL, PREDICTOR_LABEL)
 
 # REST answers with HTTP status codes, gRPC with code names; these mean "the server failed".
 ERROR_CODE_REGEX: Final = "5..|Unknown|Internal|Unavailable|DataLoss|DeadlineExceeded"
+SERVICE_LABEL: Final = "service"
+PREDICTION_SERVICES: Final = "predictions|/seldon.protos.Seldon/Predict|/tensorflow.serving.PredictionService/Predict"
+"""Executor `service` values of prediction calls (REST, gRPC Seldon and TensorFlow protocols).
+
+Feedback, status and metadata calls are instrumented too (`feedback`, `status`, `metadata`) but
+are not model traffic; probes (`/ready`, `/live`) are not instrumented at all.
+"""
 
 DECLARED_TRAFFIC_METRIC: Final = "mlops:seldon_predictor_declared_traffic:ratio"
 """Recorded from the declared SeldonDeployments: the traffic share (0..1) each predictor should get."""
 
-MLFLOW_REQUESTS_METRIC: Final = "flask_http_request_total"
-MLFLOW_DURATION_METRIC: Final = "flask_http_request_duration_seconds"
+MLFLOW_REQUESTS_METRIC: Final = "mlflow_http_request_total"
+MLFLOW_DURATION_METRIC: Final = "mlflow_http_request_duration_seconds"
 MLFLOW_ROLE_LABEL: Final = "role"
 
 _DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
@@ -86,12 +96,15 @@ class Target:
     predictor: str | None = None
     namespace: str | None = None
     regex: bool = False
+    services: str | None = PREDICTION_SERVICES
+    """Regex of executor `service` values counted; None counts every instrumented call."""
 
     def selector(self, *extra: str) -> str:
+        services = () if self.services is None else (f"{SERVICE_LABEL}=~{_quote(self.services)}",)
         return matchers(
             {DEPLOYMENT_LABEL: self.deployment, PREDICTOR_LABEL: self.predictor, "namespace": self.namespace},
             regex=self.regex,
-            extra=extra,
+            extra=(*services, *extra),
         )
 
 
@@ -111,14 +124,24 @@ def request_rate(target: Target, window: str) -> str:
     return _sum_rate(f"{EXECUTOR_METRIC}_count", target.selector(), window)
 
 
+def _or_zero(errors: str, everything: str) -> str:
+    """`errors`, or 0 for every group of `everything` that has no error series.
+
+    The executor creates a `code="500"` series at the first failure only: without this, a
+    predictor that never failed would have no error rate at all instead of 0.
+    """
+    return f"({errors} or (0 * {everything}))"
+
+
 def error_rate_per_second(target: Target, window: str) -> str:
-    """Failed requests per second per predictor (5xx or failing gRPC codes)."""
-    return _sum_rate(f"{EXECUTOR_METRIC}_count", target.selector(f'code=~"{ERROR_CODE_REGEX}"'), window)
+    """Failed requests per second per predictor (5xx or failing gRPC codes); 0 when none failed."""
+    errors = _sum_rate(f"{EXECUTOR_METRIC}_count", target.selector(f'code=~"{ERROR_CODE_REGEX}"'), window)
+    return _or_zero(errors, request_rate(target, window))
 
 
 def error_ratio(target: Target, window: str) -> str:
     """Share of failed requests per predictor, 0..1. No result when the predictor had no traffic."""
-    return f"({error_rate_per_second(target, window)}) / ({request_rate(target, window)})"
+    return f"{error_rate_per_second(target, window)} / ({request_rate(target, window)})"
 
 
 def latency_quantile(target: Target, quantile: float, window: str) -> str:
@@ -136,9 +159,10 @@ def request_count(target: Target, window: str) -> str:
 
 
 def error_count(target: Target, window: str) -> str:
-    """Failed requests per predictor over the whole `window`."""
+    """Failed requests per predictor over the whole `window`; 0 when none failed."""
     selector = target.selector(f'code=~"{ERROR_CODE_REGEX}"')
-    return f"sum {_by(GROUP_LABELS)} (increase({EXECUTOR_METRIC}_count{selector}[{duration(window)}]))"
+    errors = f"sum {_by(GROUP_LABELS)} (increase({EXECUTOR_METRIC}_count{selector}[{duration(window)}]))"
+    return _or_zero(errors, request_count(target, window))
 
 
 def traffic_share(target: Target, window: str) -> str:
@@ -146,14 +170,19 @@ def traffic_share(target: Target, window: str) -> str:
 
     `target.predictor` narrows the numerator only: the denominator is always the whole model.
     """
-    whole_model = Target(target.deployment, None, target.namespace, target.regex)
+    whole_model = Target(target.deployment, None, target.namespace, target.regex, target.services)
     total = _sum_rate(f"{EXECUTOR_METRIC}_count", whole_model.selector(), window, by=(DEPLOYMENT_LABEL,))
     return f"{request_rate(target, window)} / on ({DEPLOYMENT_LABEL}) group_left () ({total})"
 
 
+def _declared(target: Target) -> Target:
+    """The declared-traffic series have no `service` label."""
+    return replace(target, services=None)
+
+
 def declared_traffic_share(target: Target) -> str:
     """Share (0..1) the program declared for each predictor (from the declared-traffic recording rules)."""
-    return f"max {_by(GROUP_LABELS)} ({DECLARED_TRAFFIC_METRIC}{target.selector()})"
+    return f"max {_by(GROUP_LABELS)} ({DECLARED_TRAFFIC_METRIC}{_declared(target).selector()})"
 
 
 def predictor_versions(target: Target, window: str) -> str:
@@ -163,7 +192,7 @@ def predictor_versions(target: Target, window: str) -> str:
 
 def declared_versions(target: Target) -> str:
     """One series per (model, predictor, version) as declared; value = declared share (0..1)."""
-    return f"max {_by((*GROUP_LABELS, VERSION_LABEL))} ({DECLARED_TRAFFIC_METRIC}{target.selector()})"
+    return f"max {_by((*GROUP_LABELS, VERSION_LABEL))} ({DECLARED_TRAFFIC_METRIC}{_declared(target).selector()})"
 
 
 def ratio_worse_than(candidate: str, baseline: str, margin: float) -> str:
@@ -181,7 +210,7 @@ def canary_error_ratio_excess(deployment: str | None, canary: str, stable: str, 
     return f"({canary_ratio}) - on ({DEPLOYMENT_LABEL}) group_left () ({stable_ratio})"
 
 
-# --- MLflow (prometheus_flask_exporter) -------------------------------------------------------
+# --- MLflow (prometheus_flask_exporter, prefix `mlflow`) ----------------------------------------
 
 
 def _role_selector(role: str | None, regex: bool, *extra: str) -> str:
@@ -198,7 +227,8 @@ def mlflow_5xx_ratio(window: str, role: str | None = None, *, regex: bool = Fals
     errors = _sum_rate(
         MLFLOW_REQUESTS_METRIC, _role_selector(role, regex, 'status=~"5.."'), window, by=(MLFLOW_ROLE_LABEL,)
     )
-    return f"({errors}) / ({mlflow_request_rate(window, role, regex=regex)})"
+    everything = mlflow_request_rate(window, role, regex=regex)
+    return f"{_or_zero(errors, everything)} / ({everything})"
 
 
 def mlflow_latency_quantile(quantile: float, window: str, role: str | None = None, *, regex: bool = False) -> str:

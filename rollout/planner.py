@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components import lineage
+from observability.alerts import DeclaredPredictor
 from rollout.snapshot import ModelState, RegistrySnapshot, SnapshotError, VersionInfo
 from settings.rollout import ModelRolloutSettings
 
@@ -166,6 +167,15 @@ def plan_rollouts(snapshot: RegistrySnapshot, models: list[ModelRolloutSettings]
     return plans
 
 
+def declared_predictors(plans: Iterable[DeploymentPlan], namespace: str) -> list[DeclaredPredictor]:
+    """What the plans declare, for the declared-traffic recording rules and the no-traffic alert."""
+    return [
+        DeclaredPredictor(namespace, plan.deployment, p.name, p.traffic, p.version.version)
+        for plan in plans
+        for p in plan.predictors
+    ]
+
+
 # --- serving locations ---------------------------------------------------------------------------
 
 _WASBS = re.compile(
@@ -225,8 +235,12 @@ def seldon_deployment(
             "name": predictor.name,
             "replicas": plan.replicas,
             "traffic": predictor.traffic,
-            "annotations": lineage_annotations(plan.model, predictor.version, physical),
-            "labels": {"mlops.io/model-version": predictor.version.version},
+            # `version` becomes the executor's `predictor_version` metric label (dashboards, alerts).
+            "annotations": {
+                **lineage_annotations(plan.model, predictor.version, physical),
+                "version": predictor.version.version,
+            },
+            "labels": {"version": predictor.version.version},
             "componentSpecs": [
                 {
                     # The workload-identity webhook gives every container, the storage initializer

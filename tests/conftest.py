@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from components import cluster_layout
 from mlopsctl.mock_engine import Evaluation, evaluate, stack_config
+from observability import alerts
+from tests.services import SYNTHETIC_MODEL
+from tests.services.exporter import SyntheticExporter
+from tests.services.prometheus import PrometheusServer, PrometheusUnavailableError
 
 STACKS = ("dev", "prod")
 
@@ -42,3 +47,45 @@ def evaluate_with(stack: str, change: Callable[[dict[str, str]], None]) -> Evalu
     config, secret_keys = stack_config(stack)
     change(config)
     return evaluate(stack, config, secret_keys)
+
+
+# --- real services: a synthetic exporter scraped by a real Prometheus (tests/services) ---------
+
+
+@pytest.fixture(scope="session")
+def synthetic_exporter() -> Iterator[SyntheticExporter]:
+    """Seldon-executor, MLflow and kube-state-metrics shaped series, steerable through `.control`.
+
+    Tests that change traffic should use their own model names (`control.set_predictor(...)`) so
+    the session's other tests keep their expectations.
+    """
+    exporter = SyntheticExporter().start()
+    exporter.control.set_predictor(
+        SYNTHETIC_MODEL, "stable", rps=18, error_ratio=0.01, latency_seconds=0.02, version="3"
+    )
+    exporter.control.set_predictor(
+        SYNTHETIC_MODEL, "canary", rps=2, error_ratio=0.02, latency_seconds=0.04, version="4", feedback_rps=10
+    )
+    for role in cluster_layout.MLFLOW_ROLES:
+        exporter.control.set_mlflow_role(role, rps=5, error_ratio=0.02, latency_seconds=0.05)
+    yield exporter
+    exporter.stop()
+
+
+@pytest.fixture(scope="session")
+def live_prometheus(synthetic_exporter: SyntheticExporter) -> Iterator[PrometheusServer]:
+    """A real Prometheus scraping the exporter every second, with the platform's rules loaded
+    (plus declared-traffic rules for `SYNTHETIC_MODEL`). Skips when the binary is missing."""
+    declared = [
+        alerts.DeclaredPredictor("models", SYNTHETIC_MODEL, "stable", 90, "3"),
+        alerts.DeclaredPredictor("models", SYNTHETIC_MODEL, "canary", 10, "4"),
+    ]
+    groups = alerts.rule_groups(alerts.AlertThresholds(), "mlflow", cluster_layout.MLFLOW_ROLES, declared)
+    try:
+        server = PrometheusServer([f"127.0.0.1:{synthetic_exporter.port}"], groups).start()
+    except PrometheusUnavailableError as error:
+        pytest.skip(str(error))
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from mlopsctl.mock_engine import Evaluation
-from observability import alerts
+from observability import alerts, promql
 
 PROMTOOL = shutil.which("promtool")
 pytestmark = pytest.mark.skipif(PROMTOOL is None, reason="promtool missing: scripts/setup.sh all installs `prometheus`")
@@ -68,18 +68,26 @@ def _requests(model: str, predictor: str, ok_per_minute: int, errors_per_minute:
     return [
         _series(COUNT, {**base, "code": "200"}, f"0+{ok_per_minute}x40"),
         _series(COUNT, {**base, "code": "500"}, f"0+{errors_per_minute}x40"),
+        # Feedback calls failing do not make the model fail.
+        _series(COUNT, {**base, "service": "feedback", "code": "500"}, "0+100x40"),
     ]
+
+
+def _successes_only(model: str, predictor: str, per_minute: int) -> list[dict[str, str]]:
+    """A predictor that never failed: like the executor, it has no `code="500"` series at all."""
+    labels = {"deployment_name": model, "predictor_name": predictor, "service": "predictions", "code": "200"}
+    return [_series(COUNT, labels, f"0+{per_minute}x40")]
 
 
 def _idle(model: str, predictor: str) -> list[dict[str, str]]:
     """A predictor whose counter exists but does not move (declared, receiving nothing)."""
-    labels = {"namespace": "models", "deployment_name": model, "predictor_name": predictor, "code": "200"}
+    labels = {"deployment_name": model, "predictor_name": predictor, "service": "predictions", "code": "200"}
     return [_series(COUNT, labels, "5x40")]
 
 
 def _latency(model: str, bucket_le: str) -> list[dict[str, str]]:
     """Ten requests a minute, all in the bucket `bucket_le` (and every bucket above it)."""
-    base = {"namespace": "models", "deployment_name": model, "predictor_name": "stable", "code": "200"}
+    base = {"deployment_name": model, "predictor_name": "stable", "service": "predictions", "code": "200"}
     les = ["0.25", "0.5", "1", "+Inf"]
     position = les.index(bucket_le)
     return [
@@ -94,10 +102,10 @@ def _alert(model: str, predictor: str, severity: str) -> dict[str, Any]:
 
 def _unit_tests() -> list[dict[str, Any]]:
     mlflow = [
-        _series("flask_http_request_total", {"role": "tracking", "method": "GET", "status": "200"}, "0+90x40"),
-        _series("flask_http_request_total", {"role": "tracking", "method": "GET", "status": "500"}, "0+10x40"),
-        _series("flask_http_request_total", {"role": "registry", "method": "GET", "status": "200"}, "0+99x40"),
-        _series("flask_http_request_total", {"role": "registry", "method": "GET", "status": "503"}, "0+1x40"),
+        _series(promql.MLFLOW_REQUESTS_METRIC, {"role": "tracking", "method": "GET", "status": "200"}, "0+90x40"),
+        _series(promql.MLFLOW_REQUESTS_METRIC, {"role": "tracking", "method": "GET", "status": "500"}, "0+10x40"),
+        _series(promql.MLFLOW_REQUESTS_METRIC, {"role": "registry", "method": "GET", "status": "200"}, "0+99x40"),
+        _series(promql.MLFLOW_REQUESTS_METRIC, {"role": "registry", "method": "GET", "status": "503"}, "0+1x40"),
     ]
     replicas = [
         _series("kube_deployment_spec_replicas", {"namespace": "mlflow", "deployment": "mlflow-tracking"}, "2x40"),
@@ -120,9 +128,13 @@ def _unit_tests() -> list[dict[str, Any]]:
     ]
     return [
         {
-            "name": "model error ratio: 10% fires, 1% does not",
+            "name": "model error ratio: 10% fires; 1%, or 50% of two requests a minute, does not",
             "interval": "1m",
-            "input_series": _requests("bad-model", "stable", 90, 10) + _requests("good-model", "stable", 99, 1),
+            "input_series": [
+                *_requests("bad-model", "stable", 90, 10),
+                *_requests("good-model", "stable", 99, 1),
+                *_requests("quiet-model", "stable", 1, 1),
+            ],
             "alert_rule_test": [
                 {"eval_time": "3m", "alertname": "ModelHighErrorRate", "exp_alerts": []},  # still pending
                 {
@@ -147,15 +159,20 @@ def _unit_tests() -> list[dict[str, Any]]:
         {
             "name": "canary 10% errors vs stable 1% fires; canary 2% vs stable 1% does not",
             "interval": "1m",
-            "input_series": _requests("risky", "stable", 99, 1)
-            + _requests("risky", "canary", 9, 1)
-            + _requests("fine", "stable", 99, 1)
-            + _requests("fine", "canary", 98, 2),
+            "input_series": [
+                *_requests("risky", "stable", 99, 1),
+                *_requests("risky", "canary", 9, 1),
+                *_requests("fine", "stable", 99, 1),
+                *_requests("fine", "canary", 98, 2),
+                # A stable predictor that never failed has no error series; its ratio is 0, not absent.
+                *_successes_only("spotless", "stable", 100),
+                *_requests("spotless", "canary", 45, 5),
+            ],
             "alert_rule_test": [
                 {
                     "eval_time": "20m",
                     "alertname": "CanaryErrorRateAboveStable",
-                    "exp_alerts": [_alert("risky", "canary", "warning")],
+                    "exp_alerts": [_alert("risky", "canary", "warning"), _alert("spotless", "canary", "warning")],
                 }
             ],
         },
@@ -167,7 +184,8 @@ def _unit_tests() -> list[dict[str, Any]]:
                 {
                     "eval_time": "30m",
                     "alertname": "DeclaredPredictorWithoutTraffic",
-                    "exp_alerts": [_alert("fraud-detector", "canary", "warning")],
+                    # `ghost` is declared but its executor never served a request: no series at all.
+                    "exp_alerts": [_alert("fraud-detector", "canary", "warning"), _alert("ghost", "stable", "warning")],
                 }
             ],
         },
@@ -202,12 +220,16 @@ def _unit_tests() -> list[dict[str, Any]]:
 def test_every_alert_fires_on_bad_series_and_stays_silent_on_good_ones(dev: Evaluation, tmp_path: Path) -> None:
     groups = copy.deepcopy(_program_rule_groups(dev))
     for group in groups:
+        # The test declares its own predictors below, instead of the stack's.
+        group["rules"] = [r for r in group["rules"] if r.get("record") != promql.DECLARED_TRAFFIC_METRIC]
         for rule in group["rules"]:
             # promtool compares annotations too; their templates are covered by `promtool check rules`.
             rule.pop("annotations", None)
+    groups = [group for group in groups if group["rules"]]
     declared = [
         alerts.DeclaredPredictor("models", "fraud-detector", "stable", 90, "3"),
         alerts.DeclaredPredictor("models", "fraud-detector", "canary", 10, "4"),
+        alerts.DeclaredPredictor("models", "ghost", "stable", 100, "1"),
     ]
     groups.append({"name": "declared-for-test", "rules": alerts.declared_traffic_rules(declared)})
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))

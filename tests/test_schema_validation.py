@@ -69,3 +69,19 @@ def test_helm_values_must_exist_in_the_chart() -> None:
 def test_unpinned_chart_has_no_defaults() -> None:
     with pytest.raises(LookupError, match="no default values"):
         chart_defaults("kube-prometheus-stack", "latest")
+
+
+def test_istio_objects_validate_although_their_crds_omit_apiversion_and_kind() -> None:
+    gateway = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "platform-gateway", "namespace": "istio-system"},
+        "spec": {
+            "selector": {"istio": "ingressgateway"},
+            "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}],
+        },
+    }
+    assert validate_object(gateway, VERSION) == []
+    gateway["spec"]["server"] = []  # type: ignore[index]
+    problems = validate_object(gateway, VERSION)
+    assert len(problems) == 1 and "server" in problems[0]
