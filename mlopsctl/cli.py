@@ -1,6 +1,7 @@
 """Command line of the platform: offline preview and documentation generation.
 
-Exit codes: 0 done, 1 the program or a check failed, 2 usage or configuration error (with a
+Exit codes: 0 done, 1 the program or a check failed (a mandatory policy violation, an invalid
+Kubernetes object), 2 usage or configuration error (with a
 one-line reason on stderr; a settings error lists every bad key on the lines after it).
 """
 
@@ -15,7 +16,8 @@ import yaml
 
 from mlopsctl import config_reference
 from mlopsctl.mock_engine import REPO_ROOT, evaluate, stack_config
-from mlopsctl.preview import render_json, render_text
+from mlopsctl.policy_check import load_pack_config
+from mlopsctl.preview import check, render_json, render_text
 from settings import SettingsError
 from settings.stack_file import engine_config_from_stack_file
 
@@ -51,8 +53,14 @@ def _preview(args: argparse.Namespace) -> int:
     if evaluation.error is not None:
         print(f"mlopsctl: stack {args.stack}: the program failed: {evaluation.error}", file=sys.stderr)
         return EXIT_FAILED
-    print(render_json(evaluation) if args.json else render_text(evaluation))
-    return EXIT_OK
+    try:
+        pack_config = load_pack_config(args.stack)
+    except ValueError as error:
+        print(f"mlopsctl: policy pack configuration: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    report = check(evaluation, pack_config)
+    print(render_json(report) if args.json else render_text(report))
+    return EXIT_FAILED if report.failed else EXIT_OK
 
 
 def pulumi_yaml_text() -> str:
@@ -92,8 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlopsctl", description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    preview = commands.add_parser("preview", help="evaluate a stack offline (mock engine) and print what it declares")
-    preview.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    preview = commands.add_parser(
+        "preview",
+        help="evaluate a stack offline (mock engine), run the policy pack and schema checks, print the result",
+    )
+    preview.add_argument(
+        "--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml and policies/config/<stack>.json"
+    )
     preview.add_argument("--json", action="store_true", help="machine-readable output")
     preview.add_argument(
         "--stack-file", type=Path, default=None, help="read configuration from this file instead of Pulumi.<stack>.yaml"
