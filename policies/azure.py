@@ -75,7 +75,7 @@ def _soft_delete(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterato
         if get(props, f"{policy}.enabled") is not True:
             yield f"{policy}.enabled is {_show(get(props, f'{policy}.enabled'))}, must be True"
         elif int(get(props, f"{policy}.days", 0)) < 7:
-            yield f"{policy}.days is {_show(get(props, f'{policy}.days'))}, must be at least 7"
+            yield f"{policy}.days is {int(get(props, f'{policy}.days', 0))}, must be at least 7"
 
 
 # --- Key Vault ---------------------------------------------------------------------------------
@@ -90,9 +90,9 @@ def _vault_rbac(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterator
 def _vault_soft_delete(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterator[str]:
     if get(props, "properties.enableSoftDelete") is False:
         yield "properties.enableSoftDelete is False, must be True"
-    days = get(props, "properties.softDeleteRetentionInDays", 90)
-    if not 7 <= int(days) <= 90:
-        yield f"properties.softDeleteRetentionInDays is {days!r}, must be 7-90"
+    days = int(get(props, "properties.softDeleteRetentionInDays", 90))
+    if not 7 <= days <= 90:
+        yield f"properties.softDeleteRetentionInDays is {days}, must be 7-90"
 
 
 def _vault_purge_protection(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterator[str]:
@@ -121,9 +121,9 @@ def _postgres_tls(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterat
 
 def _backup_retention(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterator[str]:
     minimum = int(args.get_config().get("minimumDays", 7))
-    days = get(props, "backup.backupRetentionDays", 7)
-    if int(days) < minimum:
-        yield f"backup.backupRetentionDays is {days!r}, must be at least {minimum}"
+    days = int(get(props, "backup.backupRetentionDays", 7))
+    if days < minimum:
+        yield f"backup.backupRetentionDays is {days}, must be at least {minimum}"
 
 
 def _postgres_ha(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterator[str]:
@@ -249,7 +249,7 @@ def _required_tags(props: Mapping[str, Any], _: ResourceValidationArgs) -> Itera
 
 def _protected(_: Mapping[str, Any], args: ResourceValidationArgs) -> Iterator[str]:
     if not args.opts.protect:
-        yield f"{args.name} is not protected: `pulumi destroy` or a replacement would delete its data"
+        yield "protect is off: `pulumi destroy` or a replacement would delete its data"
 
 
 POLICIES = [
