@@ -20,7 +20,8 @@ def _jobs() -> dict[str, Any]:
 
 def _pulumi_step(job: dict[str, Any]) -> dict[str, Any]:
     [step] = [s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
-    return step
+    found: dict[str, Any] = step
+    return found
 
 
 def test_every_action_is_pinned_to_an_exact_version() -> None:
