@@ -8,17 +8,21 @@ Both are measured in fresh interpreters, interleaved, several times, in the same
   taken from a preview run in this same invocation.
 
 Usage: .venv/bin/python scripts/benchmark_preview.py [--stack prod] [--repeat 7]
-Prints medians and the ratio; exits 1 when the preview costs more than --max-ratio times the floor.
+Prints medians of wall time and of the children's CPU time (user + system) and their ratios;
+exits 1 when the preview's CPU time is more than --max-ratio times the floor's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,13 +70,23 @@ def sdk_modules(stack: str) -> list[str]:
     return modules
 
 
-def timed(command: list[str]) -> float:
+@dataclass(frozen=True)
+class Run:
+    wall: float
+    cpu: float
+    """User + system CPU seconds of the child: robust when other work shares the machine."""
+
+
+def timed(command: list[str]) -> Run:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     completed = subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if completed.returncode not in (0, 1):  # 1: the preview found violations, still a full run
         raise RuntimeError(f"{command[:4]} failed: {completed.stderr.decode()[-500:]}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Run(elapsed, cpu)
 
 
 def main() -> int:
@@ -86,21 +100,30 @@ def main() -> int:
     preview = [sys.executable, "-m", "mlopsctl", "preview", "--stack", args.stack]
     floor = [sys.executable, "-c", _IMPORT_ONLY, json.dumps(modules)]
     timed(preview)  # warm the file cache and bytecode once; not counted
-    previews, floors = [], []
+    previews: list[Run] = []
+    floors: list[Run] = []
     for _ in range(args.repeat):
         floors.append(timed(floor))
         previews.append(timed(preview))
-    preview_median, floor_median = statistics.median(previews), statistics.median(floors)
-    ratio = preview_median / floor_median
-    print(f"stack {args.stack}, {args.repeat} runs each, fresh interpreters, medians:")
-    print(f"  import floor ({len(modules)} SDK modules): {floor_median:.2f} s  (runs: {_runs(floors)})")
-    print(f"  offline preview:                   {preview_median:.2f} s  (runs: {_runs(previews)})")
-    print(f"  ratio: {ratio:.2f} (target <= {args.max_ratio:g})")
-    return 0 if ratio <= args.max_ratio else 1
+    print(f"stack {args.stack}, {args.repeat} runs each, fresh interpreters, medians (load {_load()}):")
+    ratios = {}
+    for measure in ("wall", "cpu"):
+        floor_values = [getattr(run, measure) for run in floors]
+        preview_values = [getattr(run, measure) for run in previews]
+        ratios[measure] = statistics.median(preview_values) / statistics.median(floor_values)
+        print(f"  {measure:>4}  import floor ({len(modules)} SDK modules): {_stat(floor_values)}")
+        print(f"  {measure:>4}  offline preview:                   {_stat(preview_values)}")
+        print(f"  {measure:>4}  ratio: {ratios[measure]:.2f} (target <= {args.max_ratio:g})")
+    # CPU time decides: wall time on a shared machine measures the neighbours too.
+    return 0 if ratios["cpu"] <= args.max_ratio else 1
 
 
-def _runs(values: list[float]) -> str:
-    return " ".join(f"{v:.2f}" for v in values)
+def _stat(values: list[float]) -> str:
+    return f"{statistics.median(values):5.2f} s  (runs: {' '.join(f'{v:.2f}' for v in values)})"
+
+
+def _load() -> str:
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 if __name__ == "__main__":
