@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 from pulumi_policy import (
     EnforcementLevel,
     PolicyCustomTimeouts,
@@ -81,6 +82,15 @@ def _level(value: Any, where: str) -> EnforcementLevel:
         raise ValueError(f"{where}: enforcement level {value!r} is not one of {allowed}") from None
 
 
+def _check_properties(policy: Policy, settings: Mapping[str, Any], where: str) -> None:
+    """Configuration must match the policy's config schema, as `pulumi policy validate-config` checks."""
+    declared = policy.config_schema.properties if policy.config_schema else {}
+    schema = {"type": "object", "properties": declared, "additionalProperties": False}
+    problems = sorted(error.message for error in jsonschema.Draft7Validator(schema).iter_errors(dict(settings)))
+    if problems:
+        raise ValueError(f"{where}: {'; '.join(problems)}")
+
+
 def parse_pack_config(document: Mapping[str, Any], source: str) -> PackConfig:
     """A `--policy-pack-config` document; unknown policy names are an error (a typo would disable nothing)."""
     levels: dict[str, EnforcementLevel] = {}
@@ -99,6 +109,7 @@ def parse_pack_config(document: Mapping[str, Any], source: str) -> PackConfig:
         if level is not None:
             levels[name] = _level(level, f"{source}: {name}")
         if settings:
+            _check_properties(BY_NAME[name], settings, f"{source}: {name}")
             properties[name] = settings
     return PackConfig(source, levels, default, properties)
 

@@ -2,7 +2,8 @@
 
 Objects are registered as `kubernetes:<group>/<version>:<Kind>` (core group: `kubernetes:core/v1:Pod`)
 with inputs `apiVersion`, `kind`, `metadata`, `spec`; Helm releases as `kubernetes:helm.sh/v3:Release`
-with `chart`, `version`, `repositoryOpts`, `namespace`, `values`.
+(or the `kubernetes:helm.sh/v4:Chart` component) with `chart`, `version`, `repositoryOpts`,
+`namespace`, `values`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pulumi_policy import ResourceValidationArgs, Severity
 from policies.framework import get, resource_policy
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+HELM_TYPES = frozenset({HELM_RELEASE, "kubernetes:helm.sh/v4:Chart"})
 
 # Workload kind → path of its pod spec.
 POD_SPEC_PATHS = {
@@ -46,7 +48,7 @@ CLUSTER_SCOPED_KINDS = frozenset(
         "ClusterIssuer",
     }
 )
-_NOT_OBJECTS = ("pulumi:providers:", HELM_RELEASE, "kubernetes:yaml")
+_NOT_OBJECTS = ("pulumi:providers:", "kubernetes:helm.sh/", "kubernetes:yaml", "kubernetes:kustomize")
 # An exact chart version: semver without ranges or wildcards (`1.17.1`, `88.5.3`, `v2.9.0`).
 PINNED_CHART_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 
@@ -150,7 +152,7 @@ def _probes(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterator[str
 
 
 def _namespace(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterator[str]:
-    if args.resource_type == HELM_RELEASE:
+    if args.resource_type in HELM_TYPES:
         namespace = props.get("namespace")
     elif props.get("kind") in CLUSTER_SCOPED_KINDS:
         return
@@ -174,7 +176,7 @@ def _helm_pinned(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterato
 
 
 def _workloads_and_releases(type_token: str) -> bool:
-    return type_token == HELM_RELEASE or is_kubernetes_object(type_token)
+    return type_token in HELM_TYPES or is_kubernetes_object(type_token)
 
 
 POLICIES = [
@@ -249,7 +251,7 @@ POLICIES = [
         severity=Severity.HIGH,
         remediation="Set version to the pinned chart version setting (e.g. 1.17.1) and "
         "repository_opts=RepositoryOptsArgs(repo=...).",
-        types=(HELM_RELEASE,),
+        types=HELM_TYPES,
         check=_helm_pinned,
         tags=("kubernetes", "helm", "change-control"),
     ),

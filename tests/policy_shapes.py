@@ -88,6 +88,15 @@ _RELEASE: dict[str, Any] = {
     "values": {"istio": {"enabled": True, "gateway": "istio-system/platform-gateway"}},
 }
 
+# helm.v4.Chart registers a component with the chart's coordinates as inputs.
+_CHART_V4: dict[str, Any] = {
+    "chart": "istiod",
+    "version": "1.30.3",
+    "repositoryOpts": {"repo": "https://istio-release.storage.googleapis.com/charts"},
+    "namespace": "istio-system",
+    "values": {"pilot": {"autoscaleEnabled": True}},
+}
+
 _ARTIFACTS = "wasbs://mlflow-artifacts@mlopsprodarte2f6e9.blob.core.windows.net/1/models/m-abc/artifacts"
 
 
@@ -127,6 +136,7 @@ SHAPES: dict[str, tuple[str, dict[str, Any]]] = {
     "deployment": (DEPLOYMENT_TYPE, _DEPLOYMENT),
     "job": (JOB_TYPE, _JOB),
     "release": (RELEASE_TYPE, _RELEASE),
+    "chart-v4": ("kubernetes:helm.sh/v4:Chart", _CHART_V4),
     "seldon": (SELDON_TYPE, _SELDON),
 }
 

@@ -183,6 +183,10 @@ def test_pack_config_rejects_typos_and_bad_levels() -> None:
         parse_pack_config({"keyvault-purge-protecion": "disabled"}, "x.json")
     with pytest.raises(ValueError, match="enforcement level 'strict' is not one of"):
         parse_pack_config({"all": "strict"}, "x.json")
+    with pytest.raises(ValueError, match="'minimumDay' was unexpected"):
+        parse_pack_config({"postgres-backup-retention": {"minimumDay": 30}}, "x.json")
+    with pytest.raises(ValueError, match="3 is less than the minimum of 7"):
+        parse_pack_config({"postgres-backup-retention": {"minimumDays": 3}}, "x.json")
     assert load_pack_config("staging").level("aks-network-policy") == EnforcementLevel.MANDATORY
 
 
