@@ -486,6 +486,23 @@ def test_mutation_paths() -> None:
     ]
 
 
+def test_cluster_scoped_objects_need_no_namespace() -> None:
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "models"}}
+    assert run_policy("k8s-no-default-namespace", "kubernetes:core/v1:Namespace", namespace) == []
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "mlflow"}, "spec": {}}
+    assert run_policy("k8s-no-default-namespace", "kubernetes:core/v1:Service", service) == [
+        "no namespace set: the object would land in the provider's default namespace"
+    ]
+
+
+def test_shadow_predictors_carry_no_weight() -> None:
+    type_token, seldon = shape("seldon")
+    predictors = seldon["spec"]["predictors"]
+    predictors[0]["traffic"] = 100.0
+    predictors[1].update(traffic=0.0, shadow=True)
+    assert run_policy("seldon-traffic-weights", type_token, seldon) == []
+
+
 def test_policy_kinds_and_tags() -> None:
     cost = {p.name for p in POLICIES if framework.COST in (p.tags or [])}
     prod_only = {p.name for p in POLICIES if framework.PROD_ONLY in (p.tags or [])}
