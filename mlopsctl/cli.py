@@ -1,8 +1,8 @@
 """Command line of the platform: offline preview and documentation generation.
 
-Exit codes: 0 done, 1 the program or a check failed (a mandatory policy violation, an invalid
-Kubernetes object), 2 usage or configuration error (with a
-one-line reason on stderr; a settings error lists every bad key on the lines after it).
+Exit codes: 0 done; 1 the program or a check failed (a mandatory policy violation, an invalid
+Kubernetes object or Helm release); 2 usage or configuration error, with a one-line reason on
+stderr (a settings error lists every bad key on the lines after it).
 """
 
 from __future__ import annotations
