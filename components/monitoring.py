@@ -311,7 +311,14 @@ class Monitoring(pulumi.ComponentResource):
         labels = {cluster_layout.APP_NAME_LABEL: "grafana-secret-sync"}
         return kubernetes.apps.v1.Deployment(
             f"{name}-grafana-secret-sync",
-            metadata=meta("grafana-secret-sync", labels=labels),
+            metadata=meta(
+                "grafana-secret-sync",
+                labels=labels,
+                annotations={
+                    "policy.mlops.io/no-probes": "a pause container only holds the Key Vault CSI mount; "
+                    "it serves nothing to probe"
+                },
+            ),
             spec=kubernetes.apps.v1.DeploymentSpecArgs(
                 replicas=1,
                 selector=kubernetes.meta.v1.LabelSelectorArgs(match_labels=labels),

@@ -1,7 +1,8 @@
 """Command line of the platform: offline preview and documentation generation.
 
-Exit codes: 0 done, 1 the program or a check failed, 2 usage or configuration error (with a
-one-line reason on stderr; a settings error lists every bad key on the lines after it).
+Exit codes: 0 done; 1 the program or a check failed (a mandatory policy violation, an invalid
+Kubernetes object or Helm release); 2 usage or configuration error, with a one-line reason on
+stderr (a settings error lists every bad key on the lines after it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import yaml
 
 from mlopsctl import config_reference
 from mlopsctl.mock_engine import REPO_ROOT, evaluate, stack_config
-from mlopsctl.preview import render_json, render_text
+from mlopsctl.policy_check import load_pack_config
+from mlopsctl.preview import check, render_json, render_text
 from mlopsctl.rollout_cli import add_rollout_parser, run_rollout
 from settings import SettingsError
 from settings.stack_file import engine_config_from_stack_file
@@ -34,20 +36,29 @@ def _stacks(project_dir: Path) -> list[str]:
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
 
 
-def _preview(args: argparse.Namespace) -> int:
+class _UsageError(Exception):
+    pass
+
+
+def _preview_config(args: argparse.Namespace) -> tuple[dict[str, str], list[str]]:
+    """The stack configuration to preview, or a usage error naming what is missing."""
+    if args.registry_snapshot is not None and not args.registry_snapshot.is_file():
+        raise _UsageError(f"no registry snapshot file {args.registry_snapshot}")
     if args.stack_file is not None:
         if not args.stack_file.is_file():
-            print(f"mlopsctl: no stack file {args.stack_file}", file=sys.stderr)
-            return EXIT_USAGE
-        config, secret_keys = engine_config_from_stack_file(args.stack_file)
-    else:
-        stacks = _stacks(REPO_ROOT)
-        if args.stack not in stacks:
-            print(f"mlopsctl: no stack {args.stack!r}; stack files present: {', '.join(stacks)}", file=sys.stderr)
-            return EXIT_USAGE
-        config, secret_keys = stack_config(args.stack)
-    if args.registry_snapshot is not None and not args.registry_snapshot.is_file():
-        print(f"mlopsctl: no registry snapshot file {args.registry_snapshot}", file=sys.stderr)
+            raise _UsageError(f"no stack file {args.stack_file}")
+        return engine_config_from_stack_file(args.stack_file)
+    stacks = _stacks(REPO_ROOT)
+    if args.stack not in stacks:
+        raise _UsageError(f"no stack {args.stack!r}; stack files present: {', '.join(stacks)}")
+    return stack_config(args.stack)
+
+
+def _preview(args: argparse.Namespace) -> int:
+    try:
+        config, secret_keys = _preview_config(args)
+    except _UsageError as error:
+        print(f"mlopsctl: {error}", file=sys.stderr)
         return EXIT_USAGE
     evaluation = evaluate(args.stack, config, secret_keys, registry_snapshot=args.registry_snapshot)
     if isinstance(evaluation.error, SettingsError):
@@ -56,8 +67,14 @@ def _preview(args: argparse.Namespace) -> int:
     if evaluation.error is not None:
         print(f"mlopsctl: stack {args.stack}: the program failed: {evaluation.error}", file=sys.stderr)
         return EXIT_FAILED
-    print(render_json(evaluation) if args.json else render_text(evaluation))
-    return EXIT_OK
+    try:
+        pack_config = load_pack_config(args.stack)
+    except ValueError as error:
+        print(f"mlopsctl: policy pack configuration: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    report = check(evaluation, pack_config)
+    print(render_json(report) if args.json else render_text(report))
+    return EXIT_FAILED if report.failed else EXIT_OK
 
 
 def pulumi_yaml_text() -> str:
@@ -104,8 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mlopsctl", description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    preview = commands.add_parser("preview", help="evaluate a stack offline (mock engine) and print what it declares")
-    preview.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    preview = commands.add_parser(
+        "preview",
+        help="evaluate a stack offline (mock engine), run the policy pack and schema checks, print the result",
+    )
+    preview.add_argument(
+        "--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml and policies/config/<stack>.json"
+    )
     preview.add_argument("--json", action="store_true", help="machine-readable output")
     preview.add_argument(
         "--registry-snapshot",

@@ -1,19 +1,57 @@
-"""The offline preview: evaluate a stack under the mock engine and print what it declares.
+"""The offline preview: evaluate a stack under the mock engine, check it, and print what it declares.
 
 No credentials, no Pulumi CLI: the program runs for real with configuration from
-`Pulumi.<stack>.yaml`, and the report shows the resource tree (type, name, parent) and the stack
-outputs, secrets masked.
+`Pulumi.<stack>.yaml`; every policy of `policies/` runs against what it declared, every
+Kubernetes object and Helm release is validated against its schema, and the report shows the
+resource tree (type, name, parent), the stack outputs (secrets masked), the schema problems and
+the policy violations with their enforcement level for the stack.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from mlopsctl.mock_engine import Evaluation, RecordedResource
+from mlopsctl.policy_check import PackConfig, Violation, load_pack_config, mandatory, run_policies
+from mlopsctl.schema_validation import schema_problems
 
 SECRET_MASK = "[secret]"
+AKS_CLUSTER = "azure-native:containerservice:ManagedCluster"
+DEFAULT_KUBERNETES_VERSION = "1.34.2"
+
+
+@dataclass(frozen=True)
+class PreviewReport:
+    """An evaluated stack with the outcome of every check."""
+
+    evaluation: Evaluation
+    pack_config: PackConfig
+    violations: list[Violation]
+    schema_problems: list[str]
+    kubernetes_version: str
+
+    @property
+    def failed(self) -> bool:
+        """A mandatory policy violation or an invalid Kubernetes object fails the preview."""
+        return bool(mandatory(self.violations) or self.schema_problems)
+
+
+def kubernetes_version(evaluation: Evaluation) -> str:
+    clusters = evaluation.of_type(AKS_CLUSTER)
+    version = clusters[0].inputs.get("kubernetesVersion") if clusters else None
+    return str(version) if version else DEFAULT_KUBERNETES_VERSION
+
+
+def check(evaluation: Evaluation, pack_config: PackConfig | None = None) -> PreviewReport:
+    """Run every policy and schema check on an evaluated program."""
+    config = pack_config if pack_config is not None else load_pack_config(evaluation.stack)
+    version = kubernetes_version(evaluation)
+    return PreviewReport(
+        evaluation, config, run_policies(evaluation, config), schema_problems(evaluation, version), version
+    )
 
 
 def resource_tree_lines(evaluation: Evaluation) -> list[str]:
@@ -40,16 +78,44 @@ def masked_outputs(evaluation: Evaluation) -> dict[str, Any]:
     return {name: SECRET_MASK if out.secret else out.value for name, out in evaluation.outputs.items()}
 
 
-def render_text(evaluation: Evaluation) -> str:
+def violation_table(violations: list[Violation]) -> list[str]:
+    """Mandatory first; columns policy, resource, level, message; remediation under each row."""
+    if not violations:
+        return ["  none"]
+    rows = sorted(violations, key=lambda v: (v.level != "mandatory", v.policy, v.resource))
+    widths = [max(len(h), *(len(getattr(v, h)) for v in rows)) for h in ("policy", "resource", "level")]
+    header = ("POLICY", "RESOURCE", "LEVEL")
+    lines = ["  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + "  MESSAGE"]
+    indent = " " * (4 + sum(widths) + 2 * len(widths))
+    for v in rows:
+        cells = (v.policy, v.resource, v.level)
+        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + "  " + v.message)
+        lines.append(f"{indent}remediation: {v.remediation}")
+    return lines
+
+
+def render_text(report: PreviewReport) -> str:
+    evaluation = report.evaluation
     lines = [f"stack {evaluation.stack}: {len(evaluation.resources)} resources", ""]
     lines += resource_tree_lines(evaluation)
     lines += ["", "outputs:"]
     for name, value in masked_outputs(evaluation).items():
         lines.append(f"  {name}: {json.dumps(value)}")
+    lines += ["", f"schema problems (Kubernetes {report.kubernetes_version}):"]
+    lines += [f"  {p}" for p in report.schema_problems] or ["  none"]
+    strict = len(mandatory(report.violations))
+    lines += [
+        "",
+        f"policy violations ({strict} mandatory, {len(report.violations) - strict} advisory; "
+        f"levels from {report.pack_config.source}):",
+    ]
+    lines += violation_table(report.violations)
+    lines += ["", f"result: {'FAILED' if report.failed else 'passed'}"]
     return "\n".join(lines)
 
 
-def render_json(evaluation: Evaluation) -> str:
+def render_json(report: PreviewReport) -> str:
+    evaluation = report.evaluation
     known = evaluation.by_urn()
     document = {
         "stack": evaluation.stack,
@@ -63,5 +129,10 @@ def render_json(evaluation: Evaluation) -> str:
             for r in sorted(evaluation.resources, key=lambda r: r.urn)
         ],
         "outputs": masked_outputs(evaluation),
+        "kubernetesVersion": report.kubernetes_version,
+        "schemaProblems": report.schema_problems,
+        "policyConfig": report.pack_config.source,
+        "violations": [v.as_json() for v in report.violations],
+        "failed": report.failed,
     }
     return json.dumps(document, indent=2)

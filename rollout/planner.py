@@ -35,7 +35,7 @@ MAX_DEPLOYMENT_NAME = 40
 name and suffixes; 40 characters keeps every derived name within Kubernetes' 63."""
 
 SERVING_IMPLEMENTATION = "MLFLOW_SERVER"
-RCLONE_REMOTE = "azureblob"
+RCLONE_REMOTE = lineage.AZURE_BLOB_REMOTE
 
 
 class PlanError(ValueError):

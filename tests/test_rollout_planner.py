@@ -129,7 +129,7 @@ def test_manifest_carries_lineage_on_every_predictor() -> None:
     )
     for predictor in manifest["spec"]["predictors"]:
         annotations = predictor["annotations"]
-        assert set(lineage.REQUIRED) <= set(annotations)
+        assert set(lineage.REQUIRED_PREDICTOR_ANNOTATIONS) <= set(annotations)
         assert annotations[lineage.ARTIFACT_URI].startswith(DESTINATION)
         assert annotations[lineage.GIT_COMMIT].startswith("commit")
         assert predictor["graph"]["implementation"] == "MLFLOW_SERVER"
