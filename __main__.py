@@ -12,11 +12,14 @@ from components.artifact_storage import ArtifactStorage, ArtifactStorageArgs
 from components.container_registry import ContainerRegistry, ContainerRegistryArgs
 from components.firewall import public_exposure
 from components.key_vault import KeyVault, KeyVaultArgs
+from components.mlflow_server import DatabaseServer, server_settings
+from components.mlflow_stack import MlflowStack, MlflowStackArgs, PodResources, RoleScaling
 from components.naming import PlatformNames
 from components.network import Network, NetworkArgs
 from components.platform_identities import PlatformIdentities, PlatformIdentitiesArgs
 from components.postgres import PostgresArgs, PostgresServer
 from components.private_link import PrivateEndpointPlacement
+from settings.model import image_registry
 from settings.stack_file import from_pulumi_runtime
 
 settings = from_pulumi_runtime()
@@ -108,7 +111,11 @@ vault = KeyVault(
             cluster_layout.POSTGRES_ADMIN_PASSWORD: postgres.admin_password,
             **{cluster_layout.database_uri_secret(db): uri for db, uri in postgres.connection_uris.items()},
         },
-        generated_passwords=(cluster_layout.MLFLOW_ADMIN_PASSWORD, cluster_layout.GRAFANA_ADMIN_PASSWORD),
+        generated_passwords=(
+            cluster_layout.MLFLOW_ADMIN_PASSWORD,
+            cluster_layout.MLFLOW_FLASK_SECRET_KEY,
+            cluster_layout.GRAFANA_ADMIN_PASSWORD,
+        ),
         tags=tags,
         protect=settings.protect_stateful,
     ),
@@ -177,6 +184,7 @@ identities = PlatformIdentities(
             "mlflow": settings.mlflow_namespace,
             "models": settings.models_namespace,
             "monitoring": cluster_layout.MONITORING_NAMESPACE,
+            "ml-jobs": settings.ml_jobs_namespace,
         },
         identity_names={
             account.key: names.identity(account.key) for account in cluster_layout.WORKLOAD_SERVICE_ACCOUNTS
@@ -185,6 +193,46 @@ identities = PlatformIdentities(
         secret_ids=vault.secret_ids,
         tags=tags,
     ),
+)
+
+mlflow_image: pulumi.Input[str] = (
+    settings.mlflow_image
+    if image_registry(settings.mlflow_image) or registry is None
+    else pulumi.Output.concat(registry.login_server, "/", settings.mlflow_image)
+)
+mlflow = MlflowStack(
+    "mlflow",
+    MlflowStackArgs(
+        namespace=settings.mlflow_namespace,
+        jobs_namespace=settings.ml_jobs_namespace,
+        models_namespace=settings.models_namespace,
+        monitoring_namespace=cluster_layout.MONITORING_NAMESPACE,
+        image=mlflow_image,
+        # Host and destination are filled in from the database and storage outputs.
+        server=server_settings(settings, DatabaseServer(host="", user=settings.postgres_admin_login), ""),
+        database_host=postgres.fqdn,
+        artifacts_destination=storage.artifacts_destination,
+        public_host=cluster_layout.public_host("mlflow", settings.domain),
+        gateway=cluster_layout.PLATFORM_GATEWAY,
+        tenant_id=client.tenant_id,
+        key_vault_name=vault.vault_name,
+        client_ids=identities.client_ids,
+        scaling={
+            "tracking": RoleScaling(settings.mlflow_tracking_min_replicas, settings.mlflow_tracking_max_replicas),
+            "registry": RoleScaling(settings.mlflow_registry_min_replicas, settings.mlflow_registry_max_replicas),
+            "artifacts": RoleScaling(settings.mlflow_artifacts_replicas, settings.mlflow_artifacts_replicas),
+        },
+        resources=PodResources(
+            cpu_request=settings.mlflow_cpu_request,
+            cpu_limit=settings.mlflow_cpu_limit,
+            memory_request=settings.mlflow_memory_request,
+            memory_limit=settings.mlflow_memory_limit,
+        ),
+        zone_spread=len(settings.aks_zones) > 1,
+        postgres_subnet=settings.postgres_subnet,
+        deleted_with=aks.cluster,
+    ),
+    opts=pulumi.ResourceOptions(providers=[aks.provider]),
 )
 
 pulumi.export("environment", settings.environment)
@@ -203,3 +251,7 @@ pulumi.export("clusterName", aks.cluster_name)
 pulumi.export("oidcIssuerUrl", aks.oidc_issuer_url)
 pulumi.export("kubeconfig", aks.kubeconfig)
 pulumi.export("workloadIdentityClientIds", identities.client_ids)
+pulumi.export("mlflowTrackingUri", mlflow.tracking_uri)
+pulumi.export("mlflowRegistryUri", mlflow.registry_uri)
+pulumi.export("mlflowArtifactsDestination", mlflow.artifacts_destination)
+pulumi.export("mlflowJobsNamespace", mlflow.jobs_namespace)

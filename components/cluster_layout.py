@@ -14,6 +14,13 @@ from typing import Final, Literal
 POSTGRES_ADMIN_PASSWORD: Final = "postgres-admin-password"
 MLFLOW_ADMIN_PASSWORD: Final = "mlflow-admin-password"
 GRAFANA_ADMIN_PASSWORD: Final = "grafana-admin-password"
+MLFLOW_FLASK_SECRET_KEY: Final = "mlflow-flask-secret-key"
+"""Static key of the basic-auth app's CSRF protection, the same in every MLflow pod."""
+
+# What an MLflow server pod (any role) reads from the vault: the database password (the store
+# URIs carry no password, libpq takes it from PGPASSWORD), the bootstrap admin password and the
+# CSRF key of the basic-auth app.
+MLFLOW_SERVER_SECRETS: Final = (POSTGRES_ADMIN_PASSWORD, MLFLOW_ADMIN_PASSWORD, MLFLOW_FLASK_SECRET_KEY)
 
 
 def database_uri_secret(database: str) -> str:
@@ -22,7 +29,7 @@ def database_uri_secret(database: str) -> str:
 
 
 AzureAccess = Literal["artifacts-write", "artifacts-read", "secrets"]
-NamespaceSetting = Literal["mlflow", "models", "monitoring"]
+NamespaceSetting = Literal["mlflow", "models", "monitoring", "ml-jobs"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,7 @@ class WorkloadServiceAccount:
 
     key: str
     namespace: NamespaceSetting
-    """Which namespace setting holds it (`mlflow` → `mlflowNamespace`)."""
+    """Which namespace setting holds it (`mlflow` → `mlflowNamespace`, `ml-jobs` → `mlJobsNamespace`)."""
     service_account: str
     access: AzureAccess
     secrets: tuple[str, ...]
@@ -45,21 +52,17 @@ WORKLOAD_SERVICE_ACCOUNTS: tuple[WorkloadServiceAccount, ...] = (
         "mlflow",
         "mlflow-artifacts",
         "artifacts-write",
-        (),
-        "MLflow artifacts server reads and writes blobs of the artifact container",
+        MLFLOW_SERVER_SECRETS,
+        "MLflow artifacts server reads and writes blobs of the artifact container (and, like every "
+        "MLflow role, reads the database password, admin password and CSRF key for basic-auth)",
     ),
     WorkloadServiceAccount(
         "mlflow-server",
         "mlflow",
         "mlflow-server",
         "secrets",
-        (
-            database_uri_secret("mlflow"),
-            database_uri_secret("mlflow_registry"),
-            database_uri_secret("mlflow_auth"),
-            MLFLOW_ADMIN_PASSWORD,
-        ),
-        "MLflow tracking, registry and migrations read database URIs and the admin password",
+        MLFLOW_SERVER_SECRETS,
+        "MLflow tracking, registry and migrations read the database password, admin password and CSRF key",
     ),
     WorkloadServiceAccount(
         "model-reader",
@@ -77,6 +80,15 @@ WORKLOAD_SERVICE_ACCOUNTS: tuple[WorkloadServiceAccount, ...] = (
         (GRAFANA_ADMIN_PASSWORD,),
         "Grafana reads its admin password",
     ),
+    WorkloadServiceAccount(
+        "ml-jobs",
+        "ml-jobs",
+        "mlflow-job-runner",
+        "artifacts-read",
+        (),
+        "MLflow Projects jobs (`mlflow run --backend kubernetes`) read artifacts directly; "
+        "they write through the MLflow artifacts proxy",
+    ),
 )
 
 MONITORING_NAMESPACE: Final = "monitoring"
@@ -93,6 +105,9 @@ MLFLOW_ROLES: Final = ("tracking", "registry", "artifacts")
 APP_NAME_LABEL: Final = "app.kubernetes.io/name"
 COMPONENT_LABEL: Final = "app.kubernetes.io/component"
 MLFLOW_ROLE_METRIC_LABEL: Final = "role"
+MLFLOW_APP_LABEL_VALUE: Final = "mlflow"
+MLFLOW_SERVER_PORT: Final = 5000
+MLFLOW_METRICS_PORT_NAME: Final = "http"
 
 
 def public_host(service: str, domain: str) -> str:

@@ -68,7 +68,11 @@ def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
             spec = document["spec"]
             for version in spec["versions"]:
                 schema = copy.deepcopy(version["schema"]["openAPIV3Schema"])
-                schema.setdefault("properties", {})["metadata"] = {"type": "object"}
+                properties = schema.setdefault("properties", {})
+                properties["metadata"] = {"type": "object"}
+                # Some CRDs (Istio's) list only spec/status; every object has these two.
+                properties.setdefault("apiVersion", {"type": "string"})
+                properties.setdefault("kind", {"type": "string"})
                 schemas[(f"{spec['group']}/{version['name']}", spec["names"]["kind"])] = _strict(schema)
     return schemas
 

@@ -129,6 +129,7 @@ def test_key_vault_holds_every_generated_secret(dev: Evaluation, prod: Evaluatio
         cluster_layout.POSTGRES_ADMIN_PASSWORD,
         cluster_layout.MLFLOW_ADMIN_PASSWORD,
         cluster_layout.GRAFANA_ADMIN_PASSWORD,
+        cluster_layout.MLFLOW_FLASK_SECRET_KEY,
         "mlflow-db-uri",
         "mlflow-registry-db-uri",
         "mlflow-auth-db-uri",
@@ -235,6 +236,7 @@ def test_workload_identities_are_least_privilege(stack: Evaluation) -> None:
         "system:serviceaccount:mlflow:mlflow-server",
         "system:serviceaccount:models:model-storage-reader",
         "system:serviceaccount:monitoring:grafana",
+        "system:serviceaccount:ml-jobs:mlflow-job-runner",
     }
     issuer = stack.outputs["oidcIssuerUrl"].value
     assert all(
@@ -249,9 +251,9 @@ def test_workload_identities_are_least_privilege(stack: Evaluation) -> None:
             assert re.search(r"/vaults/[^/]+/secrets/[a-z-]+$", scope), scope
     roles = [g.inputs["roleDefinitionId"].rsplit("/", 1)[1] for g in grants]
     assert roles.count(azure_roles.STORAGE_BLOB_DATA_CONTRIBUTOR) == 1
-    assert roles.count(azure_roles.STORAGE_BLOB_DATA_READER) == 1
+    assert roles.count(azure_roles.STORAGE_BLOB_DATA_READER) == 2  # model serving, MLflow Projects jobs
     assert roles.count(azure_roles.ACR_PULL) == 1
-    assert len(identities) == 5  # four workloads + the AKS control plane
+    assert len(identities) == 6  # five workloads + the AKS control plane
 
 
 def test_stack_outputs_and_secrets(stack: Evaluation) -> None:
