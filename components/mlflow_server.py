@@ -115,6 +115,10 @@ def _common_flags(settings: ServerSettings) -> list[str]:
         settings.metrics_dir,
         "--allowed-hosts",
         ",".join(settings.allowed_hosts),
+        # uvicorn kills a worker that misses one 5 s health ping; a CPU-throttled pod busy with a
+        # large upload would lose in-flight requests. Drain on SIGTERM within the pod's grace period.
+        "--uvicorn-opts",
+        "--timeout-worker-healthcheck 30 --timeout-graceful-shutdown 20",
     ]
 
 
@@ -129,15 +133,18 @@ def _store_flags(settings: ServerSettings) -> list[str]:
 
 def server_command(role: Role, settings: ServerSettings) -> ServerCommand:
     """The `mlflow server` invocation of one role, and its environment."""
+    if role not in ROLES:
+        raise ValueError(f"unknown MLflow role {role!r}; one of {ROLES}")
     args = ["mlflow", "server"]
     if role in ("tracking", "registry"):
         # Registry requests resolve logged models and runs, so both roles see both stores.
         args += _store_flags(settings)
         args += ["--no-serve-artifacts", "--default-artifact-root", "mlflow-artifacts:/"]
-    elif role == "artifacts":
-        args += ["--artifacts-only", "--artifacts-destination", settings.artifacts_destination]
     else:
-        raise ValueError(f"unknown MLflow role {role!r}; one of {ROLES}")
+        # MLflow refuses store URIs with `--artifacts-only`; the role still creates an unused
+        # SQLite file in its working directory (/tmp, the pod's emptyDir). Its permission checks
+        # read the shared auth database.
+        args += ["--artifacts-only", "--artifacts-destination", settings.artifacts_destination]
     args += _common_flags(settings)
     env = {
         "MLFLOW_AUTH_CONFIG_PATH": settings.auth_config_path,
@@ -146,6 +153,9 @@ def server_command(role: Role, settings: ServerSettings) -> ServerCommand:
         "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": str(settings.max_overflow),
         # Connections die quietly behind load balancers and on server failover.
         "MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE": "1800",
+        # The GenAI job runner (online scoring, trace archival) schedules periodic tasks in every
+        # replica; this platform runs replicas of classic ML servers, so it is off.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         "PYTHONUNBUFFERED": "1",
         # Anything MLflow or its libraries cache goes to the writable emptyDir.
         "HOME": "/tmp",
@@ -206,9 +216,10 @@ def service_name(role: str) -> str:
 def cluster_allowed_hosts(public_host: str, namespace: str, pod_cidr: str) -> tuple[str, ...]:
     """The public host, every role's in-cluster service names, and pod IPs (metrics scrapes)."""
     hosts = [public_host]
+    port = cluster_layout.MLFLOW_SERVER_PORT
     for role in ROLES:
-        service = service_name(role)
-        hosts += [f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local"]
+        for name in (f"{service_name(role)}.{namespace}.svc", f"{service_name(role)}.{namespace}.svc.cluster.local"):
+            hosts += [name, f"{name}:{port}"]  # the Host header carries the port when it is not 80
     hosts.append(ip_wildcard(pod_cidr))
     return tuple(hosts)
 

@@ -49,6 +49,7 @@ AUTH_CONFIG_DIR = "/etc/mlflow"
 WORKLOAD_IDENTITY_LABEL = "azure.workload.identity/use"
 CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
 PART_OF = "mlops-platform"
+METRICS_CREDENTIALS_SECRET = "mlflow-metrics-username"
 
 
 @dataclass(frozen=True)
@@ -702,6 +703,15 @@ class MlflowStack(pulumi.ComponentResource):
 
     def _pod_monitors(self, opts: pulumi.ResourceOptions) -> None:
         ns = self._args.namespace
+        # Prometheus scrapes as the admin (the password stays in the CSI-synced Secret); the user
+        # name is not secret but PodMonitor reads it from a Secret.
+        k8s.core.v1.Secret(
+            f"{self._name}-metrics-username",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=METRICS_CREDENTIALS_SECRET, namespace=ns),
+            type="Opaque",
+            string_data={"username": self._args.server.admin_username},
+            opts=self._opts(opts),
+        )
         component = "__meta_kubernetes_pod_label_" + "".join(
             c if c.isalnum() else "_" for c in cluster_layout.COMPONENT_LABEL
         )
@@ -719,6 +729,14 @@ class MlflowStack(pulumi.ComponentResource):
                             "port": cluster_layout.MLFLOW_METRICS_PORT_NAME,
                             "path": "/metrics",
                             "interval": "30s",
+                            # basic-auth protects /metrics too.
+                            "basicAuth": {
+                                "username": {"name": METRICS_CREDENTIALS_SECRET, "key": "username"},
+                                "password": {
+                                    "name": synced_secret_name("mlflow-server"),
+                                    "key": cluster_layout.MLFLOW_ADMIN_PASSWORD,
+                                },
+                            },
                             "relabelings": [
                                 {
                                     "sourceLabels": [component],

@@ -237,10 +237,18 @@ class PlatformSettings(BaseModel):
         default=4, ge=1, le=50, description="Maximum model registry server pods (HorizontalPodAutoscaler)."
     )
     mlflow_artifacts_replicas: int = Field(default=2, ge=1, le=50, description="Artifacts server pods.")
-    mlflow_cpu_request: Quantity = Field(default="500m", description="CPU request of each MLflow server pod.")
-    mlflow_cpu_limit: Quantity = Field(default="2", description="CPU limit of each MLflow server pod.")
-    mlflow_memory_request: Quantity = Field(default="1Gi", description="Memory request of each MLflow server pod.")
-    mlflow_memory_limit: Quantity = Field(default="2Gi", description="Memory limit of each MLflow server pod.")
+    mlflow_cpu_request: Quantity = Field(
+        default="500m", description="CPU request of each MLflow server pod (Kubernetes quantity: `500m`, `1`)."
+    )
+    mlflow_cpu_limit: Quantity = Field(
+        default="2", description="CPU limit of each MLflow server pod (Kubernetes quantity: `2`, `1500m`)."
+    )
+    mlflow_memory_request: Quantity = Field(
+        default="1Gi", description="Memory request of each MLflow server pod (Kubernetes quantity: `1Gi`, `768Mi`)."
+    )
+    mlflow_memory_limit: Quantity = Field(
+        default="2Gi", description="Memory limit of each MLflow server pod (Kubernetes quantity: `2Gi`, `1536Mi`)."
+    )
 
     # --- derived posture ------------------------------------------------------------------
     @property

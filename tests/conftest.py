@@ -8,6 +8,9 @@ import pytest
 
 from mlopsctl.mock_engine import Evaluation, evaluate, stack_config
 
+# Real services on 127.0.0.1 (PostgreSQL, Azurite, MLflow, nginx) as session fixtures.
+pytest_plugins = ("tests.services.plugin",)
+
 STACKS = ("dev", "prod")
 
 

@@ -60,16 +60,19 @@ ADMIN_PASSWORD = "local-Admin-password-1234"
 
 
 @contextlib.contextmanager
-def mlflow_deployment(workdir: Path, stack: str = "dev") -> Iterator[MlflowDeployment]:
+def mlflow_deployment(workdir: Path, stack: str = "dev", durable: bool = False) -> Iterator[MlflowDeployment]:
+    """Everything started in order and stopped in reverse; `durable` keeps PostgreSQL's fsync on."""
     platform = committed_settings(stack)
     container = platform.artifact_container
     destination = f"wasbs://{container}@{processes.AZURITE_ACCOUNT}.blob.core.windows.net/"
-    with processes.postgres(workdir) as database, processes.azurite(workdir, (container,)) as blob:
+    with processes.postgres(workdir, durable=durable) as database, processes.azurite(workdir, (container,)) as blob:
         processes.run_migrations(database.server(), database.password, workdir / "migrations.log")
         proxy_port = processes.free_port()
         settings = replace(
             server_settings(platform, database.server(), destination),
-            allowed_hosts=(f"127.0.0.1:{proxy_port}", "127.0.0.1", "localhost"),
+            # The proxy's host (the public host in the cluster) and, like the pod-IP wildcard
+            # there, loopback addresses for direct scrapes of /metrics.
+            allowed_hosts=(f"127.0.0.1:{proxy_port}", "127.0.0.*"),
             auth_config_path=str(workdir / "etc" / "basic_auth.ini"),
             extra_env={"AZURE_STORAGE_CONNECTION_STRING": blob.connection_string},
         )
