@@ -151,7 +151,14 @@ def job_template(namespace: str, service_account: str) -> dict[str, Any]:
                 "spec": {
                     "serviceAccountName": service_account,
                     "restartPolicy": "Never",
-                    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                    # The namespace enforces Pod Security `restricted`; project images built by
+                    # MLflow default to root, so the template sets a user.
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 10001,
+                        "runAsGroup": 10001,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
                     "containers": [
                         {
                             "name": "{replaced with MLflow Project name}",
@@ -547,6 +554,9 @@ class MlflowStack(pulumi.ComponentResource):
                                 image=args.image,
                                 command=command.apply(lambda c: list(c.args)),
                                 env=env,
+                                # The only writable place (emptyDir): metrics, caches, and the
+                                # artifacts role's unused SQLite file.
+                                working_dir="/tmp",
                                 ports=[
                                     k8s.core.v1.ContainerPortArgs(
                                         name=probe_port,

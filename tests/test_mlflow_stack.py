@@ -340,6 +340,11 @@ def test_pod_monitors_label_the_role(stack: Evaluation) -> None:
         relabel = endpoint["relabelings"][0]
         assert relabel["sourceLabels"] == ["__meta_kubernetes_pod_label_app_kubernetes_io_component"]
         assert relabel["targetLabel"] == cluster_layout.MLFLOW_ROLE_METRIC_LABEL
+        # basic-auth protects /metrics: the admin password from the CSI-synced Secret.
+        password = endpoint["basicAuth"]["password"]
+        assert password == {"name": "mlflow-server-secrets", "key": cluster_layout.MLFLOW_ADMIN_PASSWORD}
+    username = _named(stack, "Secret", endpoint["basicAuth"]["username"]["name"])
+    assert username["stringData"] == {"username": committed_settings(stack.stack).mlflow_admin_username}
 
 
 def test_kubernetes_objects_use_the_cluster_provider(stack: Evaluation) -> None:
