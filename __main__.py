@@ -9,10 +9,12 @@ from pulumi_azure_native import authorization, resources
 from components import cluster_layout
 from components.aks import AksCluster, AksClusterArgs
 from components.artifact_storage import ArtifactStorage, ArtifactStorageArgs, artifacts_destination
-from components.container_registry import ContainerRegistry, ContainerRegistryArgs
+from components.container_registry import ContainerRegistry, ContainerRegistryArgs, image_in_registry
 from components.firewall import public_exposure
 from components.istio_mesh import IstioMesh, IstioMeshArgs
 from components.key_vault import KeyVault, KeyVaultArgs
+from components.mlflow_server import DatabaseServer, server_settings
+from components.mlflow_stack import MlflowStack, MlflowStackArgs, PodResources, RoleScaling
 from components.model_rollout import ModelRollout, ModelRolloutArgs
 from components.monitoring import Monitoring, MonitoringArgs, MonitoringValues
 from components.naming import PlatformNames
@@ -20,7 +22,7 @@ from components.network import Network, NetworkArgs
 from components.platform_identities import PlatformIdentities, PlatformIdentitiesArgs
 from components.postgres import PostgresArgs, PostgresServer
 from components.private_link import PrivateEndpointPlacement
-from components.rollout_automation import OperatorArgs, RolloutAutomation, RolloutAutomationArgs, image_reference
+from components.rollout_automation import OperatorArgs, RolloutAutomation, RolloutAutomationArgs
 from components.seldon_core import SeldonCore, SeldonCoreArgs
 from observability.alerts import AlertThresholds
 from rollout.planner import declared_predictors, plan_rollouts
@@ -120,7 +122,11 @@ vault = KeyVault(
             cluster_layout.GRAFANA_ADMIN_USER: cluster_layout.GRAFANA_ADMIN_LOGIN,
             **{cluster_layout.database_uri_secret(db): uri for db, uri in postgres.connection_uris.items()},
         },
-        generated_passwords=(cluster_layout.MLFLOW_ADMIN_PASSWORD, cluster_layout.GRAFANA_ADMIN_PASSWORD),
+        generated_passwords=(
+            cluster_layout.MLFLOW_ADMIN_PASSWORD,
+            cluster_layout.MLFLOW_FLASK_SECRET_KEY,
+            cluster_layout.GRAFANA_ADMIN_PASSWORD,
+        ),
         tags=tags,
         protect=settings.protect_stateful,
     ),
@@ -190,6 +196,7 @@ identities = PlatformIdentities(
             "models": settings.models_namespace,
             "monitoring": cluster_layout.MONITORING_NAMESPACE,
             "automation": cluster_layout.AUTOMATION_NAMESPACE,
+            "ml-jobs": settings.ml_jobs_namespace,
         },
         identity_names={
             account.key: names.identity(account.key) for account in cluster_layout.WORKLOAD_SERVICE_ACCOUNTS
@@ -276,13 +283,12 @@ automation = RolloutAutomation(
         namespace=cluster_layout.AUTOMATION_NAMESPACE,
         stack=pulumi.get_stack(),
         schedule=settings.rollout_analysis_schedule,
-        image=registry.login_server.apply(lambda server: image_reference(settings.rollout_analysis_image, server))
-        if registry
-        else settings.rollout_analysis_image,
+        image=image_in_registry(settings.rollout_analysis_image, registry),
         analyzer_client_id=identities.client_ids["rollout-analyzer"],
         tenant_id=client.tenant_id,
         key_vault_name=vault.vault_name,
         tracking_uri=settings.rollout.tracking_uri,
+        mlflow_username=settings.mlflow_admin_username,
         prometheus_url=settings.rollout.prometheus_url or monitoring.prometheus_url,
         provider=aks.provider,
         cluster=aks.cluster,
@@ -300,6 +306,41 @@ automation = RolloutAutomation(
         if settings.pulumi_operator
         else None,
     ),
+)
+
+mlflow = MlflowStack(
+    "mlflow",
+    MlflowStackArgs(
+        namespace=settings.mlflow_namespace,
+        jobs_namespace=settings.ml_jobs_namespace,
+        models_namespace=settings.models_namespace,
+        monitoring_namespace=cluster_layout.MONITORING_NAMESPACE,
+        image=image_in_registry(settings.mlflow_image, registry),
+        # Host and destination are filled in from the database and storage outputs.
+        server=server_settings(settings, DatabaseServer(host="", user=settings.postgres_admin_login), ""),
+        database_host=postgres.fqdn,
+        artifacts_destination=storage.artifacts_destination,
+        public_host=cluster_layout.public_host("mlflow", settings.domain),
+        gateway=cluster_layout.PLATFORM_GATEWAY,
+        tenant_id=client.tenant_id,
+        key_vault_name=vault.vault_name,
+        client_ids=identities.client_ids,
+        scaling={
+            "tracking": RoleScaling(settings.mlflow_tracking_min_replicas, settings.mlflow_tracking_max_replicas),
+            "registry": RoleScaling(settings.mlflow_registry_min_replicas, settings.mlflow_registry_max_replicas),
+            "artifacts": RoleScaling(settings.mlflow_artifacts_replicas, settings.mlflow_artifacts_replicas),
+        },
+        resources=PodResources(
+            cpu_request=settings.mlflow_cpu_request,
+            cpu_limit=settings.mlflow_cpu_limit,
+            memory_request=settings.mlflow_memory_request,
+            memory_limit=settings.mlflow_memory_limit,
+        ),
+        zone_spread=len(settings.aks_zones) > 1,
+        postgres_subnet=settings.postgres_subnet,
+        deleted_with=aks.cluster,
+    ),
+    opts=pulumi.ResourceOptions(providers=[aks.provider]),
 )
 
 pulumi.export("environment", settings.environment)
@@ -322,3 +363,7 @@ pulumi.export("models", model_rollout.served)
 pulumi.export("gatewayAddress", mesh.gateway_address)
 pulumi.export("grafanaUrl", monitoring.grafana_url)
 pulumi.export("prometheusUrl", monitoring.prometheus_url)
+pulumi.export("mlflowTrackingUri", mlflow.tracking_uri)
+pulumi.export("mlflowRegistryUri", mlflow.registry_uri)
+pulumi.export("mlflowArtifactsDestination", mlflow.artifacts_destination)
+pulumi.export("mlflowJobsNamespace", mlflow.jobs_namespace)

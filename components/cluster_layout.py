@@ -17,6 +17,13 @@ GRAFANA_ADMIN_PASSWORD: Final = "grafana-admin-password"
 GRAFANA_ADMIN_USER: Final = "grafana-admin-user"
 """Grafana's admin login; in the vault too because the chart reads user and password from one Secret."""
 GRAFANA_ADMIN_LOGIN: Final = "admin"
+MLFLOW_FLASK_SECRET_KEY: Final = "mlflow-flask-secret-key"
+"""Static key of the basic-auth app's CSRF protection, the same in every MLflow pod."""
+
+# What an MLflow server pod (any role) reads from the vault: the database password (the store
+# URIs carry no password, libpq takes it from PGPASSWORD), the bootstrap admin password and the
+# CSRF key of the basic-auth app.
+MLFLOW_SERVER_SECRETS: Final = (POSTGRES_ADMIN_PASSWORD, MLFLOW_ADMIN_PASSWORD, MLFLOW_FLASK_SECRET_KEY)
 
 
 def database_uri_secret(database: str) -> str:
@@ -25,7 +32,7 @@ def database_uri_secret(database: str) -> str:
 
 
 AzureAccess = Literal["artifacts-write", "artifacts-read", "secrets"]
-NamespaceSetting = Literal["mlflow", "models", "monitoring", "automation"]
+NamespaceSetting = Literal["mlflow", "models", "monitoring", "automation", "ml-jobs"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,7 @@ class WorkloadServiceAccount:
 
     key: str
     namespace: NamespaceSetting
-    """Which namespace setting holds it (`mlflow` → `mlflowNamespace`)."""
+    """Which namespace setting holds it (`mlflow` → `mlflowNamespace`, `ml-jobs` → `mlJobsNamespace`)."""
     service_account: str
     access: AzureAccess
     secrets: tuple[str, ...]
@@ -48,21 +55,17 @@ WORKLOAD_SERVICE_ACCOUNTS: tuple[WorkloadServiceAccount, ...] = (
         "mlflow",
         "mlflow-artifacts",
         "artifacts-write",
-        (),
-        "MLflow artifacts server reads and writes blobs of the artifact container",
+        MLFLOW_SERVER_SECRETS,
+        "MLflow artifacts server reads and writes blobs of the artifact container (and, like every "
+        "MLflow role, reads the database password, admin password and CSRF key for basic-auth)",
     ),
     WorkloadServiceAccount(
         "mlflow-server",
         "mlflow",
         "mlflow-server",
         "secrets",
-        (
-            database_uri_secret("mlflow"),
-            database_uri_secret("mlflow_registry"),
-            database_uri_secret("mlflow_auth"),
-            MLFLOW_ADMIN_PASSWORD,
-        ),
-        "MLflow tracking, registry and migrations read database URIs and the admin password",
+        MLFLOW_SERVER_SECRETS,
+        "MLflow tracking, registry and migrations read the database password, admin password and CSRF key",
     ),
     WorkloadServiceAccount(
         "model-reader",
@@ -88,6 +91,15 @@ WORKLOAD_SERVICE_ACCOUNTS: tuple[WorkloadServiceAccount, ...] = (
         (GRAFANA_ADMIN_USER, GRAFANA_ADMIN_PASSWORD),
         "Grafana reads its admin login and password",
     ),
+    WorkloadServiceAccount(
+        "ml-jobs",
+        "ml-jobs",
+        "mlflow-job-runner",
+        "artifacts-read",
+        (),
+        "MLflow Projects jobs (`mlflow run --backend kubernetes`) read artifacts directly; "
+        "they write through the MLflow artifacts proxy",
+    ),
 )
 
 MONITORING_NAMESPACE: Final = "monitoring"
@@ -106,6 +118,9 @@ MLFLOW_ROLES: Final = ("tracking", "registry", "artifacts")
 APP_NAME_LABEL: Final = "app.kubernetes.io/name"
 COMPONENT_LABEL: Final = "app.kubernetes.io/component"
 MLFLOW_ROLE_METRIC_LABEL: Final = "role"
+MLFLOW_APP_LABEL_VALUE: Final = "mlflow"
+MLFLOW_SERVER_PORT: Final = 5000
+MLFLOW_METRICS_PORT_NAME: Final = "http"
 
 
 def public_host(service: str, domain: str) -> str:

@@ -13,6 +13,7 @@ from pulumi_azure_native import containerregistry
 
 from components.firewall import PublicExposure
 from components.private_link import PrivateEndpointPlacement, PrivateLink, PrivateLinkArgs
+from settings.model import image_registry
 
 
 @dataclass(frozen=True)
@@ -76,3 +77,10 @@ class ContainerRegistry(pulumi.ComponentResource):
         self.registry_id = registry.id
         self.login_server = registry.login_server
         self.register_outputs({"registryId": self.registry_id, "loginServer": self.login_server})
+
+
+def image_in_registry(image: str, registry: ContainerRegistry | None) -> pulumi.Input[str]:
+    """Images without a registry host are pulled from the stack's container registry."""
+    if image_registry(image) is not None or registry is None:
+        return image
+    return pulumi.Output.concat(registry.login_server, "/", image)

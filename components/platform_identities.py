@@ -29,14 +29,16 @@ class PlatformIdentitiesArgs:
 
 def role_grants(account: WorkloadServiceAccount, args: PlatformIdentitiesArgs) -> list[RoleGrant]:
     """Blob roles on the one container; Key Vault Secrets User on each secret, not the vault."""
+    grants = []
     if account.access == "artifacts-write":
-        return [RoleGrant(azure_roles.STORAGE_BLOB_DATA_CONTRIBUTOR, args.artifact_container_id, "container")]
+        grants.append(RoleGrant(azure_roles.STORAGE_BLOB_DATA_CONTRIBUTOR, args.artifact_container_id, "container"))
     if account.access == "artifacts-read":
-        return [RoleGrant(azure_roles.STORAGE_BLOB_DATA_READER, args.artifact_container_id, "container")]
-    return [
+        grants.append(RoleGrant(azure_roles.STORAGE_BLOB_DATA_READER, args.artifact_container_id, "container"))
+    grants += [
         RoleGrant(azure_roles.KEY_VAULT_SECRETS_USER, args.secret_ids[secret], f"secret-{secret}")
         for secret in account.secrets
     ]
+    return grants
 
 
 class PlatformIdentities(pulumi.ComponentResource):

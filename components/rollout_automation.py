@@ -36,15 +36,6 @@ def key_vault_objects(secret_names: Sequence[str]) -> str:
     return json.dumps({"array": [json.dumps({"objectName": n, "objectType": "secret"}) for n in secret_names]})
 
 
-def image_reference(image: str, registry_login_server: str | None) -> str:
-    """Images without a registry host are pulled from the stack's container registry."""
-    first = image.split("/", 1)[0]
-    has_host = "/" in image and ("." in first or ":" in first or first == "localhost")
-    if has_host or registry_login_server is None:
-        return image
-    return f"{registry_login_server}/{image}"
-
-
 @dataclass(frozen=True)
 class OperatorArgs:
     chart_version: str
@@ -68,6 +59,7 @@ class RolloutAutomationArgs:
     tenant_id: pulumi.Input[str]
     key_vault_name: pulumi.Input[str]
     tracking_uri: str | None
+    mlflow_username: str
     prometheus_url: pulumi.Input[str] | None
     provider: kubernetes.Provider
     cluster: pulumi.Resource
@@ -127,7 +119,7 @@ class RolloutAutomation(pulumi.ComponentResource):
             opts=in_namespace,
         )
         env = [
-            kubernetes.core.v1.EnvVarArgs(name="MLFLOW_TRACKING_USERNAME", value="admin"),
+            kubernetes.core.v1.EnvVarArgs(name="MLFLOW_TRACKING_USERNAME", value=args.mlflow_username),
             kubernetes.core.v1.EnvVarArgs(
                 name="MLFLOW_TRACKING_PASSWORD_FILE", value=f"{SECRETS_MOUNT}/{MLFLOW_ADMIN_PASSWORD}"
             ),

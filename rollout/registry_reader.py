@@ -2,7 +2,8 @@
 
 Per model a bounded number of calls, never a listing of all versions: the registered model
 (with its aliases), then for each aliased version its record, its download URI and its source
-run (for the git commit): at most 1 + 2 * 3 = 7 requests. Models are read concurrently with a
+run (for the git commit): 1 + 2 * 3 = 7 requests, plus one per version registered from a logged
+model (`models:/m-...`, whose artifact location is one more lookup). Models are read concurrently with a
 bounded pool; every request has a timeout and transient failures (connection errors, 429,
 5xx) are retried with backoff. A model whose alias moves while it is read is read again, so each
 model's aliases and versions agree.
@@ -111,17 +112,38 @@ def _tags(items: list[dict[str, str]] | None) -> dict[str, str]:
     return {item["key"]: item.get("value", "") for item in items or []}
 
 
+def _resolve_download_uri(client: RegistryClient, uri: str, run: dict[str, Any] | None) -> str:
+    """Registry-relative download URIs → the artifact store location they stand for.
+
+    MLflow hands back a version's source unresolved when it was registered from `runs:/<run>/<path>`
+    (resolved through the run's artifact URI) or from a logged model `models:/m-<id>` (through
+    the logged model's artifact location).
+    """
+    if uri.startswith("runs:/"):
+        run_id, _, path = uri.removeprefix("runs:/").strip("/").partition("/")
+        if run is None or run.get("info", {}).get("run_id") != run_id:
+            run = client.get("runs/get", run_id=run_id)["run"]
+        return str(run["info"]["artifact_uri"]).rstrip("/") + ("/" + path if path else "")
+    if uri.startswith("models:/m-"):
+        model_id = uri.removeprefix("models:/").strip("/")
+        logged = client.get(f"logged-models/{urllib.parse.quote(model_id)}")["model"]
+        return str(logged["info"]["artifact_uri"])
+    return uri
+
+
 def _read_version(client: RegistryClient, model: str, number: str) -> tuple[VersionInfo, set[str]]:
     record = client.get("model-versions/get", name=model, version=number)["model_version"]
     download = client.get("model-versions/get-download-uri", name=model, version=number)["artifact_uri"]
     run_id = record.get("run_id") or None
     git_commit = None
+    run: dict[str, Any] | None = None
     if run_id:
         try:
             run = client.get("runs/get", run_id=run_id)["run"]
             git_commit = _tags(run.get("data", {}).get("tags")).get(GIT_COMMIT_TAG)
         except NotFoundError:
             git_commit = None  # the run was deleted; the version still stands on its own
+    download = _resolve_download_uri(client, str(download), run)
     info = VersionInfo(
         version=str(record["version"]),
         run_id=run_id,

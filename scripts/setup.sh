@@ -22,7 +22,9 @@ python_env() {
 
 system_packages() {
   # Services the integration tests run for real on 127.0.0.1 (added as the features need them).
-  local wanted=(prometheus)
+  local wanted=(prometheus postgresql nginx-light)
+  # Node.js with npm may come from elsewhere than Debian (the workplace image ships NodeSource's).
+  command -v npm >/dev/null 2>&1 || wanted+=(nodejs npm)
   local missing=()
   for package in "${wanted[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -36,8 +38,16 @@ system_packages() {
   fi
 }
 
+node_env() {
+  # Azurite (the Azure Blob endpoint of the integration tests), pinned in package-lock.json.
+  if ! cmp -s package-lock.json node_modules/.installed-lock 2>/dev/null; then
+    npm ci --no-audit --no-fund --loglevel=error
+    cp package-lock.json node_modules/.installed-lock
+  fi
+}
+
 case "$what" in
   python) python_env ;;
-  all) system_packages; python_env ;;
+  all) system_packages; python_env; node_env ;;
   *) echo "usage: scripts/setup.sh [python|all]" >&2; exit 2 ;;
 esac

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from settings.model import POSTGRES_STORAGE_SIZES_GB
+from settings.model import POSTGRES_STORAGE_SIZES_GB, image_registry
 from settings.problems import Problem
 
 Values = dict[str, Any]
@@ -151,6 +151,30 @@ def _pool_problems(values: Values, key: KeyOf) -> list[Problem]:
     return problems
 
 
+def _mlflow_replica_problems(values: Values, key: KeyOf) -> list[Problem]:
+    problems = []
+    for role in ("tracking", "registry"):
+        low, high = f"mlflow_{role}_min_replicas", f"mlflow_{role}_max_replicas"
+        if values[low] > values[high]:
+            problems.append(
+                Problem(key(low), f"{values[low]} above {key(high)} {values[high]}", f"at most {values[high]}")
+            )
+    return problems
+
+
+def _mlflow_image_problems(values: Values, key: KeyOf) -> list[Problem]:
+    image = values["mlflow_image"]
+    if image_registry(image) is None and not values["container_registry"]:
+        return [
+            Problem(
+                key("mlflow_image"),
+                f"{image!r} without a registry host while containerRegistry is false",
+                "a full reference such as `myregistry.azurecr.io/mlflow-server:3.17.2-1`",
+            )
+        ]
+    return []
+
+
 def _registry_problems(values: Values, key: KeyOf) -> list[Problem]:
     if values["container_registry"] and values["private_endpoints"] and values["container_registry_sku"] != "Premium":
         return [
@@ -201,6 +225,16 @@ def _operator_problems(values: Values, key: KeyOf) -> list[Problem]:
 
 
 COMBINATION_CHECKS: tuple[CombinationCheck, ...] = (
+    CombinationCheck(
+        (
+            "mlflow_tracking_min_replicas",
+            "mlflow_tracking_max_replicas",
+            "mlflow_registry_min_replicas",
+            "mlflow_registry_max_replicas",
+        ),
+        _mlflow_replica_problems,
+    ),
+    CombinationCheck(("mlflow_image", "container_registry"), _mlflow_image_problems),
     CombinationCheck(
         (
             "vnet_address_space",

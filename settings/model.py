@@ -64,6 +64,25 @@ Guid = Annotated[
 VmSize = Annotated[str, StringConstraints(pattern=r"^Standard_[A-Za-z0-9_]+$")]
 Dns1123Label = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
 ChartVersion = Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")]
+# `[registry/]repository[:tag][@sha256:digest]`, a tag or a digest required (never an implicit `latest`).
+ImageReference = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^([a-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._/-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+        r"(@sha256:[a-f0-9]{64})?$"
+    ),
+]
+
+
+def image_registry(image: str) -> str | None:
+    """The registry host of an image reference (`myacr.azurecr.io/x:1` → `myacr.azurecr.io`), if any."""
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return None
+
+
+Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi)?$")]
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
 
 POSTGRES_STORAGE_SIZES_GB = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
@@ -291,6 +310,52 @@ class PlatformSettings(BaseModel):
     alert_mlflow_5xx_percent: int = Field(
         default=5, ge=1, le=100, description="Alert when an MLflow role answers more than this % with 5xx."
     )
+    ml_jobs_namespace: Dns1123Label = Field(
+        default="ml-jobs", description="Namespace of MLflow Projects jobs (`mlflow run --backend kubernetes`)."
+    )
+
+    # --- MLflow servers -------------------------------------------------------------------
+    mlflow_image: ImageReference = Field(
+        default="mlflow-server:3.17.2-1",
+        description="MLflow server image built from `images/mlflow/`, with a tag or `@sha256:` digest. "
+        "Without a registry host it is pulled from the stack's container registry.",
+    )
+    mlflow_admin_username: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.-]{2,31}$")] = Field(
+        default="mlflow-admin",
+        description="Basic-auth administrator created on first start (password generated in Key Vault).",
+    )
+    mlflow_workers: int = Field(default=4, ge=1, le=32, description="Server worker processes per MLflow pod.")
+    mlflow_db_pool_size: int = Field(
+        default=5, ge=1, le=100, description="SQLAlchemy connection pool size per worker process."
+    )
+    mlflow_db_max_overflow: int = Field(
+        default=5, ge=0, le=100, description="SQLAlchemy connections a worker may open beyond its pool."
+    )
+    mlflow_tracking_min_replicas: int = Field(
+        default=2, ge=1, le=50, description="Minimum tracking server pods (HorizontalPodAutoscaler)."
+    )
+    mlflow_tracking_max_replicas: int = Field(
+        default=6, ge=1, le=50, description="Maximum tracking server pods (HorizontalPodAutoscaler)."
+    )
+    mlflow_registry_min_replicas: int = Field(
+        default=2, ge=1, le=50, description="Minimum model registry server pods (HorizontalPodAutoscaler)."
+    )
+    mlflow_registry_max_replicas: int = Field(
+        default=4, ge=1, le=50, description="Maximum model registry server pods (HorizontalPodAutoscaler)."
+    )
+    mlflow_artifacts_replicas: int = Field(default=2, ge=1, le=50, description="Artifacts server pods.")
+    mlflow_cpu_request: Quantity = Field(
+        default="500m", description="CPU request of each MLflow server pod (Kubernetes quantity: `500m`, `1`)."
+    )
+    mlflow_cpu_limit: Quantity = Field(
+        default="2", description="CPU limit of each MLflow server pod (Kubernetes quantity: `2`, `1500m`)."
+    )
+    mlflow_memory_request: Quantity = Field(
+        default="1Gi", description="Memory request of each MLflow server pod (Kubernetes quantity: `1Gi`, `768Mi`)."
+    )
+    mlflow_memory_limit: Quantity = Field(
+        default="2Gi", description="Memory limit of each MLflow server pod (Kubernetes quantity: `2Gi`, `1536Mi`)."
+    )
 
     # --- derived posture ------------------------------------------------------------------
     @property
@@ -306,6 +371,11 @@ class PlatformSettings(BaseModel):
     def protect_stateful(self) -> bool:
         """Database, storage and Key Vault refuse `pulumi destroy` in prod."""
         return self.is_prod
+
+    @property
+    def mlflow_default_permission(self) -> str:
+        """Basic-auth permission of a user on resources nobody granted them: none at all in prod."""
+        return "NO_PERMISSIONS" if self.is_prod else "READ"
 
     @property
     def tags(self) -> dict[str, str]:

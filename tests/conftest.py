@@ -13,6 +13,9 @@ from tests.services import SYNTHETIC_MODEL
 from tests.services.exporter import SyntheticExporter
 from tests.services.prometheus import PrometheusServer, PrometheusUnavailableError
 
+# Real services on 127.0.0.1 (PostgreSQL, Azurite, MLflow, nginx) as session fixtures.
+pytest_plugins = ("tests.services.plugin",)
+
 STACKS = ("dev", "prod")
 
 

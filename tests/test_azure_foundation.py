@@ -130,6 +130,7 @@ def test_key_vault_holds_every_generated_secret(dev: Evaluation, prod: Evaluatio
         cluster_layout.MLFLOW_ADMIN_PASSWORD,
         cluster_layout.GRAFANA_ADMIN_PASSWORD,
         cluster_layout.GRAFANA_ADMIN_USER,
+        cluster_layout.MLFLOW_FLASK_SECRET_KEY,
         "mlflow-db-uri",
         "mlflow-registry-db-uri",
         "mlflow-auth-db-uri",
@@ -237,6 +238,7 @@ def test_workload_identities_are_least_privilege(stack: Evaluation) -> None:
         "system:serviceaccount:models:model-storage-reader",
         "system:serviceaccount:mlops-system:rollout-analyzer",
         "system:serviceaccount:monitoring:grafana",
+        "system:serviceaccount:ml-jobs:mlflow-job-runner",
     }
     issuer = stack.outputs["oidcIssuerUrl"].value
     assert all(
@@ -251,9 +253,9 @@ def test_workload_identities_are_least_privilege(stack: Evaluation) -> None:
             assert re.search(r"/vaults/[^/]+/secrets/[a-z-]+$", scope), scope
     roles = [g.inputs["roleDefinitionId"].rsplit("/", 1)[1] for g in grants]
     assert roles.count(azure_roles.STORAGE_BLOB_DATA_CONTRIBUTOR) == 1
-    assert roles.count(azure_roles.STORAGE_BLOB_DATA_READER) == 1
+    assert roles.count(azure_roles.STORAGE_BLOB_DATA_READER) == 2  # model serving, MLflow Projects jobs
     assert roles.count(azure_roles.ACR_PULL) == 1
-    assert len(identities) == 6  # five workloads + the AKS control plane
+    assert len(identities) == 7  # six workloads + the AKS control plane
 
 
 def test_stack_outputs_and_secrets(stack: Evaluation) -> None:

@@ -23,6 +23,7 @@ def test_analysis_cronjob(stack: Evaluation) -> None:
     assert pod["serviceAccountName"] == "rollout-analyzer" and pod["automountServiceAccountToken"] is False
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["MLFLOW_TRACKING_PASSWORD_FILE"] == "/mnt/secrets/mlflow-admin-password"
+    assert env["MLFLOW_TRACKING_USERNAME"] == "mlflow-admin"  # the basic-auth admin the MLflow pods create
     assert "MLFLOW_TRACKING_PASSWORD" not in env
     assert schema_problems(stack, "1.34.2") == []
 

@@ -112,6 +112,30 @@ BAD_CONFIG = [
     ),
     pytest.param("prod", _set("aksZones", '["1", "4"]'), ["aksZones[1]"], "'1', '2' or '3'", id="unknown-zone"),
     pytest.param("dev", _set("aksLocalAccounts", "sometimes"), ["aksLocalAccounts"], "boolean", id="not-a-boolean"),
+    pytest.param(
+        "prod",
+        _set("mlflowTrackingMinReplicas", "12"),
+        ["mlflowTrackingMinReplicas"],
+        "at most 9",
+        id="mlflow-min-above-max",
+    ),
+    pytest.param(
+        "dev",
+        _set("mlflowImage", "mlflow-server:latest@sha256:xyz"),
+        ["mlflowImage"],
+        "`@sha256:` digest",
+        id="bad-image",
+    ),
+    pytest.param(
+        "dev",
+        lambda c: c.update({P + "containerRegistry": "false", P + "mlflowImage": "mlflow-server:3.17.2-1"}),
+        ["mlflowImage"],
+        "without a registry host",
+        id="image-without-registry",
+    ),
+    pytest.param(
+        "dev", _set("mlflowMemoryLimit", "2GB"), ["mlflowMemoryLimit"], "Kubernetes quantity", id="bad-quantity"
+    ),
 ]
 
 

@@ -1,0 +1,240 @@
+"""The MLflow server as deployed: one pure function builds each role's command line and environment.
+
+The Kubernetes Deployments and the migration Job (`components.mlflow_stack`) and the integration
+tests that run the servers for real (`tests/services/`) all call `server_command` and
+`migration_commands`, so what is tested is what runs in the cluster; the tests swap only hosts,
+ports and URIs for local ones (`ServerSettings` fields).
+
+Three roles share one image, one auth database and one configuration:
+
+- `tracking`: experiments, runs, metrics, logged models and the UI. `--no-serve-artifacts`, and
+  new experiments get `mlflow-artifacts:/` roots, so clients move artifacts through the artifacts
+  role, never through this one.
+- `registry`: the same stores, reached only through the registry API paths (see
+  `components.mlflow_routing`), so registry traffic scales and fails apart from tracking.
+- `artifacts`: `--artifacts-only`, proxying `/api/2.0/mlflow-artifacts` to the blob container
+  (`wasbs://`), authenticating to Azure with workload identity (no account key anywhere).
+
+No secret is ever on a command line: the store URIs carry no password (libpq reads `PGPASSWORD`);
+the database password, the bootstrap admin password and the CSRF key of the basic-auth app come
+from the environment, named in `ServerCommand.secret_env`.
+"""
+
+from __future__ import annotations
+
+import configparser
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Literal
+from urllib.parse import quote
+
+from components import cluster_layout
+from settings.model import PlatformSettings
+
+Role = Literal["tracking", "registry", "artifacts"]
+ROLES: Final[tuple[Role, ...]] = ("tracking", "registry", "artifacts")
+
+TRACKING_DATABASE: Final = "mlflow"
+REGISTRY_DATABASE: Final = "mlflow_registry"
+AUTH_DATABASE: Final = "mlflow_auth"
+
+# Environment variable → Key Vault secret (synced into a Kubernetes Secret under the same key).
+SECRET_ENV: Final[Mapping[str, str]] = {
+    "PGPASSWORD": cluster_layout.POSTGRES_ADMIN_PASSWORD,
+    "MLFLOW_AUTH_ADMIN_PASSWORD": cluster_layout.MLFLOW_ADMIN_PASSWORD,
+    "MLFLOW_FLASK_SERVER_SECRET_KEY": cluster_layout.MLFLOW_FLASK_SECRET_KEY,
+}
+
+DEFAULT_AUTH_CONFIG_PATH: Final = "/etc/mlflow/basic_auth.ini"
+DEFAULT_METRICS_DIR: Final = "/tmp/mlflow-metrics"
+
+
+@dataclass(frozen=True)
+class DatabaseServer:
+    """Where the three MLflow databases live; the password is never part of it."""
+
+    host: str
+    user: str
+    port: int = 5432
+    sslmode: str = "require"
+
+    def uri(self, database: str) -> str:
+        """`postgresql+psycopg2://user@host:5432/db?sslmode=require` (psycopg2 named: SQLAlchemy 2.1
+        would pick psycopg 3 for a bare `postgresql://`)."""
+        return (
+            f"postgresql+psycopg2://{quote(self.user, safe='')}@{self.host}:{self.port}/{database}"
+            f"?sslmode={self.sslmode}"
+        )
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything a role's command line depends on."""
+
+    database: DatabaseServer
+    artifacts_destination: str
+    """`wasbs://<container>@<account>.blob.core.windows.net/`."""
+    allowed_hosts: Sequence[str]
+    """Host headers the servers answer (DNS-rebinding protection); `/health` is exempt."""
+    admin_username: str
+    default_permission: str
+    workers: int = 4
+    pool_size: int = 5
+    max_overflow: int = 5
+    host: str = "0.0.0.0"
+    port: int = cluster_layout.MLFLOW_SERVER_PORT
+    auth_config_path: str = DEFAULT_AUTH_CONFIG_PATH
+    metrics_dir: str = DEFAULT_METRICS_DIR
+    """Prometheus multiprocess directory (inside the writable /tmp emptyDir)."""
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    """Environment added verbatim (tests: the Azurite connection string)."""
+
+
+@dataclass(frozen=True)
+class ServerCommand:
+    role: str
+    args: tuple[str, ...]
+    env: dict[str, str]
+    """Plain environment (no secrets)."""
+    secret_env: dict[str, str]
+    """Environment variable → secret key; the values come from the synced Key Vault secrets."""
+
+
+def _common_flags(settings: ServerSettings) -> list[str]:
+    return [
+        "--host",
+        settings.host,
+        "--port",
+        str(settings.port),
+        "--workers",
+        str(settings.workers),
+        "--app-name",
+        "basic-auth",
+        "--expose-prometheus",
+        settings.metrics_dir,
+        "--allowed-hosts",
+        ",".join(settings.allowed_hosts),
+        # uvicorn kills a worker that misses one 5 s health ping; a CPU-throttled pod busy with a
+        # large upload would lose in-flight requests. Drain on SIGTERM within the pod's grace period.
+        "--uvicorn-opts",
+        "--timeout-worker-healthcheck 30 --timeout-graceful-shutdown 20",
+    ]
+
+
+def _store_flags(settings: ServerSettings) -> list[str]:
+    return [
+        "--backend-store-uri",
+        settings.database.uri(TRACKING_DATABASE),
+        "--registry-store-uri",
+        settings.database.uri(REGISTRY_DATABASE),
+    ]
+
+
+def server_command(role: Role, settings: ServerSettings) -> ServerCommand:
+    """The `mlflow server` invocation of one role, and its environment."""
+    if role not in ROLES:
+        raise ValueError(f"unknown MLflow role {role!r}; one of {ROLES}")
+    args = ["mlflow", "server"]
+    if role in ("tracking", "registry"):
+        # Registry requests resolve logged models and runs, so both roles see both stores.
+        args += _store_flags(settings)
+        args += ["--no-serve-artifacts", "--default-artifact-root", "mlflow-artifacts:/"]
+    else:
+        # MLflow refuses store URIs with `--artifacts-only`; the role still creates an unused
+        # SQLite file in its working directory (/tmp, the pod's emptyDir). Its permission checks
+        # read the shared auth database.
+        args += ["--artifacts-only", "--artifacts-destination", settings.artifacts_destination]
+    args += _common_flags(settings)
+    env = {
+        "MLFLOW_AUTH_CONFIG_PATH": settings.auth_config_path,
+        "MLFLOW_AUTH_ADMIN_USERNAME": settings.admin_username,
+        "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": str(settings.pool_size),
+        "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": str(settings.max_overflow),
+        # Connections die quietly behind load balancers and on server failover.
+        "MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE": "1800",
+        # The GenAI job runner (online scoring, trace archival) schedules periodic tasks in every
+        # replica; this platform runs replicas of classic ML servers, so it is off.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "PYTHONUNBUFFERED": "1",
+        # Anything MLflow or its libraries cache goes to the writable emptyDir.
+        "HOME": "/tmp",
+        "TMPDIR": "/tmp",
+        **settings.extra_env,
+    }
+    return ServerCommand(role=role, args=tuple(args), env=env, secret_env=dict(SECRET_ENV))
+
+
+def migration_commands(database: DatabaseServer) -> tuple[tuple[str, ...], ...]:
+    """Schema upgrades, in order: tracking, registry, auth. Each is idempotent (alembic to head)."""
+    return (
+        ("mlflow", "db", "upgrade", database.uri(TRACKING_DATABASE)),
+        ("mlflow", "db", "upgrade", database.uri(REGISTRY_DATABASE)),
+        ("python", "-m", "mlflow.server.auth", "db", "upgrade", "--url", database.uri(AUTH_DATABASE)),
+    )
+
+
+def migration_env() -> tuple[dict[str, str], dict[str, str]]:
+    """(plain env, secret env) of the migration commands: only the database password is secret."""
+    return {"HOME": "/tmp", "TMPDIR": "/tmp", "PYTHONUNBUFFERED": "1"}, {
+        "PGPASSWORD": cluster_layout.POSTGRES_ADMIN_PASSWORD
+    }
+
+
+def auth_config(settings: ServerSettings) -> str:
+    """`basic_auth.ini` (read through `MLFLOW_AUTH_CONFIG_PATH`): no secret in it.
+
+    The admin user and password come from `MLFLOW_AUTH_ADMIN_USERNAME`/`..._PASSWORD`; the auth
+    database URI carries no password either (libpq reads `PGPASSWORD`).
+    """
+    parser = configparser.ConfigParser(interpolation=None)
+    parser["mlflow"] = {
+        "default_permission": settings.default_permission,
+        "database_uri": settings.database.uri(AUTH_DATABASE),
+        "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+        "grant_default_workspace_access": "false",
+        # Credential checks are PBKDF2 hashes: cache a success for a minute per worker.
+        "auth_cache_ttl_seconds": "60",
+    }
+    text = io.StringIO()
+    parser.write(text)
+    return text.getvalue()
+
+
+def ip_wildcard(cidr: str) -> str:
+    """`10.244.0.0/16` → `10.244.*`: the allowed-hosts pattern of pod IPs (Prometheus scrapes)."""
+    address, prefix = cidr.split("/")
+    octets = address.split(".")[: int(prefix) // 8]
+    return ".".join([*octets, "*"])
+
+
+def service_name(role: str) -> str:
+    """Kubernetes Service (and Deployment) of a role: `mlflow-tracking`."""
+    return f"mlflow-{role}"
+
+
+def cluster_allowed_hosts(public_host: str, namespace: str, pod_cidr: str) -> tuple[str, ...]:
+    """The public host, every role's in-cluster service names, and pod IPs (metrics scrapes)."""
+    hosts = [public_host]
+    port = cluster_layout.MLFLOW_SERVER_PORT
+    for role in ROLES:
+        for name in (f"{service_name(role)}.{namespace}.svc", f"{service_name(role)}.{namespace}.svc.cluster.local"):
+            hosts += [name, f"{name}:{port}"]  # the Host header carries the port when it is not 80
+    hosts.append(ip_wildcard(pod_cidr))
+    return tuple(hosts)
+
+
+def server_settings(settings: PlatformSettings, database: DatabaseServer, artifacts_destination: str) -> ServerSettings:
+    """The servers' settings of a stack (the cluster's names; tests swap hosts, ports and URIs)."""
+    return ServerSettings(
+        database=database,
+        artifacts_destination=artifacts_destination,
+        allowed_hosts=cluster_allowed_hosts(
+            cluster_layout.public_host("mlflow", settings.domain), settings.mlflow_namespace, settings.aks_pod_cidr
+        ),
+        admin_username=settings.mlflow_admin_username,
+        default_permission=settings.mlflow_default_permission,
+        workers=settings.mlflow_workers,
+        pool_size=settings.mlflow_db_pool_size,
+        max_overflow=settings.mlflow_db_max_overflow,
+    )

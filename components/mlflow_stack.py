@@ -1,0 +1,761 @@
+"""MLflow Tracking, Model Registry and artifacts proxy on AKS: three roles, one image, one routing table.
+
+In the MLflow namespace (Pod Security `restricted`):
+
+- a migration Job (`mlflow db upgrade` for the tracking and registry databases, auth schema
+  upgrade) that every Deployment waits for, so replicas never race on migrations;
+- Deployments `mlflow-tracking`, `mlflow-registry` and `mlflow-artifacts`, each with the command
+  line of `components.mlflow_server.server_command`, non-root, read-only root filesystem,
+  no capabilities, RuntimeDefault seccomp, `/health` probes, zone spread in prod, a
+  PodDisruptionBudget, and HorizontalPodAutoscalers for tracking and registry;
+- Services and an Istio VirtualService on the platform gateway rendered from
+  `components.mlflow_routing.ROUTES`;
+- Key Vault secrets through the CSI driver (SecretProviderClass, workload identity) synced into a
+  Kubernetes Secret per identity for the environment; blob access by workload identity only;
+- basic-auth configured by a ConfigMap (`basic_auth.ini` via `MLFLOW_AUTH_CONFIG_PATH`);
+- NetworkPolicies: default deny, then the gateway, the monitoring namespace (metrics), the models
+  namespace (artifact reads) and the egress the servers need;
+- a PodMonitor per role that copies `app.kubernetes.io/component` into the `role` label.
+
+In the jobs namespace: the service account and job template of `mlflow run --backend kubernetes`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from components import cluster_layout, mlflow_routing
+from components.mlflow_server import (
+    ROLES,
+    Role,
+    ServerCommand,
+    ServerSettings,
+    auth_config,
+    migration_commands,
+    migration_env,
+    server_command,
+    service_name,
+)
+
+SECRETS_MOUNT = "/mnt/secrets-store"
+AUTH_CONFIG_DIR = "/etc/mlflow"
+WORKLOAD_IDENTITY_LABEL = "azure.workload.identity/use"
+CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
+PART_OF = "mlops-platform"
+METRICS_CREDENTIALS_SECRET = "mlflow-metrics-username"
+
+
+@dataclass(frozen=True)
+class RoleScaling:
+    min_replicas: int
+    max_replicas: int
+    """Equal to `min_replicas`: fixed size, no HorizontalPodAutoscaler."""
+
+
+@dataclass(frozen=True)
+class PodResources:
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+
+
+@dataclass(frozen=True)
+class MlflowStackArgs:
+    namespace: str
+    jobs_namespace: str
+    models_namespace: str
+    monitoring_namespace: str
+    image: pulumi.Input[str]
+    server: ServerSettings
+    """The servers' settings; the database host and the artifacts destination are replaced below."""
+    database_host: pulumi.Input[str]
+    artifacts_destination: pulumi.Input[str]
+    public_host: str
+    gateway: str
+    """`<namespace>/<name>` of the Istio Gateway the VirtualService binds to."""
+    tenant_id: pulumi.Input[str]
+    key_vault_name: pulumi.Input[str]
+    client_ids: Mapping[str, pulumi.Input[str]]
+    """Workload-identity client id per `cluster_layout.WORKLOAD_SERVICE_ACCOUNTS` key."""
+    scaling: Mapping[str, RoleScaling]
+    resources: PodResources
+    zone_spread: bool
+    postgres_subnet: str
+    """CIDR the database is reached in (egress rule on 5432)."""
+    deleted_with: pulumi.Resource | None = None
+    """The cluster: its deletion takes these objects along, so they are not deleted one by one."""
+
+
+def labels(role: str) -> dict[str, str]:
+    return {
+        cluster_layout.APP_NAME_LABEL: cluster_layout.MLFLOW_APP_LABEL_VALUE,
+        cluster_layout.COMPONENT_LABEL: role,
+        "app.kubernetes.io/part-of": PART_OF,
+    }
+
+
+def selector(role: str) -> dict[str, str]:
+    return {
+        cluster_layout.APP_NAME_LABEL: cluster_layout.MLFLOW_APP_LABEL_VALUE,
+        cluster_layout.COMPONENT_LABEL: role,
+    }
+
+
+def _account(key: str) -> cluster_layout.WorkloadServiceAccount:
+    return next(a for a in cluster_layout.WORKLOAD_SERVICE_ACCOUNTS if a.key == key)
+
+
+def synced_secret_name(account_key: str) -> str:
+    """The Kubernetes Secret the CSI driver syncs an identity's Key Vault secrets into."""
+    return f"{account_key}-secrets"
+
+
+def secret_provider_parameters(
+    account: cluster_layout.WorkloadServiceAccount, client_id: str, vault: str, tenant: str
+) -> dict[str, str]:
+    objects = [{"objectName": name, "objectType": "secret"} for name in account.secrets]
+    return {
+        "usePodIdentity": "false",
+        "clientID": client_id,
+        "keyvaultName": vault,
+        "tenantId": tenant,
+        "objects": yaml.safe_dump({"array": [yaml.safe_dump(o, sort_keys=True) for o in objects]}, sort_keys=False),
+    }
+
+
+def _provider_parameters(account: cluster_layout.WorkloadServiceAccount, values: list[str]) -> dict[str, str]:
+    client_id, vault, tenant = values
+    return secret_provider_parameters(account, client_id, vault, tenant)
+
+
+def job_template(namespace: str, service_account: str) -> dict[str, Any]:
+    """The Job template of `mlflow run --backend kubernetes` (MLflow fills the `{replaced ...}`
+    fields). The tracking URI and credentials come from the submitting environment."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "{replaced with MLflow Project name}", "namespace": namespace},
+        "spec": {
+            "ttlSecondsAfterFinished": 86400,
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": {WORKLOAD_IDENTITY_LABEL: "true", "app.kubernetes.io/part-of": PART_OF}},
+                "spec": {
+                    "serviceAccountName": service_account,
+                    "restartPolicy": "Never",
+                    # The namespace enforces Pod Security `restricted`; project images built by
+                    # MLflow default to root, so the template sets a user.
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 10001,
+                        "runAsGroup": 10001,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "{replaced with MLflow Project name}",
+                            "image": "{replaced with URI of Docker image created during Project execution}",
+                            "command": ["{replaced with MLflow Project entry point command}"],
+                            "env": [{"name": "HOME", "value": "/tmp"}],
+                            "resources": {
+                                "requests": {"cpu": "1", "memory": "2Gi"},
+                                "limits": {"memory": "8Gi"},
+                            },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def _security_context() -> k8s.core.v1.SecurityContextArgs:
+    return k8s.core.v1.SecurityContextArgs(
+        allow_privilege_escalation=False,
+        read_only_root_filesystem=True,
+        run_as_non_root=True,
+        run_as_user=10001,
+        run_as_group=10001,
+        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def _pod_security_context() -> k8s.core.v1.PodSecurityContextArgs:
+    return k8s.core.v1.PodSecurityContextArgs(
+        run_as_non_root=True,
+        run_as_user=10001,
+        run_as_group=10001,
+        fs_group=10001,
+        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def _env(plain: Mapping[str, str], secret: Mapping[str, str], secret_name: str) -> list[k8s.core.v1.EnvVarArgs]:
+    env = [k8s.core.v1.EnvVarArgs(name=name, value=value) for name, value in plain.items()]
+    env += [
+        k8s.core.v1.EnvVarArgs(
+            name=name,
+            value_from=k8s.core.v1.EnvVarSourceArgs(
+                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret_name, key=key)
+            ),
+        )
+        for name, key in secret.items()
+    ]
+    return env
+
+
+def _volumes(provider_class: str, auth_config_map: pulumi.Input[str] | None) -> list[k8s.core.v1.VolumeArgs]:
+    volumes = [
+        k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="1Gi")),
+        k8s.core.v1.VolumeArgs(
+            name="secrets-store",
+            csi=k8s.core.v1.CSIVolumeSourceArgs(
+                driver="secrets-store.csi.k8s.io",
+                read_only=True,
+                volume_attributes={"secretProviderClass": provider_class},
+            ),
+        ),
+    ]
+    if auth_config_map is not None:
+        volumes.append(
+            k8s.core.v1.VolumeArgs(
+                name="auth-config", config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=auth_config_map)
+            )
+        )
+    return volumes
+
+
+def _mounts(auth_config: bool) -> list[k8s.core.v1.VolumeMountArgs]:
+    mounts = [
+        k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+        k8s.core.v1.VolumeMountArgs(name="secrets-store", mount_path=SECRETS_MOUNT, read_only=True),
+    ]
+    if auth_config:
+        mounts.append(k8s.core.v1.VolumeMountArgs(name="auth-config", mount_path=AUTH_CONFIG_DIR, read_only=True))
+    return mounts
+
+
+class MlflowStack(pulumi.ComponentResource):
+    tracking_uri: pulumi.Output[str]
+    registry_uri: pulumi.Output[str]
+    artifacts_destination: pulumi.Output[str]
+    jobs_namespace: pulumi.Output[str]
+    job_template_config_map: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MlflowStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops:mlflow:MlflowStack", name, None, opts)
+        self._args = args
+        self._name = name
+        ns = args.namespace
+
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=ns,
+                labels={
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                    "app.kubernetes.io/part-of": PART_OF,
+                },
+            ),
+            opts=self._opts(),
+        )
+        in_ns = pulumi.ResourceOptions(parent=namespace)
+
+        # --- identities and secrets ---------------------------------------------------------
+        provider_classes: dict[str, str] = {}
+        for key in ("mlflow-server", "mlflow-artifacts"):
+            account = _account(key)
+            k8s.core.v1.ServiceAccount(
+                f"{name}-sa-{key}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=account.service_account,
+                    namespace=ns,
+                    annotations={CLIENT_ID_ANNOTATION: args.client_ids[key]},
+                    labels={"app.kubernetes.io/part-of": PART_OF},
+                ),
+                automount_service_account_token=False,
+                opts=self._opts(in_ns),
+            )
+            provider_classes[key] = f"{key}-key-vault"
+            parameters = pulumi.Output.all(args.client_ids[key], args.key_vault_name, args.tenant_id).apply(
+                functools.partial(_provider_parameters, account)
+            )
+            k8s.apiextensions.CustomResource(
+                f"{name}-secret-provider-{key}",
+                api_version="secrets-store.csi.x-k8s.io/v1",
+                kind="SecretProviderClass",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=provider_classes[key], namespace=ns),
+                spec={
+                    "provider": "azure",
+                    "parameters": parameters,
+                    "secretObjects": [
+                        {
+                            "secretName": synced_secret_name(key),
+                            "type": "Opaque",
+                            "data": [{"objectName": secret, "key": secret} for secret in account.secrets],
+                        }
+                    ],
+                },
+                opts=self._opts(in_ns),
+            )
+
+        # --- configuration ------------------------------------------------------------------
+        settings: pulumi.Output[ServerSettings] = pulumi.Output.all(
+            args.database_host, args.artifacts_destination
+        ).apply(
+            lambda v: replace(
+                args.server,
+                database=replace(args.server.database, host=v[0]),
+                artifacts_destination=v[1],
+                auth_config_path=f"{AUTH_CONFIG_DIR}/basic_auth.ini",
+            )
+        )
+        auth_map = k8s.core.v1.ConfigMap(
+            f"{name}-auth-config",
+            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=ns, labels={"app.kubernetes.io/part-of": PART_OF}),
+            data={"basic_auth.ini": settings.apply(auth_config)},
+            opts=self._opts(in_ns),
+        )
+
+        migration = self._migration_job(settings, provider_classes["mlflow-server"], in_ns)
+
+        # --- the three roles ----------------------------------------------------------------
+        hosts: dict[str, str] = {}
+        for role in ROLES:
+            key = "mlflow-artifacts" if role == "artifacts" else "mlflow-server"
+            command = settings.apply(functools.partial(server_command, role))
+            deployment = self._deployment(
+                role,
+                command,
+                account_key=key,
+                provider_class=provider_classes[key],
+                auth_config_map=auth_map.metadata.name,
+                migration=migration,
+                opts=in_ns,
+            )
+            service = k8s.core.v1.Service(
+                f"{name}-{role}-service",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=service_name(role), namespace=ns, labels=labels(role)),
+                spec=k8s.core.v1.ServiceSpecArgs(
+                    selector=selector(role),
+                    ports=[
+                        k8s.core.v1.ServicePortArgs(
+                            name="http",
+                            port=cluster_layout.MLFLOW_SERVER_PORT,
+                            target_port=cluster_layout.MLFLOW_METRICS_PORT_NAME,
+                            app_protocol="http",
+                        )
+                    ],
+                ),
+                opts=self._opts(in_ns),
+            )
+            hosts[role] = f"{service_name(role)}.{ns}.svc.cluster.local"
+            self._availability(role, deployment, service, in_ns)
+
+        # --- routing ------------------------------------------------------------------------
+        k8s.apiextensions.CustomResource(
+            f"{name}-routes",
+            api_version="networking.istio.io/v1",
+            kind="VirtualService",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="mlflow", namespace=ns),
+            spec={
+                "hosts": [args.public_host],
+                "gateways": [args.gateway],
+                "http": mlflow_routing.virtual_service_http(hosts, cluster_layout.MLFLOW_SERVER_PORT),
+            },
+            opts=self._opts(in_ns),
+        )
+        self._network_policies(in_ns)
+        self._pod_monitors(in_ns)
+
+        # --- MLflow Projects jobs -----------------------------------------------------------
+        jobs_account = _account("ml-jobs")
+        jobs_namespace = k8s.core.v1.Namespace(
+            f"{name}-jobs-namespace",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=args.jobs_namespace,
+                labels={
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "app.kubernetes.io/part-of": PART_OF,
+                },
+            ),
+            opts=self._opts(),
+        )
+        in_jobs = pulumi.ResourceOptions(parent=jobs_namespace)
+        k8s.core.v1.ServiceAccount(
+            f"{name}-sa-ml-jobs",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=jobs_account.service_account,
+                namespace=args.jobs_namespace,
+                annotations={CLIENT_ID_ANNOTATION: args.client_ids[jobs_account.key]},
+            ),
+            automount_service_account_token=False,
+            opts=self._opts(in_jobs),
+        )
+        template = k8s.core.v1.ConfigMap(
+            f"{name}-job-template",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="mlflow-job-template", namespace=args.jobs_namespace),
+            data={
+                "job-template.yaml": yaml.safe_dump(
+                    job_template(args.jobs_namespace, jobs_account.service_account), sort_keys=False
+                ),
+            },
+            opts=self._opts(in_jobs),
+        )
+
+        self.tracking_uri = pulumi.Output.from_input(f"https://{args.public_host}")
+        self.registry_uri = self.tracking_uri
+        self.artifacts_destination = pulumi.Output.from_input(args.artifacts_destination)
+        self.jobs_namespace = jobs_namespace.metadata.apply(lambda m: m.name or args.jobs_namespace)
+        self.job_template_config_map = template.metadata.apply(lambda m: m.name or "")
+        self.register_outputs(
+            {
+                "trackingUri": self.tracking_uri,
+                "registryUri": self.registry_uri,
+                "artifactsDestination": self.artifacts_destination,
+                "jobsNamespace": self.jobs_namespace,
+            }
+        )
+
+    def _opts(self, base: pulumi.ResourceOptions | None = None, **extra: Any) -> pulumi.ResourceOptions:
+        parent = base.parent if base is not None and base.parent is not None else self
+        return pulumi.ResourceOptions(parent=parent, deleted_with=self._args.deleted_with, **extra)
+
+    def _migration_job(
+        self, settings: pulumi.Output[ServerSettings], provider_class: str, opts: pulumi.ResourceOptions
+    ) -> k8s.batch.v1.Job:
+        args, ns = self._args, self._args.namespace
+        plain, secret = migration_env()
+        env = _env(plain, secret, synced_secret_name("mlflow-server"))
+        commands = settings.apply(lambda s: [list(c) for c in migration_commands(s.database)])
+        names = ("tracking", "registry", "auth")
+
+        def container(index: int) -> k8s.core.v1.ContainerArgs:
+            return k8s.core.v1.ContainerArgs(
+                name=f"migrate-{names[index]}",
+                image=args.image,
+                command=commands.apply(lambda c: c[index]),
+                env=env,
+                resources=k8s.core.v1.ResourceRequirementsArgs(
+                    requests={"cpu": "100m", "memory": "512Mi"}, limits={"memory": "1Gi"}
+                ),
+                security_context=_security_context(),
+                volume_mounts=_mounts(auth_config=False),
+            )
+
+        return k8s.batch.v1.Job(
+            f"{self._name}-migrate",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="mlflow-migrate", namespace=ns, labels=labels("migrate")),
+            spec=k8s.batch.v1.JobSpecArgs(
+                backoff_limit=3,
+                active_deadline_seconds=1800,
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels={**labels("migrate"), WORKLOAD_IDENTITY_LABEL: "true"}),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        service_account_name=_account("mlflow-server").service_account,
+                        automount_service_account_token=False,
+                        restart_policy="OnFailure",
+                        security_context=_pod_security_context(),
+                        # One schema at a time, in order; the last one is the Job's container.
+                        init_containers=[container(0), container(1)],
+                        containers=[container(2)],
+                        volumes=_volumes(provider_class, None),
+                    ),
+                ),
+            ),
+            # A Job's pod template is immutable: a new image or URI replaces the Job, which
+            # reruns the (idempotent) migrations before the Deployments roll.
+            opts=self._opts(opts, replace_on_changes=["spec"], delete_before_replace=True),
+        )
+
+    def _deployment(
+        self,
+        role: Role,
+        command: pulumi.Output[ServerCommand],
+        *,
+        account_key: str,
+        provider_class: str,
+        auth_config_map: pulumi.Output[str],
+        migration: k8s.batch.v1.Job,
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.apps.v1.Deployment:
+        args, ns = self._args, self._args.namespace
+        secret_name = synced_secret_name(account_key)
+        env = command.apply(lambda c: _env(c.env, c.secret_env, secret_name))
+        probe_port = cluster_layout.MLFLOW_METRICS_PORT_NAME
+
+        def probe(period: int, failures: int) -> k8s.core.v1.ProbeArgs:
+            return k8s.core.v1.ProbeArgs(
+                http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port=probe_port),
+                period_seconds=period,
+                timeout_seconds=5,
+                failure_threshold=failures,
+            )
+
+        spread = (
+            [
+                k8s.core.v1.TopologySpreadConstraintArgs(
+                    max_skew=1,
+                    topology_key="topology.kubernetes.io/zone",
+                    when_unsatisfiable="DoNotSchedule",
+                    label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector(role)),
+                ),
+                k8s.core.v1.TopologySpreadConstraintArgs(
+                    max_skew=1,
+                    topology_key="kubernetes.io/hostname",
+                    when_unsatisfiable="ScheduleAnyway",
+                    label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector(role)),
+                ),
+            ]
+            if args.zone_spread
+            else None
+        )
+        scaling = args.scaling[role]
+        resources = args.resources
+        return k8s.apps.v1.Deployment(
+            f"{self._name}-{role}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=service_name(role), namespace=ns, labels=labels(role)),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                # The HPA owns the replica count of autoscaled roles after creation.
+                replicas=scaling.min_replicas,
+                revision_history_limit=5,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector(role)),
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
+                ),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels={**labels(role), WORKLOAD_IDENTITY_LABEL: "true"},
+                    ),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        service_account_name=_account(account_key).service_account,
+                        automount_service_account_token=False,
+                        security_context=_pod_security_context(),
+                        termination_grace_period_seconds=30,
+                        topology_spread_constraints=spread,
+                        containers=[
+                            k8s.core.v1.ContainerArgs(
+                                name="mlflow",
+                                image=args.image,
+                                command=command.apply(lambda c: list(c.args)),
+                                env=env,
+                                # The only writable place (emptyDir): metrics, caches, and the
+                                # artifacts role's unused SQLite file.
+                                working_dir="/tmp",
+                                ports=[
+                                    k8s.core.v1.ContainerPortArgs(
+                                        name=probe_port,
+                                        container_port=cluster_layout.MLFLOW_SERVER_PORT,
+                                        protocol="TCP",
+                                    )
+                                ],
+                                startup_probe=probe(5, 36),
+                                readiness_probe=probe(10, 3),
+                                liveness_probe=probe(20, 3),
+                                resources=k8s.core.v1.ResourceRequirementsArgs(
+                                    requests={"cpu": resources.cpu_request, "memory": resources.memory_request},
+                                    limits={"cpu": resources.cpu_limit, "memory": resources.memory_limit},
+                                ),
+                                security_context=_security_context(),
+                                volume_mounts=_mounts(auth_config=True),
+                            )
+                        ],
+                        volumes=_volumes(provider_class, auth_config_map),
+                    ),
+                ),
+            ),
+            opts=self._opts(
+                opts,
+                depends_on=[migration],
+                # Replicas of autoscaled roles belong to the HPA after the first rollout.
+                ignore_changes=["spec.replicas"] if scaling.max_replicas > scaling.min_replicas else None,
+            ),
+        )
+
+    def _availability(
+        self, role: Role, deployment: k8s.apps.v1.Deployment, service: k8s.core.v1.Service, opts: pulumi.ResourceOptions
+    ) -> None:
+        ns, scaling = self._args.namespace, self._args.scaling[role]
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{self._name}-{role}-pdb",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=service_name(role), namespace=ns, labels=labels(role)),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                # One replica may go at a time; a single-replica role (dev) still allows node drains.
+                max_unavailable=1,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector(role)),
+            ),
+            opts=self._opts(opts),
+        )
+        if scaling.max_replicas <= scaling.min_replicas:
+            return
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{self._name}-{role}-hpa",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=service_name(role), namespace=ns, labels=labels(role)),
+            spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
+                scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
+                    api_version="apps/v1", kind="Deployment", name=deployment.metadata.apply(lambda m: m.name or "")
+                ),
+                min_replicas=scaling.min_replicas,
+                max_replicas=scaling.max_replicas,
+                metrics=[
+                    k8s.autoscaling.v2.MetricSpecArgs(
+                        type="Resource",
+                        resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
+                            name="cpu",
+                            target=k8s.autoscaling.v2.MetricTargetArgs(type="Utilization", average_utilization=70),
+                        ),
+                    )
+                ],
+                behavior=k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
+                    scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(
+                        stabilization_window_seconds=300,
+                        policies=[k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Pods", value=1, period_seconds=120)],
+                    )
+                ),
+            ),
+            opts=self._opts(opts),
+        )
+
+    def _network_policies(self, opts: pulumi.ResourceOptions) -> None:
+        args, ns = self._args, self._args.namespace
+        port = [k8s.networking.v1.NetworkPolicyPortArgs(port=cluster_layout.MLFLOW_SERVER_PORT, protocol="TCP")]
+
+        def from_namespace(namespace: str) -> k8s.networking.v1.NetworkPolicyPeerArgs:
+            return k8s.networking.v1.NetworkPolicyPeerArgs(
+                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                    match_labels={"kubernetes.io/metadata.name": namespace}
+                )
+            )
+
+        def policy(
+            suffix: str,
+            pod_selector: dict[str, str],
+            ingress: Sequence[k8s.networking.v1.NetworkPolicyIngressRuleArgs] | None = None,
+            egress: Sequence[k8s.networking.v1.NetworkPolicyEgressRuleArgs] | None = None,
+            types: Sequence[str] = ("Ingress",),
+        ) -> None:
+            k8s.networking.v1.NetworkPolicy(
+                f"{self._name}-netpol-{suffix}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=suffix, namespace=ns),
+                spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                    pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=pod_selector),
+                    policy_types=list(types),
+                    ingress=list(ingress) if ingress is not None else None,
+                    egress=list(egress) if egress is not None else None,
+                ),
+                opts=self._opts(opts),
+            )
+
+        app = {cluster_layout.APP_NAME_LABEL: cluster_layout.MLFLOW_APP_LABEL_VALUE}
+        policy("default-deny", {}, types=("Ingress", "Egress"))
+        policy(
+            "allow-gateway",
+            app,
+            ingress=[
+                k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                    from_=[from_namespace(cluster_layout.ISTIO_NAMESPACE)], ports=port
+                )
+            ],
+        )
+        policy(
+            "allow-metrics",
+            app,
+            ingress=[
+                k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                    from_=[from_namespace(args.monitoring_namespace)], ports=port
+                )
+            ],
+        )
+        policy(
+            "allow-model-artifact-reads",
+            selector("artifacts"),
+            ingress=[
+                k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                    from_=[from_namespace(args.models_namespace)], ports=port
+                )
+            ],
+        )
+        dns = k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+            to=[from_namespace("kube-system")],
+            ports=[
+                k8s.networking.v1.NetworkPolicyPortArgs(port=53, protocol="UDP"),
+                k8s.networking.v1.NetworkPolicyPortArgs(port=53, protocol="TCP"),
+            ],
+        )
+        database = k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+            to=[
+                k8s.networking.v1.NetworkPolicyPeerArgs(
+                    ip_block=k8s.networking.v1.IPBlockArgs(cidr=args.postgres_subnet)
+                )
+            ],
+            ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=5432, protocol="TCP")],
+        )
+        # Entra ID token exchange, Key Vault and Blob storage (private endpoints or public) on 443.
+        https = k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+            ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=443, protocol="TCP")]
+        )
+        policy("allow-server-egress", app, egress=[dns, database, https], types=("Egress",))
+
+    def _pod_monitors(self, opts: pulumi.ResourceOptions) -> None:
+        ns = self._args.namespace
+        # Prometheus scrapes as the admin (the password stays in the CSI-synced Secret); the user
+        # name is not secret but PodMonitor reads it from a Secret.
+        k8s.core.v1.Secret(
+            f"{self._name}-metrics-username",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=METRICS_CREDENTIALS_SECRET, namespace=ns),
+            type="Opaque",
+            string_data={"username": self._args.server.admin_username},
+            opts=self._opts(opts),
+        )
+        component = "__meta_kubernetes_pod_label_" + "".join(
+            c if c.isalnum() else "_" for c in cluster_layout.COMPONENT_LABEL
+        )
+        for role in ROLES:
+            k8s.apiextensions.CustomResource(
+                f"{self._name}-{role}-pod-monitor",
+                api_version="monitoring.coreos.com/v1",
+                kind="PodMonitor",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=service_name(role), namespace=ns, labels=labels(role)),
+                spec={
+                    "selector": {"matchLabels": selector(role)},
+                    "namespaceSelector": {"matchNames": [ns]},
+                    "podMetricsEndpoints": [
+                        {
+                            "port": cluster_layout.MLFLOW_METRICS_PORT_NAME,
+                            "path": "/metrics",
+                            "interval": "30s",
+                            # basic-auth protects /metrics too.
+                            "basicAuth": {
+                                "username": {"name": METRICS_CREDENTIALS_SECRET, "key": "username"},
+                                "password": {
+                                    "name": synced_secret_name("mlflow-server"),
+                                    "key": cluster_layout.MLFLOW_ADMIN_PASSWORD,
+                                },
+                            },
+                            "relabelings": [
+                                {
+                                    "sourceLabels": [component],
+                                    "targetLabel": cluster_layout.MLFLOW_ROLE_METRIC_LABEL,
+                                    "action": "replace",
+                                }
+                            ],
+                        }
+                    ],
+                },
+                opts=self._opts(opts),
+            )

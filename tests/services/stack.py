@@ -1,0 +1,98 @@
+"""The whole MLflow deployment on 127.0.0.1: PostgreSQL, Azurite, migrations, three roles, nginx.
+
+Used by the `mlflow_stack` pytest fixture (tests/services/plugin.py) and by the benchmark
+(benchmarks/mlflow_throughput.py). The roles run with the command lines the cluster runs,
+built from a committed stack's settings; only hosts, ports and URIs are local.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import yaml
+
+from components import cluster_layout
+from components.mlflow_server import ServerSettings, server_settings
+from settings.loader import load_settings
+from settings.model import PlatformSettings
+from settings.stack_file import project_values
+from tests.services import processes
+from tests.services.processes import REPO_ROOT, Azurite, Postgres, RunningServer
+
+
+def committed_settings(stack: str = "dev") -> PlatformSettings:
+    """The settings of `Pulumi.<stack>.yaml`, as the program reads them."""
+    document = yaml.safe_load((REPO_ROOT / f"Pulumi.{stack}.yaml").read_text())
+    return load_settings(project_values(document["config"]))
+
+
+@dataclass(frozen=True)
+class MlflowDeployment:
+    """What a client of the local deployment needs."""
+
+    tracking_uri: str
+    """The single proxied URL (nginx routing by API path): tracking, registry and artifacts."""
+    admin_username: str
+    admin_password: str
+    artifacts_destination: str
+    """`wasbs://<container>@devstoreaccount1.blob.core.windows.net/` (served by Azurite)."""
+    artifact_container: str
+    azurite: Azurite
+    postgres: Postgres
+    settings: ServerSettings
+    """The servers' settings (local hosts, ports and paths)."""
+    servers: dict[str, RunningServer]
+    workdir: Path
+
+    @property
+    def registry_uri(self) -> str:
+        return self.tracking_uri
+
+    @property
+    def azurite_connection_string(self) -> str:
+        return self.azurite.connection_string
+
+
+ADMIN_PASSWORD = "local-Admin-password-1234"
+
+
+@contextlib.contextmanager
+def mlflow_deployment(workdir: Path, stack: str = "dev", durable: bool = False) -> Iterator[MlflowDeployment]:
+    """Everything started in order and stopped in reverse; `durable` keeps PostgreSQL's fsync on."""
+    platform = committed_settings(stack)
+    container = platform.artifact_container
+    destination = f"wasbs://{container}@{processes.AZURITE_ACCOUNT}.blob.core.windows.net/"
+    with processes.postgres(workdir, durable=durable) as database, processes.azurite(workdir, (container,)) as blob:
+        processes.run_migrations(database.server(), database.password, workdir / "migrations.log")
+        proxy_port = processes.free_port()
+        settings = replace(
+            server_settings(platform, database.server(), destination),
+            # The proxy's host (the public host in the cluster) and, like the pod-IP wildcard
+            # there, loopback addresses for direct scrapes of /metrics.
+            allowed_hosts=(f"127.0.0.1:{proxy_port}", "127.0.0.*"),
+            auth_config_path=str(workdir / "etc" / "basic_auth.ini"),
+            extra_env={"AZURE_STORAGE_CONNECTION_STRING": blob.connection_string},
+        )
+        secrets = {
+            cluster_layout.POSTGRES_ADMIN_PASSWORD: database.password,
+            cluster_layout.MLFLOW_ADMIN_PASSWORD: ADMIN_PASSWORD,
+            cluster_layout.MLFLOW_FLASK_SECRET_KEY: "local-csrf-key",
+        }
+        with processes.mlflow_roles(settings, secrets, workdir) as servers:
+            upstreams = {role: f"127.0.0.1:{server.port}" for role, server in servers.items()}
+            with processes.nginx(workdir, upstreams, proxy_port) as url:
+                yield MlflowDeployment(
+                    tracking_uri=url,
+                    admin_username=settings.admin_username,
+                    admin_password=ADMIN_PASSWORD,
+                    artifacts_destination=destination,
+                    artifact_container=container,
+                    azurite=blob,
+                    postgres=database,
+                    settings=settings,
+                    servers=servers,
+                    workdir=workdir,
+                )

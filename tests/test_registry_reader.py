@@ -1,0 +1,111 @@
+"""The registry reader and the program against a real MLflow (PostgreSQL, artifacts in Azurite)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+from mlflow import MlflowClient
+
+from mlopsctl.mock_engine import evaluate, stack_config
+from mlopsctl.schema_validation import schema_problems
+from rollout.planner import WEIGHT_TAG, physical_artifact_uri
+from rollout.registry_reader import RegistryError, read_snapshot
+
+GIT_COMMIT = "3f2c9a1b7d4e5f60718293a4b5c6d7e8f9a0b1c2"
+P = "mlops-platform:"
+
+
+@pytest.fixture(scope="module")
+def registered(mlflow_stack: Any) -> MlflowClient:
+    """Two models with real artifacts: `reader-canary` (v1 champion, v2 challenger at 25%), `reader-single`."""
+    os.environ["MLFLOW_TRACKING_USERNAME"] = mlflow_stack.admin_username
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = mlflow_stack.admin_password
+    client = MlflowClient(tracking_uri=mlflow_stack.tracking_uri, registry_uri=mlflow_stack.tracking_uri)
+    experiment = client.get_experiment_by_name("Default")
+    assert experiment is not None
+    for model, versions in (("reader-canary", 2), ("reader-single", 1)):
+        client.create_registered_model(model)
+        for _ in range(versions):
+            run = client.create_run(experiment.experiment_id, tags={"mlflow.source.git.commit": GIT_COMMIT})
+            client.log_text(run.info.run_id, "artifact_path: model\nflavors:\n  python_function: {}\n", "model/MLmodel")
+            client.set_terminated(run.info.run_id)
+            client.create_model_version(model, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+        client.set_registered_model_alias(model, "champion", "1")
+    client.set_registered_model_alias("reader-canary", "challenger", "2")
+    client.set_model_version_tag("reader-canary", "2", WEIGHT_TAG, "25")
+    return client
+
+
+def test_snapshot_has_what_serving_and_lineage_need(mlflow_stack: Any, registered: MlflowClient) -> None:
+    snapshot, requests = read_snapshot(
+        mlflow_stack.tracking_uri,
+        {"reader-canary": ("champion", "challenger"), "reader-single": ("champion", "challenger")},
+        username=mlflow_stack.admin_username,
+        password=mlflow_stack.admin_password,
+    )
+    canary = snapshot.models["reader-canary"]
+    assert canary.aliases == {"champion": "1", "challenger": "2"}
+    candidate = canary.versions["2"]
+    assert candidate.tags[WEIGHT_TAG] == "25"
+    assert candidate.git_commit == GIT_COMMIT
+    assert candidate.download_uri.startswith("mlflow-artifacts:/")
+    assert candidate.run_id == registered.get_model_version("reader-canary", "2").run_id
+    assert snapshot.models["reader-single"].aliases == {"champion": "1"}
+    assert requests <= 7 + 4  # at most 1 + 2 x 3 per model (the single-version model needs 1 + 3)
+
+
+def test_physical_locations_hold_the_model(mlflow_stack: Any, registered: MlflowClient) -> None:
+    snapshot, _ = read_snapshot(
+        mlflow_stack.tracking_uri,
+        {"reader-canary": ("champion", "challenger")},
+        username=mlflow_stack.admin_username,
+        password=mlflow_stack.admin_password,
+    )
+    blobs = BlobServiceClient.from_connection_string(mlflow_stack.azurite_connection_string)
+    container = blobs.get_container_client(mlflow_stack.artifact_container)
+    for version in snapshot.models["reader-canary"].versions.values():
+        physical = physical_artifact_uri(version.download_uri, mlflow_stack.artifacts_destination)
+        prefix = physical.removeprefix(mlflow_stack.artifacts_destination)
+        names = {blob.name for blob in container.list_blobs(name_starts_with=prefix)}
+        assert f"{prefix}/MLmodel" in names, (prefix, names)
+
+
+def test_wrong_credentials_fail_naming_the_registry(mlflow_stack: Any, registered: MlflowClient) -> None:
+    with pytest.raises(RegistryError, match="refused the credentials"):
+        read_snapshot(mlflow_stack.tracking_uri, {"reader-canary": ("champion",)}, username="admin", password="wrong")
+
+
+def test_the_program_serves_what_the_live_registry_says(mlflow_stack: Any, registered: MlflowClient) -> None:
+    config, secret_keys = stack_config("dev")
+    config[P + "rollout"] = json.dumps(
+        {
+            "trackingUri": mlflow_stack.tracking_uri,
+            "models": [
+                {"name": "reader-canary", "strategy": "canary", "steps": [10, 25, 50, 100]},
+                {"name": "reader-single", "strategy": "canary"},
+            ],
+        }
+    )
+    environ = {
+        "MLFLOW_TRACKING_USERNAME": mlflow_stack.admin_username,
+        "MLFLOW_TRACKING_PASSWORD": mlflow_stack.admin_password,
+    }
+    evaluation = evaluate("dev", config, secret_keys, registry_snapshot=None, environ=environ)
+    assert evaluation.error is None, evaluation.error
+    deployments = {
+        r.inputs["metadata"]["name"]: r.inputs
+        for r in evaluation.of_type("kubernetes:machinelearning.seldon.io/v1:SeldonDeployment")
+    }
+    weights = {p["name"]: p["traffic"] for p in deployments["reader-canary"]["spec"]["predictors"]}
+    assert weights == {"stable": 75, "canary": 25}
+    assert [p["name"] for p in deployments["reader-single"]["spec"]["predictors"]] == ["stable"]
+    assert schema_problems(evaluation, "1.34.2") == []
+
+    bad = {**environ, "MLFLOW_TRACKING_PASSWORD": "wrong"}
+    refused = evaluate("dev", config, secret_keys, registry_snapshot=None, environ=bad)
+    assert isinstance(refused.error, RegistryError) and refused.resources == []
+    assert mlflow_stack.tracking_uri in str(refused.error) and "reader-canary" in str(refused.error)

@@ -1,0 +1,241 @@
+"""`mlopsctl rollout` against a real MLflow (PostgreSQL, Azurite) and a real Prometheus.
+
+Prometheus scrapes the synthetic exporter, which serves Seldon-executor-shaped series for a
+stable and a candidate predictor per model with controlled error ratios, latencies and volumes.
+Each scenario uses its own registered model, so they share one MLflow and one Prometheus.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from observability import promql
+from rollout.planner import REASON_TAG, STATUS_TAG, WEIGHT_TAG, deployment_name
+from tests.services.exporter import SyntheticExporter, TrafficControl
+from tests.services.prometheus import PrometheusServer
+
+ROOT = Path(__file__).resolve().parent.parent
+WINDOW = "30s"
+MIN_REQUESTS = 40
+STEPS = [10, 50, 100]
+
+
+@pytest.fixture(scope="module")
+def traffic() -> Iterator[tuple[TrafficControl, PrometheusServer]]:
+    control = TrafficControl()
+    exporter = SyntheticExporter(control).start()
+    prometheus = PrometheusServer([f"127.0.0.1:{exporter.port}"], scrape_interval="1s").start()
+    try:
+        yield control, prometheus
+    finally:
+        prometheus.stop()
+        exporter.stop()
+
+
+@pytest.fixture(scope="module")
+def registry(mlflow_stack: Any) -> MlflowClient:
+    os.environ["MLFLOW_TRACKING_USERNAME"] = mlflow_stack.admin_username
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = mlflow_stack.admin_password
+    return MlflowClient(tracking_uri=mlflow_stack.tracking_uri, registry_uri=mlflow_stack.tracking_uri)
+
+
+MODELS = ("walks-healthy", "errors", "slow", "idle", "overlap", "dry-run")
+
+
+@pytest.fixture(scope="module")
+def stack_file(tmp_path_factory: pytest.TempPathFactory, mlflow_stack: Any, traffic: Any) -> Path:
+    _, prometheus = traffic
+    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    analysis = {
+        "window": WINDOW,
+        "minRequests": MIN_REQUESTS,
+        "maxErrorRate": 0.05,
+        "maxP95LatencySeconds": 0.5,
+        "maxP95RatioToStable": 4,
+    }
+    document["config"]["mlops-platform:rollout"] = {
+        "trackingUri": mlflow_stack.tracking_uri,
+        "prometheusUrl": prometheus.url,
+        "namespace": "models",
+        "models": [{"name": name, "strategy": "canary", "steps": STEPS, "analysis": analysis} for name in MODELS],
+    }
+    path = tmp_path_factory.mktemp("stack") / "Pulumi.dev.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def _register(client: MlflowClient, model: str) -> None:
+    """Versions 1 (champion) and 2 (challenger), each from a run with a model directory."""
+    client.create_registered_model(model)
+    experiment = client.get_experiment_by_name("Default")
+    assert experiment is not None
+    for number in ("1", "2"):
+        run = client.create_run(experiment.experiment_id)
+        client.log_text(run.info.run_id, "artifact_path: model\nflavors: {}\n", "model/MLmodel")
+        client.set_terminated(run.info.run_id)
+        version = client.create_model_version(model, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+        assert version.version == number
+    client.set_registered_model_alias(model, "champion", "1")
+    client.set_registered_model_alias(model, "challenger", "2")
+
+
+def _serve(traffic: tuple[TrafficControl, PrometheusServer], model: str, **canary: Any) -> None:
+    control, prometheus = traffic
+    deployment = deployment_name(model)
+    control.set_predictor(deployment, "stable", rps=30.0, error_ratio=0.0, latency_seconds=0.02, version="1")
+    control.set_predictor(
+        deployment, "canary", **{"rps": 30.0, "error_ratio": 0.0, "latency_seconds": 0.02, "version": "2", **canary}
+    )
+    if canary.get("rps", 30.0) > 0:
+        expression = promql.request_count(promql.Target(deployment, "canary", "models"), WINDOW)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            values = prometheus.values(expression)
+            if values and max(values.values()) >= MIN_REQUESTS * 1.5:
+                return
+            time.sleep(1)
+        raise AssertionError(f"Prometheus never saw {MIN_REQUESTS} requests for {model}")
+
+
+def _advance(stack_file: Path, model: str, *extra: str) -> tuple[int, list[dict[str, Any]]]:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlopsctl",
+            "rollout",
+            "advance",
+            "--stack",
+            "dev",
+            "--stack-file",
+            str(stack_file),
+            "--model",
+            model,
+            "--json",
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def _tags(client: MlflowClient, model: str, version: str) -> dict[str, str]:
+    return dict(client.get_model_version(model, version).tags)
+
+
+def _aliases(client: MlflowClient, model: str) -> dict[str, str]:
+    return dict(client.get_registered_model(model).aliases)
+
+
+def test_healthy_canary_walks_every_step_and_is_promoted(
+    registry: MlflowClient, traffic: Any, stack_file: Path
+) -> None:
+    model = "walks-healthy"
+    _register(registry, model)
+    _serve(traffic, model)
+    seen = []
+    for _ in range(len(STEPS)):
+        code, [outcome] = _advance(stack_file, model)
+        assert code == 0 and outcome["written"], outcome
+        seen.append((outcome["action"], outcome["weight"]))
+    assert seen == [("advance", 50), ("advance", 100), ("promote", None)]
+    assert _aliases(registry, model) == {"champion": "2"}
+    assert _tags(registry, model, "2")[STATUS_TAG] == "promoted"
+    assert _tags(registry, model, "1")[STATUS_TAG] == "retired"
+
+
+def test_erroring_canary_is_rolled_back_with_a_reason(registry: MlflowClient, traffic: Any, stack_file: Path) -> None:
+    model = "errors"
+    _register(registry, model)
+    _serve(traffic, model, error_ratio=0.2)
+    code, [outcome] = _advance(stack_file, model)
+    assert code == 1 and outcome["action"] == "rollback" and outcome["written"]
+    assert _aliases(registry, model) == {"champion": "1"}
+    tags = _tags(registry, model, "2")
+    assert tags[STATUS_TAG] == "rolled_back" and "error rate" in tags[REASON_TAG]
+
+
+def test_slow_canary_is_rolled_back(registry: MlflowClient, traffic: Any, stack_file: Path) -> None:
+    model = "slow"
+    _register(registry, model)
+    _serve(traffic, model, latency_seconds=0.9)
+    code, [outcome] = _advance(stack_file, model)
+    assert code == 1 and outcome["action"] == "rollback"
+    assert "p95 latency" in _tags(registry, model, "2")[REASON_TAG]
+    assert "challenger" not in _aliases(registry, model)
+
+
+def test_no_traffic_holds(registry: MlflowClient, traffic: Any, stack_file: Path) -> None:
+    model = "idle"
+    _register(registry, model)
+    _serve(traffic, model, rps=0.0)
+    code, [outcome] = _advance(stack_file, model)
+    assert code == 0 and outcome["action"] == "hold"
+    assert "too little traffic" in outcome["detail"]
+    assert _aliases(registry, model) == {"champion": "1", "challenger": "2"}
+    assert WEIGHT_TAG not in _tags(registry, model, "2") or _tags(registry, model, "2")[WEIGHT_TAG] == "10"
+
+
+def test_two_overlapping_runs_make_one_decision(registry: MlflowClient, traffic: Any, stack_file: Path) -> None:
+    model = "overlap"
+    _register(registry, model)
+    _serve(traffic, model)
+    command = [
+        sys.executable,
+        "-m",
+        "mlopsctl",
+        "rollout",
+        "advance",
+        "--stack",
+        "dev",
+        "--stack-file",
+        str(stack_file),
+        "--model",
+        model,
+        "--json",
+    ]
+    runs = [
+        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    outcomes = [json.loads(run.communicate(timeout=120)[0])[0] for run in runs]
+    assert sorted(o["written"] for o in outcomes) == [False, True], outcomes
+    assert _tags(registry, model, "2")[WEIGHT_TAG] == "50"  # one step, not two
+
+
+def test_dry_run_writes_nothing(registry: MlflowClient, traffic: Any, stack_file: Path) -> None:
+    model = "dry-run"
+    _register(registry, model)
+    _serve(traffic, model, error_ratio=0.5)
+    before = (_aliases(registry, model), _tags(registry, model, "2"))
+    code, [outcome] = _advance(stack_file, model, "--dry-run")
+    assert outcome["action"] == "rollback" and not outcome["written"] and code == 1
+    assert (_aliases(registry, model), _tags(registry, model, "2")) == before
+
+
+def test_bad_cli_input_is_one_line_and_exit_2(stack_file: Path) -> None:
+    for args in (
+        ["rollout", "promote", "no-such-model", "--stack", "dev", "--stack-file", str(stack_file)],
+        ["rollout", "rollback", "walks-healthy", "--stack", "dev"],
+        ["rollout", "advance", "--stack", "nope"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "mlopsctl", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 2, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
