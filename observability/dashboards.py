@@ -18,6 +18,8 @@ DATASOURCE_UID: Final = "prometheus"
 """Uid of the Prometheus datasource kube-prometheus-stack provisions (`grafana.sidecar.datasources.uid`)."""
 RATE: Final = "$__rate_interval"
 SHARE_WINDOW: Final = "5m"
+ANALYSIS_SAMPLE_WINDOW: Final = "10m"
+"""The default `analysis.window` of model rollouts: what `mlopsctl rollout advance` counts."""
 MODEL_ROLLOUTS_UID: Final = "mlops-model-rollouts"
 MLFLOW_UID: Final = "mlops-mlflow"
 
@@ -142,7 +144,15 @@ def model_rollouts() -> Json:
                 _target(promql.declared_versions(whole_models), "declared", "B", instant=True),
             ],
             unit="short",
-            grid=(0, 16, 24, 8),
+            grid=(0, 16, 12, 8),
+            kind="table",
+        ),
+        _panel(
+            6,
+            "Requests in the last 10m (the rollout analysis' sample)",
+            [_target(promql.request_count(chosen, ANALYSIS_SAMPLE_WINDOW), _PREDICTOR_LEGEND, "A", instant=True)],
+            unit="short",
+            grid=(12, 16, 12, 8),
             kind="table",
         ),
     ]

@@ -82,6 +82,7 @@ def test_dashboards_have_every_required_panel() -> None:
         "Error ratio",
         "Latency p50 / p95 / p99",
         "Current versions",
+        "Requests in the last 10m (the rollout analysis' sample)",
     ]
     assert {v["name"] for v in rollouts["templating"]["list"]} == {"model", "predictor"}
     mlflow = dashboards.mlflow("mlflow", ("tracking", "registry", "artifacts"))

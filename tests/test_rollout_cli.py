@@ -7,8 +7,10 @@ Each scenario uses its own registered model, so they share one MLflow and one Pr
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,7 +22,8 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from observability import promql
+from mlopsctl import rollout_cli
+from observability import alerts, dashboards, promql
 from rollout.planner import REASON_TAG, STATUS_TAG, WEIGHT_TAG, deployment_name
 from tests.services.exporter import SyntheticExporter, TrafficControl
 from tests.services.prometheus import PrometheusServer
@@ -239,3 +242,28 @@ def test_bad_cli_input_is_one_line_and_exit_2(stack_file: Path) -> None:
         )
         assert result.returncode == 2, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def _shape(expression: str) -> str:
+    """An expression with its label values, namespace matcher and windows abstracted away."""
+    shape = re.sub(r',?namespace=~?"[^"]*"', "", expression)
+    shape = re.sub(r'(deployment_name|predictor_name)=~?"[^"]*"', r"\1=V", shape)
+    shape = re.sub(r"\[[^\]]+\]", "[W]", shape)
+    return re.sub(r"\s+", "", shape.replace("{,", "{"))
+
+
+def test_the_cli_sends_the_dashboards_promql(traffic: Any, stack_file: Path) -> None:
+    """Every query of the analysis is, signal for signal, an expression of the dashboards or alerts."""
+    assert traffic  # Prometheus runs: the stack file points the CLI at it
+    args = argparse.Namespace(stack="dev", stack_file=stack_file, tracking_uri=None, prometheus_url=None)
+    context = rollout_cli._context(args, {}, need_prometheus=True)
+    model = context.settings.rollout.models[0]
+    rollout_cli.measure(context, model)
+    assert context.prometheus is not None and len(context.prometheus.queries) == 4
+    dashboard = dashboards.model_rollouts()
+    known = {_shape(expr) for _, expr in dashboards.dashboard_expressions(dashboard)}
+    rules = alerts.model_alerts(alerts.AlertThresholds())
+    alert_shapes = [_shape(rule["expr"]) for rule in rules]
+    for query in context.prometheus.queries:
+        shape = _shape(query)
+        assert shape in known or any(shape in expr for expr in alert_shapes), query
