@@ -111,23 +111,14 @@ def _serve(traffic: tuple[TrafficControl, PrometheusServer], model: str, **canar
         raise AssertionError(f"Prometheus never saw {MIN_REQUESTS} requests for {model}")
 
 
+def _advance_command(stack_file: Path, model: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "mlopsctl", "rollout", "advance", "--stack", "dev", "--stack-file",
+            str(stack_file), "--model", model, "--json", *extra]  # fmt: skip
+
+
 def _advance(stack_file: Path, model: str, *extra: str) -> tuple[int, list[dict[str, Any]]]:
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mlopsctl",
-            "rollout",
-            "advance",
-            "--stack",
-            "dev",
-            "--stack-file",
-            str(stack_file),
-            "--model",
-            model,
-            "--json",
-            *extra,
-        ],
+        _advance_command(stack_file, model, *extra),
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -199,20 +190,7 @@ def test_two_overlapping_runs_make_one_decision(registry: MlflowClient, traffic:
     model = "overlap"
     _register(registry, model)
     _serve(traffic, model)
-    command = [
-        sys.executable,
-        "-m",
-        "mlopsctl",
-        "rollout",
-        "advance",
-        "--stack",
-        "dev",
-        "--stack-file",
-        str(stack_file),
-        "--model",
-        model,
-        "--json",
-    ]
+    command = _advance_command(stack_file, model)
     runs = [
         subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
     ]
