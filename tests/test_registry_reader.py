@@ -10,6 +10,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from mlflow import MlflowClient
 
+from components import lineage
 from mlopsctl.mock_engine import evaluate, stack_config
 from mlopsctl.schema_validation import schema_problems
 from rollout.planner import WEIGHT_TAG, physical_artifact_uri
@@ -104,6 +105,19 @@ def test_the_program_serves_what_the_live_registry_says(mlflow_stack: Any, regis
     assert weights == {"stable": 75, "canary": 25}
     assert [p["name"] for p in deployments["reader-single"]["spec"]["predictors"]] == ["stable"]
     assert schema_problems(evaluation, "1.34.2") == []
+
+    # Every declared model location holds the model: the stack's artifact root is the storage
+    # account in Azure; the same paths live under the local deployment's root in Azurite.
+    stack_root = evaluation.outputs["artifactsDestination"].value
+    container = BlobServiceClient.from_connection_string(mlflow_stack.azurite_connection_string).get_container_client(
+        mlflow_stack.artifact_container
+    )
+    for manifest in deployments.values():
+        for predictor in manifest["spec"]["predictors"]:
+            physical = predictor["annotations"][lineage.ARTIFACT_URI]
+            path = physical.removeprefix(stack_root)
+            assert predictor["graph"]["modelUri"] == f"azureblob:{mlflow_stack.artifact_container}/{path}"
+            assert container.get_blob_client(f"{path}/MLmodel").exists(), physical
 
     bad = {**environ, "MLFLOW_TRACKING_PASSWORD": "wrong"}
     refused = evaluate("dev", config, secret_keys, registry_snapshot=None, environ=bad)
