@@ -71,6 +71,7 @@ ImageReference = Annotated[
         pattern=r"^([a-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._/-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
         r"(@sha256:[a-f0-9]{64})?$"
     ),
+    AfterValidator(_pinned_image),
 ]
 
 
@@ -229,7 +230,7 @@ class PlatformSettings(BaseModel):
     rollout_analysis_schedule: Annotated[str, AfterValidator(_cron)] = Field(
         default="*/5 * * * *", description="Cron schedule of the CronJob that runs `mlopsctl rollout advance`."
     )
-    rollout_analysis_image: Annotated[str, AfterValidator(_pinned_image)] = Field(
+    rollout_analysis_image: ImageReference = Field(
         default="mlops-platform/mlopsctl:0.1.0",
         description="Image of `mlopsctl` (built from images/mlopsctl), pinned by tag or digest; without a "
         "registry host it is pulled from the stack's container registry.",

@@ -136,6 +136,16 @@ BAD_CONFIG = [
     pytest.param(
         "dev", _set("mlflowMemoryLimit", "2GB"), ["mlflowMemoryLimit"], "Kubernetes quantity", id="bad-quantity"
     ),
+    pytest.param(
+        "dev",
+        _set("mlflowImage", "mlflow-server:latest"),
+        ["mlflowImage"],
+        "other than `latest`",
+        id="mlflow-image-latest",
+    ),
+    pytest.param(
+        "dev", _set("mlflowImage", "mlflow-server"), ["mlflowImage"], "pinned by a tag", id="mlflow-image-untagged"
+    ),
 ]
 
 
