@@ -140,26 +140,15 @@ def _postgres_login_problems(values: Values, key: KeyOf) -> list[Problem]:
     return []
 
 
-def _pool_problems(values: Values, key: KeyOf) -> list[Problem]:
-    problems = []
-    for pool in ("system", "workload"):
-        low, high = f"aks_{pool}_min_nodes", f"aks_{pool}_max_nodes"
-        if values[low] > values[high]:
-            problems.append(
-                Problem(key(low), f"{values[low]} above {key(high)} {values[high]}", f"at most {values[high]}")
-            )
-    return problems
+def _minimum_not_above_maximum(low: str, high: str) -> CombinationCheck:
+    """A `*_min_*` setting may not exceed its `*_max_*` twin (node pools, replica counts)."""
 
+    def run(values: Values, key: KeyOf) -> list[Problem]:
+        if values[low] <= values[high]:
+            return []
+        return [Problem(key(low), f"{values[low]} above {key(high)} {values[high]}", f"at most {values[high]}")]
 
-def _mlflow_replica_problems(values: Values, key: KeyOf) -> list[Problem]:
-    problems = []
-    for role in ("tracking", "registry"):
-        low, high = f"mlflow_{role}_min_replicas", f"mlflow_{role}_max_replicas"
-        if values[low] > values[high]:
-            problems.append(
-                Problem(key(low), f"{values[low]} above {key(high)} {values[high]}", f"at most {values[high]}")
-            )
-    return problems
+    return CombinationCheck((low, high), run)
 
 
 def _mlflow_image_problems(values: Values, key: KeyOf) -> list[Problem]:
@@ -225,14 +214,9 @@ def _operator_problems(values: Values, key: KeyOf) -> list[Problem]:
 
 
 COMBINATION_CHECKS: tuple[CombinationCheck, ...] = (
-    CombinationCheck(
-        (
-            "mlflow_tracking_min_replicas",
-            "mlflow_tracking_max_replicas",
-            "mlflow_registry_min_replicas",
-            "mlflow_registry_max_replicas",
-        ),
-        _mlflow_replica_problems,
+    *(
+        _minimum_not_above_maximum(f"mlflow_{role}_min_replicas", f"mlflow_{role}_max_replicas")
+        for role in ("tracking", "registry")
     ),
     CombinationCheck(("mlflow_image", "container_registry"), _mlflow_image_problems),
     CombinationCheck(
@@ -262,10 +246,7 @@ COMBINATION_CHECKS: tuple[CombinationCheck, ...] = (
     CombinationCheck(("postgres_sku_tier", "postgres_sku_name", "postgres_high_availability"), _postgres_sku_problems),
     CombinationCheck(("postgres_storage_gb",), _postgres_storage_problems),
     CombinationCheck(("postgres_admin_login",), _postgres_login_problems),
-    CombinationCheck(
-        ("aks_system_min_nodes", "aks_system_max_nodes", "aks_workload_min_nodes", "aks_workload_max_nodes"),
-        _pool_problems,
-    ),
+    *(_minimum_not_above_maximum(f"aks_{pool}_min_nodes", f"aks_{pool}_max_nodes") for pool in ("system", "workload")),
     CombinationCheck(("container_registry", "private_endpoints", "container_registry_sku"), _registry_problems),
     CombinationCheck(("aks_zones", "allowed_ip_ranges", "aks_admin_group_object_ids"), _duplicate_problems),
     CombinationCheck(
