@@ -43,8 +43,11 @@ from components.mlflow_server import (
     server_command,
     service_name,
 )
+from components.pod_security import restricted_container, restricted_pod
 
 SECRETS_MOUNT = "/mnt/secrets-store"
+MLFLOW_UID = 10001
+"""The non-root user of images/mlflow."""
 AUTH_CONFIG_DIR = "/etc/mlflow"
 WORKLOAD_IDENTITY_LABEL = "azure.workload.identity/use"
 CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
@@ -179,28 +182,6 @@ def job_template(namespace: str, service_account: str) -> dict[str, Any]:
             },
         },
     }
-
-
-def _security_context() -> k8s.core.v1.SecurityContextArgs:
-    return k8s.core.v1.SecurityContextArgs(
-        allow_privilege_escalation=False,
-        read_only_root_filesystem=True,
-        run_as_non_root=True,
-        run_as_user=10001,
-        run_as_group=10001,
-        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-    )
-
-
-def _pod_security_context() -> k8s.core.v1.PodSecurityContextArgs:
-    return k8s.core.v1.PodSecurityContextArgs(
-        run_as_non_root=True,
-        run_as_user=10001,
-        run_as_group=10001,
-        fs_group=10001,
-        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-    )
 
 
 def _env(plain: Mapping[str, str], secret: Mapping[str, str], secret_name: str) -> list[k8s.core.v1.EnvVarArgs]:
@@ -453,7 +434,7 @@ class MlflowStack(pulumi.ComponentResource):
                 resources=k8s.core.v1.ResourceRequirementsArgs(
                     requests={"cpu": "100m", "memory": "512Mi"}, limits={"memory": "1Gi"}
                 ),
-                security_context=_security_context(),
+                security_context=restricted_container(MLFLOW_UID),
                 volume_mounts=_mounts(auth_config=False),
             )
 
@@ -469,7 +450,7 @@ class MlflowStack(pulumi.ComponentResource):
                         service_account_name=_account("mlflow-server").service_account,
                         automount_service_account_token=False,
                         restart_policy="OnFailure",
-                        security_context=_pod_security_context(),
+                        security_context=restricted_pod(MLFLOW_UID, group=MLFLOW_UID, fs_group=MLFLOW_UID),
                         # One schema at a time, in order; the last one is the Job's container.
                         init_containers=[container(0), container(1)],
                         containers=[container(2)],
@@ -545,7 +526,7 @@ class MlflowStack(pulumi.ComponentResource):
                     spec=k8s.core.v1.PodSpecArgs(
                         service_account_name=_account(account_key).service_account,
                         automount_service_account_token=False,
-                        security_context=_pod_security_context(),
+                        security_context=restricted_pod(MLFLOW_UID, group=MLFLOW_UID, fs_group=MLFLOW_UID),
                         termination_grace_period_seconds=30,
                         topology_spread_constraints=spread,
                         containers=[
@@ -571,7 +552,7 @@ class MlflowStack(pulumi.ComponentResource):
                                     requests={"cpu": resources.cpu_request, "memory": resources.memory_request},
                                     limits={"cpu": resources.cpu_limit, "memory": resources.memory_limit},
                                 ),
-                                security_context=_security_context(),
+                                security_context=restricted_container(MLFLOW_UID),
                                 volume_mounts=_mounts(auth_config=True),
                             )
                         ],

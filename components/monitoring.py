@@ -29,6 +29,7 @@ import yaml
 from pulumi_kubernetes.helm.v3 import Release, ReleaseArgs, RepositoryOptsArgs
 
 from components import cluster_layout
+from components.pod_security import restricted_container, restricted_pod
 from components.seldon_core import EXECUTOR_METRICS_PATH, EXECUTOR_METRICS_PORT_NAME, SELDON_POD_LABEL
 from observability import alerts, dashboards
 
@@ -329,11 +330,7 @@ class Monitoring(pulumi.ComponentResource):
                     spec=kubernetes.core.v1.PodSpecArgs(
                         service_account_name="grafana",
                         automount_service_account_token=False,
-                        security_context=kubernetes.core.v1.PodSecurityContextArgs(
-                            run_as_non_root=True,
-                            run_as_user=65535,
-                            seccomp_profile=kubernetes.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-                        ),
+                        security_context=restricted_pod(65535),
                         containers=[
                             kubernetes.core.v1.ContainerArgs(
                                 name="pause",
@@ -341,11 +338,7 @@ class Monitoring(pulumi.ComponentResource):
                                 resources=kubernetes.core.v1.ResourceRequirementsArgs(
                                     requests={"cpu": "5m", "memory": "8Mi"}, limits={"memory": "16Mi"}
                                 ),
-                                security_context=kubernetes.core.v1.SecurityContextArgs(
-                                    allow_privilege_escalation=False,
-                                    read_only_root_filesystem=True,
-                                    capabilities=kubernetes.core.v1.CapabilitiesArgs(drop=["ALL"]),
-                                ),
+                                security_context=restricted_container(),
                                 volume_mounts=[
                                     kubernetes.core.v1.VolumeMountArgs(
                                         name="key-vault", mount_path="/mnt/key-vault", read_only=True

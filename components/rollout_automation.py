@@ -19,6 +19,7 @@ import pulumi
 import pulumi_kubernetes as kubernetes
 
 from components.cluster_layout import MLFLOW_ADMIN_PASSWORD
+from components.pod_security import restricted_container, restricted_pod
 
 ANALYZER = "rollout-analyzer"
 DEPLOYER = "pulumi-deployer"
@@ -64,16 +65,6 @@ class RolloutAutomationArgs:
     provider: kubernetes.Provider
     cluster: pulumi.Resource
     operator: OperatorArgs | None = None
-
-
-def _restricted_container_security() -> kubernetes.core.v1.SecurityContextArgs:
-    return kubernetes.core.v1.SecurityContextArgs(
-        allow_privilege_escalation=False,
-        read_only_root_filesystem=True,
-        run_as_non_root=True,
-        capabilities=kubernetes.core.v1.CapabilitiesArgs(drop=["ALL"]),
-        seccomp_profile=kubernetes.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-    )
 
 
 class RolloutAutomation(pulumi.ComponentResource):
@@ -150,11 +141,7 @@ class RolloutAutomation(pulumi.ComponentResource):
                                 service_account_name=ANALYZER,
                                 automount_service_account_token=False,
                                 restart_policy="Never",
-                                security_context=kubernetes.core.v1.PodSecurityContextArgs(
-                                    run_as_non_root=True,
-                                    run_as_user=10001,
-                                    seccomp_profile=kubernetes.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-                                ),
+                                security_context=restricted_pod(10001),
                                 containers=[
                                     kubernetes.core.v1.ContainerArgs(
                                         name="mlopsctl",
@@ -165,7 +152,7 @@ class RolloutAutomation(pulumi.ComponentResource):
                                             requests={"cpu": "100m", "memory": "256Mi"},
                                             limits={"cpu": "500m", "memory": "512Mi"},
                                         ),
-                                        security_context=_restricted_container_security(),
+                                        security_context=restricted_container(),
                                         volume_mounts=[
                                             kubernetes.core.v1.VolumeMountArgs(
                                                 name="mlflow-credentials", mount_path=SECRETS_MOUNT, read_only=True
