@@ -24,9 +24,9 @@ from rollout.planner import DECIDED_AT_TAG, REASON_TAG, STATUS_TAG, PlanError, c
 from rollout.prometheus import PrometheusClient, PrometheusError
 from rollout.registry_reader import ReaderOptions, RegistryClient, RegistryError, read_model
 from rollout.snapshot import ModelState
-from settings import PlatformSettings, SettingsError, load_settings
+from settings import PlatformSettings, SettingsError
 from settings.rollout import ModelRolloutSettings
-from settings.stack_file import engine_config_from_stack_file, project_values
+from settings.stack_file import settings_from_stack_file
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -49,9 +49,8 @@ def _stack_settings(args: argparse.Namespace) -> PlatformSettings:
     path = args.stack_file or REPO_ROOT / f"Pulumi.{args.stack}.yaml"
     if not path.is_file():
         raise UsageError(f"no stack file {path}")
-    config, _ = engine_config_from_stack_file(path)
     try:
-        return load_settings(project_values(dict(config)))
+        return settings_from_stack_file(path)
     except SettingsError as error:
         raise UsageError(
             f"stack {args.stack}: {len(error.problems)} bad setting(s): "

@@ -50,6 +50,12 @@ def project_values(config: dict[str, object], project: str = PROJECT) -> dict[st
     return {key[len(prefix) :]: value for key, value in config.items() if key.startswith(prefix)}
 
 
+def settings_from_stack_file(path: Path) -> PlatformSettings:
+    """The settings the program would read for `Pulumi.<stack>.yaml` (raises SettingsError)."""
+    config, _ = engine_config_from_stack_file(path)
+    return load_settings(project_values(dict(config)))
+
+
 def from_pulumi_runtime() -> PlatformSettings:
     """Settings of the running stack. Reads every key of the project namespace at once.
 

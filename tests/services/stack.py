@@ -12,21 +12,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import yaml
-
 from components import cluster_layout
 from components.mlflow_server import ServerSettings, server_settings
-from settings.loader import load_settings
 from settings.model import PlatformSettings
-from settings.stack_file import project_values
+from settings.stack_file import settings_from_stack_file
 from tests.services import processes
 from tests.services.processes import REPO_ROOT, Azurite, Postgres, RunningServer
 
 
 def committed_settings(stack: str = "dev") -> PlatformSettings:
     """The settings of `Pulumi.<stack>.yaml`, as the program reads them."""
-    document = yaml.safe_load((REPO_ROOT / f"Pulumi.{stack}.yaml").read_text())
-    return load_settings(project_values(document["config"]))
+    return settings_from_stack_file(REPO_ROOT / f"Pulumi.{stack}.yaml")
 
 
 @dataclass(frozen=True)
