@@ -32,6 +32,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components import cluster_layout, mlflow_routing
+from components.key_vault_csi import key_vault_provider_parameters
 from components.mlflow_server import (
     ROLES,
     Role,
@@ -124,14 +125,7 @@ def synced_secret_name(account_key: str) -> str:
 def secret_provider_parameters(
     account: cluster_layout.WorkloadServiceAccount, client_id: str, vault: str, tenant: str
 ) -> dict[str, str]:
-    objects = [{"objectName": name, "objectType": "secret"} for name in account.secrets]
-    return {
-        "usePodIdentity": "false",
-        "clientID": client_id,
-        "keyvaultName": vault,
-        "tenantId": tenant,
-        "objects": yaml.safe_dump({"array": [yaml.safe_dump(o, sort_keys=True) for o in objects]}, sort_keys=False),
-    }
+    return key_vault_provider_parameters(client_id, vault, tenant, account.secrets)
 
 
 def _provider_parameters(account: cluster_layout.WorkloadServiceAccount, values: list[str]) -> dict[str, str]:

@@ -25,10 +25,10 @@ from typing import Any, Final
 
 import pulumi
 import pulumi_kubernetes as kubernetes
-import yaml
 from pulumi_kubernetes.helm.v3 import Release, ReleaseArgs, RepositoryOptsArgs
 
 from components import cluster_layout
+from components.key_vault_csi import key_vault_provider_parameters
 from components.pod_security import restricted_container, restricted_pod
 from components.seldon_core import EXECUTOR_METRICS_PATH, EXECUTOR_METRICS_PORT_NAME, SELDON_POD_LABEL
 from observability import alerts, dashboards
@@ -145,19 +145,10 @@ def kube_prometheus_stack_values(v: MonitoringValues) -> dict[str, Any]:
 
 def grafana_secret_provider_spec(vault_name: str, tenant_id: str, client_id: str) -> dict[str, Any]:
     """Key Vault (workload identity of `grafana`) → files in the pod → Kubernetes Secret `grafana-admin`."""
-    objects = [
-        {"objectName": cluster_layout.GRAFANA_ADMIN_USER, "objectType": "secret"},
-        {"objectName": cluster_layout.GRAFANA_ADMIN_PASSWORD, "objectType": "secret"},
-    ]
+    secrets = (cluster_layout.GRAFANA_ADMIN_USER, cluster_layout.GRAFANA_ADMIN_PASSWORD)
     return {
         "provider": "azure",
-        "parameters": {
-            "usePodIdentity": "false",
-            "clientID": client_id,
-            "keyvaultName": vault_name,
-            "tenantId": tenant_id,
-            "objects": yaml.safe_dump({"array": [yaml.safe_dump(o) for o in objects]}),
-        },
+        "parameters": key_vault_provider_parameters(client_id, vault_name, tenant_id, secrets),
         "secretObjects": [
             {
                 "secretName": GRAFANA_ADMIN_SECRET,

@@ -11,14 +11,13 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as kubernetes
 
 from components.cluster_layout import MLFLOW_ADMIN_PASSWORD
+from components.key_vault_csi import key_vault_provider_parameters
 from components.pod_security import restricted_container, restricted_pod
 
 ANALYZER = "rollout-analyzer"
@@ -30,11 +29,6 @@ FEDERATED_TOKEN_FILE = "/var/run/secrets/azure/tokens/azure-identity-token"
 
 def analysis_command(stack: str) -> list[str]:
     return ["mlopsctl", "rollout", "advance", "--stack", stack, "--json"]
-
-
-def key_vault_objects(secret_names: Sequence[str]) -> str:
-    """The `objects` parameter of an Azure SecretProviderClass (a YAML/JSON document as a string)."""
-    return json.dumps({"array": [json.dumps({"objectName": n, "objectType": "secret"}) for n in secret_names]})
 
 
 @dataclass(frozen=True)
@@ -99,13 +93,9 @@ class RolloutAutomation(pulumi.ComponentResource):
             metadata={"name": f"{ANALYZER}-mlflow", "namespace": args.namespace},
             spec={
                 "provider": "azure",
-                "parameters": {
-                    "usePodIdentity": "false",
-                    "clientID": args.analyzer_client_id,
-                    "keyvaultName": args.key_vault_name,
-                    "tenantId": args.tenant_id,
-                    "objects": key_vault_objects([MLFLOW_ADMIN_PASSWORD]),
-                },
+                "parameters": pulumi.Output.all(args.analyzer_client_id, args.key_vault_name, args.tenant_id).apply(
+                    lambda ids: key_vault_provider_parameters(ids[0], ids[1], ids[2], [MLFLOW_ADMIN_PASSWORD])
+                ),
             },
             opts=in_namespace,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import yaml
+
 from mlopsctl.mock_engine import Evaluation
 from mlopsctl.schema_validation import schema_problems
 from settings import SettingsError
@@ -25,6 +27,13 @@ def test_analysis_cronjob(stack: Evaluation) -> None:
     assert env["MLFLOW_TRACKING_PASSWORD_FILE"] == "/mnt/secrets/mlflow-admin-password"
     assert env["MLFLOW_TRACKING_USERNAME"] == "mlflow-admin"  # the basic-auth admin the MLflow pods create
     assert "MLFLOW_TRACKING_PASSWORD" not in env
+    provider = stack.one(
+        "kubernetes:secrets-store.csi.x-k8s.io/v1:SecretProviderClass", "automation-mlflow-credentials"
+    )
+    parameters = provider.inputs["spec"]["parameters"]
+    objects = [yaml.safe_load(o) for o in yaml.safe_load(parameters["objects"])["array"]]
+    assert objects == [{"objectName": "mlflow-admin-password", "objectType": "secret"}]
+    assert parameters["clientID"] == stack.outputs["workloadIdentityClientIds"].value["rollout-analyzer"]
     assert schema_problems(stack, "1.34.2") == []
 
 
