@@ -103,6 +103,11 @@ WORKLOAD_SERVICE_ACCOUNTS: tuple[WorkloadServiceAccount, ...] = (
 )
 
 MONITORING_NAMESPACE: Final = "monitoring"
+
+# Azure Workload Identity: the ServiceAccount annotation naming the identity, and the pod label
+# that makes the webhook inject the federated token into every container.
+WORKLOAD_IDENTITY_CLIENT_ID: Final = "azure.workload.identity/client-id"
+WORKLOAD_IDENTITY_USE: Final = "azure.workload.identity/use"
 AUTOMATION_NAMESPACE: Final = "mlops-system"
 """Platform automation: the rollout analysis CronJob and the Pulumi Kubernetes Operator's Stack."""
 

@@ -50,8 +50,8 @@ SECRETS_MOUNT = "/mnt/secrets-store"
 MLFLOW_UID = 10001
 """The non-root user of images/mlflow."""
 AUTH_CONFIG_DIR = "/etc/mlflow"
-WORKLOAD_IDENTITY_LABEL = "azure.workload.identity/use"
-CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
+WORKLOAD_IDENTITY_LABEL = cluster_layout.WORKLOAD_IDENTITY_USE
+CLIENT_ID_ANNOTATION = cluster_layout.WORKLOAD_IDENTITY_CLIENT_ID
 PART_OF = "mlops-platform"
 METRICS_CREDENTIALS_SECRET = "mlflow-metrics-username"
 

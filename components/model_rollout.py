@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as kubernetes
 
+from components import cluster_layout
 from components.cluster_layout import public_host
 from rollout.planner import RCLONE_REMOTE, DeploymentPlan, seldon_deployment
 
@@ -63,7 +64,7 @@ class ModelRollout(pulumi.ComponentResource):
             metadata=kubernetes.meta.v1.ObjectMetaArgs(
                 name=MODEL_READER_SERVICE_ACCOUNT,
                 namespace=args.namespace,
-                annotations={"azure.workload.identity/client-id": args.reader_client_id},
+                annotations={cluster_layout.WORKLOAD_IDENTITY_CLIENT_ID: args.reader_client_id},
             ),
             automount_service_account_token=False,
             opts=k8s,

@@ -217,7 +217,8 @@ class Monitoring(pulumi.ComponentResource):
         service_account = kubernetes.core.v1.ServiceAccount(
             f"{name}-grafana-service-account",
             metadata=meta(
-                account.service_account, annotations={"azure.workload.identity/client-id": args.grafana_client_id}
+                account.service_account,
+                annotations={cluster_layout.WORKLOAD_IDENTITY_CLIENT_ID: args.grafana_client_id},
             ),
             automount_service_account_token=False,
             opts=child(namespace),
@@ -316,7 +317,7 @@ class Monitoring(pulumi.ComponentResource):
                 selector=kubernetes.meta.v1.LabelSelectorArgs(match_labels=labels),
                 template=kubernetes.core.v1.PodTemplateSpecArgs(
                     metadata=kubernetes.meta.v1.ObjectMetaArgs(
-                        labels={**labels, "azure.workload.identity/use": "true"}
+                        labels={**labels, cluster_layout.WORKLOAD_IDENTITY_USE: "true"}
                     ),
                     spec=kubernetes.core.v1.PodSpecArgs(
                         service_account_name="grafana",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as kubernetes
 
+from components import cluster_layout
 from components.cluster_layout import MLFLOW_ADMIN_PASSWORD
 from components.key_vault_csi import key_vault_provider_parameters
 from components.pod_security import restricted_container, restricted_pod
@@ -81,7 +82,7 @@ class RolloutAutomation(pulumi.ComponentResource):
             metadata=kubernetes.meta.v1.ObjectMetaArgs(
                 name=ANALYZER,
                 namespace=args.namespace,
-                annotations={"azure.workload.identity/client-id": args.analyzer_client_id},
+                annotations={cluster_layout.WORKLOAD_IDENTITY_CLIENT_ID: args.analyzer_client_id},
             ),
             automount_service_account_token=False,
             opts=in_namespace,
@@ -125,7 +126,7 @@ class RolloutAutomation(pulumi.ComponentResource):
                         active_deadline_seconds=600,
                         template=kubernetes.core.v1.PodTemplateSpecArgs(
                             metadata=kubernetes.meta.v1.ObjectMetaArgs(
-                                labels={**labels, "azure.workload.identity/use": "true"}
+                                labels={**labels, cluster_layout.WORKLOAD_IDENTITY_USE: "true"}
                             ),
                             spec=kubernetes.core.v1.PodSpecArgs(
                                 service_account_name=ANALYZER,
@@ -199,7 +200,7 @@ class RolloutAutomation(pulumi.ComponentResource):
             metadata=kubernetes.meta.v1.ObjectMetaArgs(
                 name=DEPLOYER,
                 namespace=args.namespace,
-                annotations={"azure.workload.identity/client-id": operator.deployer_client_id},
+                annotations={cluster_layout.WORKLOAD_IDENTITY_CLIENT_ID: operator.deployer_client_id},
             ),
             opts=pulumi.ResourceOptions(
                 parent=self, provider=args.provider, depends_on=[namespace], deleted_with=args.cluster
@@ -240,7 +241,7 @@ class RolloutAutomation(pulumi.ComponentResource):
                 "destroyOnFinalize": False,
                 "envRefs": {key: {"type": "Literal", "literal": {"value": value}} for key, value in azure_env.items()},
                 "workspaceTemplate": {
-                    "spec": {"podTemplate": {"metadata": {"labels": {"azure.workload.identity/use": "true"}}}}
+                    "spec": {"podTemplate": {"metadata": {"labels": {cluster_layout.WORKLOAD_IDENTITY_USE: "true"}}}}
                 },
             },
             opts=pulumi.ResourceOptions(

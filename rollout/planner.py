@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components import lineage
+from components import cluster_layout, lineage
 from observability.alerts import DeclaredPredictor
 from rollout.snapshot import ModelState, RegistrySnapshot, SnapshotError, VersionInfo
 from settings.rollout import ModelRolloutSettings
@@ -245,7 +245,7 @@ def seldon_deployment(
                 {
                     # The workload-identity webhook gives every container, the storage initializer
                     # included, a token for the read-only model identity.
-                    "metadata": {"labels": {"azure.workload.identity/use": "true"}},
+                    "metadata": {"labels": {cluster_layout.WORKLOAD_IDENTITY_USE: "true"}},
                     "spec": {
                         "serviceAccountName": service_account,
                         "containers": [
