@@ -4,7 +4,7 @@ Not a test: a measurement. It starts, on 127.0.0.1,
 
 1. the platform deployment exactly as the integration tests run it (tests/services/stack.py):
    PostgreSQL with fsync on, Azurite, the three roles with the command lines of
-   `components.mlflow_server.server_command` and the committed stack's worker and pool settings,
+   `layout.mlflow_server.server_command` and the committed stack's worker and pool settings,
    basic-auth, behind nginx routing by API path;
 2. MLflow's default: `mlflow server --backend-store-uri sqlite:///... --workers 1` (no auth, no
    proxy; what `mlflow server` gives a team without a platform);

@@ -7,7 +7,7 @@ so `mlopsctl preview` and the tests call the same objects without the CLI.
 import sys
 from pathlib import Path
 
-# The CLI runs this file from policies/; the modules import `policies.*` and `components.lineage`.
+# The CLI runs this file from policies/; the modules import `policies.*` and `layout.lineage`.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pulumi_policy import EnforcementLevel, PolicyPack

@@ -361,7 +361,7 @@ POLICIES = [
         "PostgreSQL requires TLS 1.2 or later for every connection.",
         severity=Severity.HIGH,
         remediation="Keep server parameters require_secure_transport=ON and ssl_min_protocol_version=TLSv1.2 "
-        "(components/postgres.py SERVER_PARAMETERS).",
+        "(components/azure/postgres.py SERVER_PARAMETERS).",
         types=(POSTGRES_CONFIGURATION,),
         check=_postgres_tls,
         tags=("postgres", "security"),

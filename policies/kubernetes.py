@@ -246,7 +246,7 @@ POLICIES = [
         "Namespaced objects and Helm releases name a namespace other than default.",
         severity=Severity.MEDIUM,
         remediation="Set metadata.namespace (Helm: namespace) to the platform namespace from settings or "
-        "components/cluster_layout.py.",
+        "layout/cluster_layout.py.",
         types=_workloads_and_releases,
         check=_namespace,
         tags=("kubernetes", "governance"),

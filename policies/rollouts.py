@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 from pulumi_policy import ResourceValidationArgs, Severity
 
-from components import lineage
+from layout import lineage
 from policies.framework import get, resource_policy
 
 SELDON_DEPLOYMENT = "kubernetes:machinelearning.seldon.io/v1:SeldonDeployment"
@@ -102,7 +102,7 @@ POLICIES = [
         + ", ".join(lineage.REQUIRED_PREDICTOR_ANNOTATIONS)
         + ".",
         severity=Severity.MEDIUM,
-        remediation="Build predictor annotations from the registry snapshot with the keys in components/lineage.py.",
+        remediation="Build predictor annotations from the registry snapshot with the keys in layout/lineage.py.",
         types=SELDON_TYPES,
         check=_lineage,
         tags=("rollout", "governance"),

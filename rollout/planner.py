@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components import cluster_layout, lineage
+from layout import cluster_layout, lineage
 from observability.alerts import DeclaredPredictor
 from rollout.snapshot import ModelState, RegistrySnapshot, SnapshotError, VersionInfo
 from settings.rollout import ModelRolloutSettings

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from components import cluster_layout
+from layout import cluster_layout
 from mlopsctl.mock_engine import Evaluation, evaluate, stack_config
 from observability import alerts
 from tests.services import SYNTHETIC_MODEL

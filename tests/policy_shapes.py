@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from components import lineage
+from layout import lineage
 
 DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
 JOB_TYPE = "kubernetes:batch/v1:Job"

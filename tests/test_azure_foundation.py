@@ -9,7 +9,8 @@ from functools import cache
 
 import yaml
 
-from components import azure_roles, cluster_layout
+from components.azure import azure_roles
+from layout import cluster_layout
 from mlopsctl.mock_engine import Evaluation, RecordedResource
 
 REQUIRED_TAGS = {"environment", "owner", "cost-center", "managed-by"}

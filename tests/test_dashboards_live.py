@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from components import cluster_layout
+from layout import cluster_layout
 from observability import dashboards, promql
 from observability.promql import Target
 from tests.services import SYNTHETIC_MODEL

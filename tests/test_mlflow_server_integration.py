@@ -1,6 +1,6 @@
 """The MLflow deployment run for real: the command lines the cluster runs, PostgreSQL, Azurite, nginx.
 
-Everything goes through the single proxied URL, routed by `components.mlflow_routing.ROUTES`,
+Everything goes through the single proxied URL, routed by `layout.mlflow_routing.ROUTES`,
 exactly as clients reach `https://mlflow.<domain>` through the Istio gateway.
 """
 
@@ -19,8 +19,8 @@ from azure.storage.blob import BlobServiceClient
 from mlflow import MlflowClient
 from mlflow.pyfunc.model import PythonModel
 
-from components import mlflow_routing
-from components.mlflow_server import ROLES
+from layout import mlflow_routing
+from layout.mlflow_server import ROLES
 from tests.services import processes
 from tests.services.stack import MlflowDeployment
 

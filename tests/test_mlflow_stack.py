@@ -10,8 +10,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components import cluster_layout, mlflow_routing
-from components.mlflow_server import (
+from components.cluster.mlflow_stack import job_template
+from layout import cluster_layout, mlflow_routing
+from layout.mlflow_server import (
     ROLES,
     DatabaseServer,
     ServerSettings,
@@ -23,7 +24,6 @@ from components.mlflow_server import (
     server_settings,
     service_name,
 )
-from components.mlflow_stack import job_template
 from mlopsctl.mock_engine import Evaluation, RecordedResource
 from mlopsctl.schema_validation import schema_problems
 from tests.services.stack import committed_settings

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components import lineage
+from layout import lineage
 from mlopsctl.mock_engine import EXAMPLE_REGISTRY_SNAPSHOT, Evaluation, evaluate
 from mlopsctl.schema_validation import schema_problems
 from rollout.planner import PlanError

@@ -9,10 +9,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.aks import kubeconfig_with_login_mode
-from components.firewall import public_exposure
-from components.naming import PlatformNames, global_name
-from components.postgres import sqlalchemy_uri
+from components.azure.aks import kubeconfig_with_login_mode
+from components.azure.postgres import sqlalchemy_uri
+from layout.firewall import public_exposure
+from layout.naming import PlatformNames, global_name
 
 prefixes = st.from_regex(r"[a-z][a-z0-9]{1,9}", fullmatch=True)
 environments = st.sampled_from(["dev", "prod"])

@@ -10,7 +10,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from mlflow import MlflowClient
 
-from components import lineage
+from layout import lineage
 from mlopsctl.mock_engine import evaluate, stack_config
 from mlopsctl.schema_validation import schema_problems
 from rollout.planner import WEIGHT_TAG, physical_artifact_uri

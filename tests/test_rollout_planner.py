@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components import lineage
+from layout import lineage
 from rollout.planner import (
     PlanError,
     deployment_name,

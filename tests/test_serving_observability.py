@@ -6,9 +6,14 @@ import json
 
 import pytest
 
-from components import cluster_layout
-from components.istio_mesh import AZURE_INTERNAL_LB_ANNOTATION
-from components.monitoring import GRAFANA_ADMIN_SECRET, GRAFANA_PASSWORD_KEY, GRAFANA_USER_KEY, ISTIO_MTLS_SCRAPE_CLASS
+from components.cluster.istio_mesh import AZURE_INTERNAL_LB_ANNOTATION
+from components.cluster.monitoring import (
+    GRAFANA_ADMIN_SECRET,
+    GRAFANA_PASSWORD_KEY,
+    GRAFANA_USER_KEY,
+    ISTIO_MTLS_SCRAPE_CLASS,
+)
+from layout import cluster_layout
 from mlopsctl.mock_engine import Evaluation, RecordedResource
 from mlopsctl.schema_validation import chart_defaults, helm_releases, schema_problems
 from observability import alerts, dashboards

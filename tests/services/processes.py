@@ -5,9 +5,9 @@
   exercised as in the cluster.
 - Azurite (npm, pinned in package.json) as the Azure Blob endpoint, `--skipApiVersionCheck`.
 - The three MLflow roles, started with exactly the command lines of
-  `components.mlflow_server.server_command`.
+  `layout.mlflow_server.server_command`.
 - nginx (Debian nginx-light) in the foreground with the routing table of
-  `components.mlflow_routing` rendered as its configuration.
+  `layout.mlflow_routing` rendered as its configuration.
 
 Every process is started in its own session and stopped by its process group id, never by name.
 """
@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from components import mlflow_routing
-from components.mlflow_server import (
+from layout import mlflow_routing
+from layout.mlflow_server import (
     AUTH_DATABASE,
     REGISTRY_DATABASE,
     ROLES,

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from components import cluster_layout
-from components.mlflow_server import ServerSettings, server_settings
+from layout import cluster_layout
+from layout.mlflow_server import ServerSettings, server_settings
 from settings.model import PlatformSettings
 from settings.stack_file import settings_from_stack_file
 from tests.services import processes

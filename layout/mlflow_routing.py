@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from components.mlflow_server import Role
+from layout.mlflow_server import Role
 
 
 @dataclass(frozen=True)

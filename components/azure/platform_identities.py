@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from components import azure_roles
-from components.cluster_layout import WORKLOAD_SERVICE_ACCOUNTS, WorkloadServiceAccount
-from components.workload_identity import RoleGrant, WorkloadIdentity, WorkloadIdentityArgs
+from components.azure import azure_roles
+from components.azure.workload_identity import RoleGrant, WorkloadIdentity, WorkloadIdentityArgs
+from layout.cluster_layout import WORKLOAD_SERVICE_ACCOUNTS, WorkloadServiceAccount
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pulumi
 import pulumi_azure_native.dbforpostgresql as postgresql
 
-from components.passwords import generated_password
+from components.azure.passwords import generated_password
 
 MLFLOW_DATABASES: tuple[str, ...] = ("mlflow", "mlflow_registry", "mlflow_auth")
 

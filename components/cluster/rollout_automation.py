@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as kubernetes
 
-from components import cluster_layout
-from components.cluster_layout import MLFLOW_ADMIN_PASSWORD
-from components.key_vault_csi import key_vault_provider_parameters
-from components.pod_security import restricted_container, restricted_pod
+from components.cluster.pod_security import restricted_container, restricted_pod
+from layout import cluster_layout
+from layout.cluster_layout import MLFLOW_ADMIN_PASSWORD
+from layout.key_vault_csi import key_vault_provider_parameters
 
 ANALYZER = "rollout-analyzer"
 DEPLOYER = "pulumi-deployer"

@@ -17,7 +17,7 @@ import pulumi_kubernetes as kubernetes
 import yaml
 from pulumi_azure_native import authorization, containerservice, managedidentity
 
-from components import azure_roles
+from components.azure import azure_roles
 
 SYSTEM_POOL = "system"
 WORKLOAD_POOL = "workload"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_azure_native import authorization, managedidentity
 
-from components import azure_roles
+from components.azure import azure_roles
 
 TOKEN_AUDIENCE = "api://AzureADTokenExchange"
 
@@ -21,7 +21,7 @@ TOKEN_AUDIENCE = "api://AzureADTokenExchange"
 @dataclass(frozen=True)
 class RoleGrant:
     role: str
-    """A built-in role id from `components.azure_roles`."""
+    """A built-in role id from `components.azure.azure_roles`."""
     scope: pulumi.Input[str]
     label: str
     """Short name for the grant's Pulumi resource (`container`, `secret-mlflow-admin-password`)."""

@@ -27,10 +27,10 @@ import pulumi
 import pulumi_kubernetes as kubernetes
 from pulumi_kubernetes.helm.v3 import Release, ReleaseArgs, RepositoryOptsArgs
 
-from components import cluster_layout
-from components.key_vault_csi import key_vault_provider_parameters
-from components.pod_security import restricted_container, restricted_pod
-from components.seldon_core import EXECUTOR_METRICS_PATH, EXECUTOR_METRICS_PORT_NAME, SELDON_POD_LABEL
+from components.cluster.pod_security import restricted_container, restricted_pod
+from components.cluster.seldon_core import EXECUTOR_METRICS_PATH, EXECUTOR_METRICS_PORT_NAME, SELDON_POD_LABEL
+from layout import cluster_layout
+from layout.key_vault_csi import key_vault_provider_parameters
 from observability import alerts, dashboards
 
 KUBE_PROMETHEUS_STACK_REPOSITORY: Final = "https://prometheus-community.github.io/helm-charts"

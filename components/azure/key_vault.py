@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_azure_native import keyvault
 
-from components.firewall import PublicExposure
-from components.passwords import generated_password
-from components.private_link import PrivateEndpointPlacement, PrivateLink, PrivateLinkArgs
+from components.azure.passwords import generated_password
+from components.azure.private_link import PrivateEndpointPlacement, PrivateLink, PrivateLinkArgs
+from layout.firewall import PublicExposure
 
 
 @dataclass(frozen=True)

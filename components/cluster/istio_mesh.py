@@ -17,7 +17,7 @@ import pulumi
 import pulumi_kubernetes as kubernetes
 from pulumi_kubernetes.helm.v3 import Release, ReleaseArgs, RepositoryOptsArgs
 
-from components import cluster_layout
+from layout import cluster_layout
 
 ISTIO_REPOSITORY: Final = "https://istio-release.storage.googleapis.com/charts"
 INGRESS_GATEWAY_RELEASE: Final = "istio-ingressgateway"

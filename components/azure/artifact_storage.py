@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_azure_native import storage
 
-from components.firewall import PublicExposure
-from components.private_link import PrivateEndpointPlacement, PrivateLink, PrivateLinkArgs
+from components.azure.private_link import PrivateEndpointPlacement, PrivateLink, PrivateLinkArgs
+from layout.firewall import PublicExposure
 
 
 def artifacts_destination(account: str, container: str) -> str:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as kubernetes
 
-from components import cluster_layout
-from components.cluster_layout import public_host
+from layout import cluster_layout
+from layout.cluster_layout import public_host
 from rollout.planner import RCLONE_REMOTE, DeploymentPlan, seldon_deployment
 
 MODEL_READER_SERVICE_ACCOUNT = "model-storage-reader"

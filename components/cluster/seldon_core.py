@@ -4,7 +4,7 @@ seldon-core-operator 1.17.1 is the last Apache-2.0 release of Seldon Core v1 (1.
 are under the Business Source License). It runs in `seldon-system` with Istio enabled: every
 SeldonDeployment gets a VirtualService on the platform gateway, with mutual TLS to the pods.
 The models namespace has sidecar injection and *strict* mTLS: only meshed clients reach models
-(Prometheus scrapes them with Istio certificates, see `components.monitoring`).
+(Prometheus scrapes them with Istio certificates, see `components.cluster.monitoring`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pulumi
 import pulumi_kubernetes as kubernetes
 from pulumi_kubernetes.helm.v3 import Release, ReleaseArgs, RepositoryOptsArgs
 
-from components import cluster_layout
+from layout import cluster_layout
 
 SELDON_REPOSITORY: Final = "https://storage.googleapis.com/seldon-charts"
 EXECUTOR_METRICS_PORT_NAME: Final = "metrics"

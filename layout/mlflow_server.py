@@ -1,6 +1,6 @@
 """The MLflow server as deployed: one pure function builds each role's command line and environment.
 
-The Kubernetes Deployments and the migration Job (`components.mlflow_stack`) and the integration
+The Kubernetes Deployments and the migration Job (`components.cluster.mlflow_stack`) and the integration
 tests that run the servers for real (`tests/services/`) all call `server_command` and
 `migration_commands`, so what is tested is what runs in the cluster; the tests swap only hosts,
 ports and URIs for local ones (`ServerSettings` fields).
@@ -11,7 +11,7 @@ Three roles share one image, one auth database and one configuration:
   new experiments get `mlflow-artifacts:/` roots, so clients move artifacts through the artifacts
   role, never through this one.
 - `registry`: the same stores, reached only through the registry API paths (see
-  `components.mlflow_routing`), so registry traffic scales and fails apart from tracking.
+  `layout.mlflow_routing`), so registry traffic scales and fails apart from tracking.
 - `artifacts`: `--artifacts-only`, proxying `/api/2.0/mlflow-artifacts` to the blob container
   (`wasbs://`), authenticating to Azure with workload identity (no account key anywhere).
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 from urllib.parse import quote
 
-from components import cluster_layout
+from layout import cluster_layout
 from settings.model import PlatformSettings
 
 Role = Literal["tracking", "registry", "artifacts"]

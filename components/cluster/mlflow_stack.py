@@ -5,11 +5,11 @@ In the MLflow namespace (Pod Security `restricted`):
 - a migration Job (`mlflow db upgrade` for the tracking and registry databases, auth schema
   upgrade) that every Deployment waits for, so replicas never race on migrations;
 - Deployments `mlflow-tracking`, `mlflow-registry` and `mlflow-artifacts`, each with the command
-  line of `components.mlflow_server.server_command`, non-root, read-only root filesystem,
+  line of `layout.mlflow_server.server_command`, non-root, read-only root filesystem,
   no capabilities, RuntimeDefault seccomp, `/health` probes, zone spread in prod, a
   PodDisruptionBudget, and HorizontalPodAutoscalers for tracking and registry;
 - Services and an Istio VirtualService on the platform gateway rendered from
-  `components.mlflow_routing.ROUTES`;
+  `layout.mlflow_routing.ROUTES`;
 - Key Vault secrets through the CSI driver (SecretProviderClass, workload identity) synced into a
   Kubernetes Secret per identity for the environment; blob access by workload identity only;
 - basic-auth configured by a ConfigMap (`basic_auth.ini` via `MLFLOW_AUTH_CONFIG_PATH`);
@@ -31,9 +31,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components import cluster_layout, mlflow_routing
-from components.key_vault_csi import key_vault_provider_parameters
-from components.mlflow_server import (
+from components.cluster.pod_security import restricted_container, restricted_pod
+from layout import cluster_layout, mlflow_routing
+from layout.key_vault_csi import key_vault_provider_parameters
+from layout.mlflow_server import (
     ROLES,
     Role,
     ServerCommand,
@@ -44,7 +45,6 @@ from components.mlflow_server import (
     server_command,
     service_name,
 )
-from components.pod_security import restricted_container, restricted_pod
 
 SECRETS_MOUNT = "/mnt/secrets-store"
 MLFLOW_UID = 10001

@@ -1,0 +1,225 @@
+"""The Azure layer: resource group, network, PostgreSQL, storage, Key Vault, registry, AKS, identities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import authorization, resources
+
+from components.azure.aks import AksCluster, AksClusterArgs
+from components.azure.artifact_storage import ArtifactStorage, ArtifactStorageArgs
+from components.azure.container_registry import ContainerRegistry, ContainerRegistryArgs
+from components.azure.key_vault import KeyVault, KeyVaultArgs
+from components.azure.network import Network, NetworkArgs
+from components.azure.platform_identities import PlatformIdentities, PlatformIdentitiesArgs
+from components.azure.postgres import PostgresArgs, PostgresServer
+from components.azure.private_link import PrivateEndpointPlacement
+from layout import cluster_layout
+from layout.firewall import public_exposure
+from layout.naming import PlatformNames
+from settings.model import PlatformSettings
+
+
+@dataclass(frozen=True)
+class AzureLayer:
+    """What the cluster layer and the stack outputs need from Azure."""
+
+    names: PlatformNames
+    client: pulumi.Output[authorization.GetClientConfigResult]
+    resource_group: resources.ResourceGroup
+    network: Network
+    postgres: PostgresServer
+    storage: ArtifactStorage
+    vault: KeyVault
+    registry: ContainerRegistry | None
+    aks: AksCluster
+    identities: PlatformIdentities
+
+
+def declare(settings: PlatformSettings) -> AzureLayer:
+    """Declare every Azure resource of the stack, in the order the engine needs them."""
+    names = PlatformNames(settings.name_prefix, settings.environment, settings.location, settings.owner)
+    tags = settings.tags
+    client = authorization.get_client_config_output()
+    exposure = public_exposure(settings.private_endpoints, settings.allowed_ip_ranges)
+
+    resource_group = resources.ResourceGroup(
+        "resource-group", resource_group_name=names.resource_group, location=settings.location, tags=tags
+    )
+    rg_name = resource_group.name
+
+    network = Network(
+        "network",
+        NetworkArgs(
+            resource_group_name=rg_name,
+            location=settings.location,
+            name=names.regional("vnet"),
+            address_space=settings.vnet_address_space,
+            aks_nodes_prefix=settings.aks_nodes_subnet,
+            postgres_prefix=settings.postgres_subnet,
+            private_endpoints_prefix=settings.private_endpoints_subnet,
+            postgres_dns_zone=names.postgres_dns_zone,
+            private_endpoints=settings.private_endpoints,
+            tags=tags,
+        ),
+    )
+
+    def placement(kind: str) -> PrivateEndpointPlacement | None:
+        if not settings.private_endpoints:
+            return None
+        return PrivateEndpointPlacement(network.private_endpoints_subnet_id, network.private_link_zone_ids[kind])
+
+    postgres = PostgresServer(
+        "postgres",
+        PostgresArgs(
+            resource_group_name=rg_name,
+            location=settings.location,
+            server_name=names.postgres_server,
+            version=settings.postgres_version,
+            sku_name=settings.postgres_sku_name,
+            sku_tier=settings.postgres_sku_tier,
+            storage_gb=settings.postgres_storage_gb,
+            backup_retention_days=settings.postgres_backup_retention_days,
+            geo_redundant_backup=settings.postgres_geo_redundant_backup,
+            high_availability=settings.postgres_high_availability,
+            admin_login=settings.postgres_admin_login,
+            delegated_subnet_id=network.postgres_subnet_id,
+            private_dns_zone_id=network.postgres_dns_zone_id,
+            zones=settings.aks_zones,
+            tags=tags,
+            protect=settings.protect_stateful,
+        ),
+    )
+
+    storage = ArtifactStorage(
+        "artifacts",
+        ArtifactStorageArgs(
+            resource_group_name=rg_name,
+            location=settings.location,
+            account_name=names.storage_account,
+            container_name=settings.artifact_container,
+            replication=settings.storage_replication,
+            shared_key_access=not settings.is_prod,
+            blob_soft_delete_days=settings.blob_soft_delete_days,
+            container_soft_delete_days=settings.container_soft_delete_days,
+            exposure=exposure,
+            private_endpoint=placement("blob"),
+            tags=tags,
+            protect=settings.protect_stateful,
+        ),
+    )
+
+    vault = KeyVault(
+        "key-vault",
+        KeyVaultArgs(
+            resource_group_name=rg_name,
+            location=settings.location,
+            vault_name=names.key_vault,
+            tenant_id=client.tenant_id,
+            soft_delete_days=settings.key_vault_soft_delete_days,
+            purge_protection=settings.is_prod,
+            exposure=exposure,
+            private_endpoint=placement("vault"),
+            secrets={
+                cluster_layout.POSTGRES_ADMIN_PASSWORD: postgres.admin_password,
+                cluster_layout.GRAFANA_ADMIN_USER: cluster_layout.GRAFANA_ADMIN_LOGIN,
+                **{cluster_layout.database_uri_secret(db): uri for db, uri in postgres.connection_uris.items()},
+            },
+            generated_passwords=(
+                cluster_layout.MLFLOW_ADMIN_PASSWORD,
+                cluster_layout.MLFLOW_FLASK_SECRET_KEY,
+                cluster_layout.GRAFANA_ADMIN_PASSWORD,
+            ),
+            tags=tags,
+            protect=settings.protect_stateful,
+        ),
+    )
+
+    registry = (
+        ContainerRegistry(
+            "registry",
+            ContainerRegistryArgs(
+                resource_group_name=rg_name,
+                location=settings.location,
+                registry_name=names.container_registry,
+                sku=settings.container_registry_sku,
+                exposure=exposure,
+                private_endpoint=placement("registry"),
+                zone_redundant=bool(settings.aks_zones),
+                tags=tags,
+            ),
+        )
+        if settings.container_registry
+        else None
+    )
+
+    aks = AksCluster(
+        "aks",
+        AksClusterArgs(
+            resource_group_name=rg_name,
+            location=settings.location,
+            cluster_name=names.regional("aks"),
+            kubernetes_version=settings.aks_kubernetes_version,
+            tier=settings.aks_tier,
+            tenant_id=client.tenant_id,
+            subscription_id=client.subscription_id,
+            deployer_object_id=client.object_id,
+            admin_group_object_ids=settings.aks_admin_group_object_ids,
+            local_accounts=settings.aks_local_accounts,
+            kubelogin_mode=settings.aks_kubelogin_mode,
+            nodes_subnet_id=network.aks_nodes_subnet_id,
+            zones=settings.aks_zones,
+            system_vm_size=settings.aks_system_vm_size,
+            system_min_nodes=settings.aks_system_min_nodes,
+            system_max_nodes=settings.aks_system_max_nodes,
+            workload_vm_size=settings.aks_workload_vm_size,
+            workload_min_nodes=settings.aks_workload_min_nodes,
+            workload_max_nodes=settings.aks_workload_max_nodes,
+            service_cidr=settings.aks_service_cidr,
+            dns_service_ip=settings.aks_dns_service_ip,
+            pod_cidr=settings.aks_pod_cidr,
+            authorized_ip_ranges=settings.allowed_ip_ranges,
+            maintenance_day=settings.aks_maintenance_day,
+            maintenance_start_hour=settings.aks_maintenance_start_hour,
+            maintenance_duration_hours=settings.aks_maintenance_duration_hours,
+            registry_id=registry.registry_id if registry else None,
+            tags=tags,
+        ),
+    )
+
+    identities = PlatformIdentities(
+        "identities",
+        PlatformIdentitiesArgs(
+            resource_group_name=rg_name,
+            location=settings.location,
+            subscription_id=client.subscription_id,
+            oidc_issuer_url=aks.oidc_issuer_url,
+            namespaces={
+                "mlflow": settings.mlflow_namespace,
+                "models": settings.models_namespace,
+                "monitoring": cluster_layout.MONITORING_NAMESPACE,
+                "automation": cluster_layout.AUTOMATION_NAMESPACE,
+                "ml-jobs": settings.ml_jobs_namespace,
+            },
+            identity_names={
+                account.key: names.identity(account.key) for account in cluster_layout.WORKLOAD_SERVICE_ACCOUNTS
+            },
+            artifact_container_id=storage.container_id,
+            secret_ids=vault.secret_ids,
+            tags=tags,
+        ),
+    )
+
+    return AzureLayer(
+        names=names,
+        client=client,
+        resource_group=resource_group,
+        network=network,
+        postgres=postgres,
+        storage=storage,
+        vault=vault,
+        registry=registry,
+        aks=aks,
+        identities=identities,
+    )

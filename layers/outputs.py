@@ -1,0 +1,37 @@
+"""The platform stack's outputs: the contract other stacks read through `StackReference`."""
+
+from __future__ import annotations
+
+import pulumi
+
+from layers.azure import AzureLayer
+from layers.cluster import ClusterLayer
+from settings.model import PlatformSettings
+
+
+def export(settings: PlatformSettings, azure: AzureLayer, cluster: ClusterLayer) -> None:
+    """Export every documented output (README, "Stack outputs"); secrets stay secret."""
+    pulumi.export("environment", settings.environment)
+    pulumi.export("location", settings.location)
+    pulumi.export("tenantId", azure.client.tenant_id)
+    pulumi.export("resourceGroupName", azure.resource_group.name)
+    pulumi.export("postgresFqdn", azure.postgres.fqdn)
+    pulumi.export("postgresDatabases", list(azure.postgres.connection_uris))
+    pulumi.export("storageAccountName", azure.storage.account_name)
+    pulumi.export("artifactContainerName", azure.storage.container_name)
+    pulumi.export("artifactsDestination", azure.storage.artifacts_destination)
+    pulumi.export("keyVaultName", azure.vault.vault_name)
+    pulumi.export("keyVaultUri", azure.vault.vault_uri)
+    pulumi.export("containerRegistryLoginServer", azure.registry.login_server if azure.registry else None)
+    pulumi.export("clusterName", azure.aks.cluster_name)
+    pulumi.export("oidcIssuerUrl", azure.aks.oidc_issuer_url)
+    pulumi.export("kubeconfig", azure.aks.kubeconfig)
+    pulumi.export("workloadIdentityClientIds", azure.identities.client_ids)
+    pulumi.export("models", cluster.model_rollout.served)
+    pulumi.export("gatewayAddress", cluster.mesh.gateway_address)
+    pulumi.export("grafanaUrl", cluster.monitoring.grafana_url)
+    pulumi.export("prometheusUrl", cluster.monitoring.prometheus_url)
+    pulumi.export("mlflowTrackingUri", cluster.mlflow.tracking_uri)
+    pulumi.export("mlflowRegistryUri", cluster.mlflow.registry_uri)
+    pulumi.export("mlflowArtifactsDestination", cluster.mlflow.artifacts_destination)
+    pulumi.export("mlflowJobsNamespace", cluster.mlflow.jobs_namespace)
