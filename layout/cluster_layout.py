@@ -111,6 +111,12 @@ WORKLOAD_IDENTITY_USE: Final = "azure.workload.identity/use"
 AUTOMATION_NAMESPACE: Final = "mlops-system"
 """Platform automation: the rollout analysis CronJob and the Pulumi Kubernetes Operator's Stack."""
 
+# The Pulumi Kubernetes Operator's Stack CR that runs the models project (`models/`). Whatever
+# asks for an immediate reconcile (annotation `pulumi.com/reconciliation-request`) patches this
+# one object; its RBAC names it.
+MODELS_STACK_CR_NAME: Final = "mlops-models"
+MODELS_STACK_CR_NAMESPACE: Final = AUTOMATION_NAMESPACE
+
 # Istio: the one ingress gateway MLflow, Seldon and Grafana are routed through.
 ISTIO_NAMESPACE: Final = "istio-system"
 PLATFORM_GATEWAY_NAME: Final = "platform-gateway"

@@ -227,7 +227,10 @@ class RolloutAutomation(pulumi.ComponentResource):
             f"{name}-stack",
             api_version="pulumi.com/v1",
             kind="Stack",
-            metadata={"name": operator.stack_name.replace("/", "-").lower()[:63], "namespace": args.namespace},
+            metadata={
+                "name": cluster_layout.MODELS_STACK_CR_NAME,
+                "namespace": cluster_layout.MODELS_STACK_CR_NAMESPACE,
+            },
             spec={
                 "stack": operator.stack_name,
                 "projectRepo": operator.project_repo,
