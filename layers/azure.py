@@ -39,9 +39,14 @@ class AzureLayer:
 
 def declare(settings: PlatformSettings) -> AzureLayer:
     """Declare every Azure resource of the stack, in the order the engine needs them."""
-    names = PlatformNames(settings.name_prefix, settings.environment, settings.location, settings.owner)
-    tags = settings.tags
     client = authorization.get_client_config_output()
+    # Global names hash the subscription id, so they must be plain text before any resource is
+    # declared: the one synchronous invoke of the program (it runs in previews too).
+    subscription_id = authorization.get_client_config().subscription_id
+    names = PlatformNames(
+        settings.name_prefix, settings.environment, settings.location, settings.owner, subscription_id
+    )
+    tags = settings.tags
     exposure = public_exposure(settings.private_endpoints, settings.allowed_ip_ranges)
 
     resource_group = resources.ResourceGroup(

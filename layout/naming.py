@@ -2,7 +2,9 @@
 
 Names are computed, not auto-suffixed by Pulumi, so operators can find `mlops-prod-aks` in the
 portal and so the offline preview shows the names a real `pulumi up` will use. Globally unique
-names (storage, Key Vault, registry) get a short stable hash of the environment's identity.
+names (storage, Key Vault, registry, PostgreSQL) get a short stable hash of the environment's
+identity, which includes the subscription id: the same stack file deployed to two subscriptions
+(a sandbox and the real one, two tenants' copies) never asks Azure for the same global name.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ def regional_name(prefix: str, environment: str, kind: str) -> str:
 
 
 def unique_suffix(*identity: str, length: int = 6) -> str:
-    """A stable hex suffix from what identifies the environment (prefix, environment, region, owner)."""
+    """A stable hex suffix from what identifies the environment (subscription, prefix, environment,
+    region, owner)."""
     return hashlib.sha256("/".join(identity).encode()).hexdigest()[:length]
 
 
@@ -41,10 +44,12 @@ def global_name(prefix: str, environment: str, kind: str, suffix: str, *, max_le
 class PlatformNames:
     """Every Azure name of one environment, computed from the settings that identify it."""
 
-    def __init__(self, prefix: str, environment: str, location: str, owner: str) -> None:
+    def __init__(self, prefix: str, environment: str, location: str, owner: str, subscription_id: str) -> None:
         self.prefix = prefix
         self.environment = environment
-        self.suffix = unique_suffix(prefix, environment, location, owner)
+        self.subscription_id = subscription_id
+        # The subscription comes first and is case-folded: Azure prints GUIDs in either case.
+        self.suffix = unique_suffix(subscription_id.lower(), prefix, environment, location, owner)
 
     def regional(self, kind: str) -> str:
         return regional_name(self.prefix, self.environment, kind)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 import yaml
@@ -13,15 +14,22 @@ from components.azure.aks import kubeconfig_with_login_mode
 from components.azure.postgres import sqlalchemy_uri
 from layout.firewall import public_exposure
 from layout.naming import PlatformNames, global_name
+from mlopsctl.mock_engine import MOCK_SUBSCRIPTION_ID, Evaluation
 
 prefixes = st.from_regex(r"[a-z][a-z0-9]{1,9}", fullmatch=True)
 environments = st.sampled_from(["dev", "prod"])
 regions = st.sampled_from(["westeurope", "northeurope", "eastus2", "swedencentral", "australiasoutheast"])
 
 
-@given(prefixes, environments, regions, st.text(min_size=1, max_size=40))
-def test_global_names_obey_azure_rules(prefix: str, environment: str, region: str, owner: str) -> None:
-    names = PlatformNames(prefix, environment, region, owner)
+SUBSCRIPTION = "22222222-2222-4222-8222-222222222222"
+OTHER_SUBSCRIPTION = "44444444-4444-4444-8444-444444444444"
+
+
+@given(prefixes, environments, regions, st.text(min_size=1, max_size=40), st.uuids())
+def test_global_names_obey_azure_rules(
+    prefix: str, environment: str, region: str, owner: str, subscription: uuid.UUID
+) -> None:
+    names = PlatformNames(prefix, environment, region, owner, str(subscription))
     assert re.fullmatch(r"[a-z0-9]{3,24}", names.storage_account)
     assert re.fullmatch(r"[a-z][a-z0-9-]{1,22}[a-z0-9]", names.key_vault) and "--" not in names.key_vault
     assert re.fullmatch(r"[a-z0-9]{5,50}", names.container_registry)
@@ -30,11 +38,30 @@ def test_global_names_obey_azure_rules(prefix: str, environment: str, region: st
 
 
 def test_names_are_stable_and_distinct_per_environment() -> None:
-    dev = PlatformNames("mlops", "dev", "westeurope", "team")
-    assert dev.storage_account == PlatformNames("mlops", "dev", "westeurope", "team").storage_account
-    assert dev.storage_account != PlatformNames("mlops", "prod", "westeurope", "team").storage_account
+    dev = PlatformNames("mlops", "dev", "westeurope", "team", SUBSCRIPTION)
+    assert dev.storage_account == PlatformNames("mlops", "dev", "westeurope", "team", SUBSCRIPTION).storage_account
+    assert dev.storage_account != PlatformNames("mlops", "prod", "westeurope", "team", SUBSCRIPTION).storage_account
     assert dev.resource_group == "rg-mlops-dev-platform"
     assert dev.regional("aks") == "mlops-dev-aks"
+
+
+def test_the_same_stack_in_two_subscriptions_never_shares_a_global_name() -> None:
+    first = PlatformNames("mlops", "prod", "westeurope", "team", SUBSCRIPTION)
+    second = PlatformNames("mlops", "prod", "westeurope", "team", OTHER_SUBSCRIPTION)
+    for kind in ("storage_account", "key_vault", "container_registry", "postgres_server"):
+        assert getattr(first, kind) != getattr(second, kind), kind
+    # Regional names (unique per resource group) stay readable and identical.
+    assert first.regional("aks") == second.regional("aks")
+    # A GUID printed in upper case is the same subscription.
+    assert PlatformNames("mlops", "prod", "westeurope", "team", SUBSCRIPTION.upper()).suffix == first.suffix
+
+
+def test_declared_global_names_hash_the_deployers_subscription(prod: Evaluation) -> None:
+    names = PlatformNames("mlops", "prod", "westeurope", "ml-platform-team", MOCK_SUBSCRIPTION_ID)
+    assert prod.one("azure-native:storage:StorageAccount").inputs["accountName"] == names.storage_account
+    assert prod.one("azure-native:keyvault:Vault").inputs["vaultName"] == names.key_vault
+    assert prod.one("azure-native:containerregistry:Registry").inputs["registryName"] == names.container_registry
+    assert prod.one("azure-native:dbforpostgresql:Server").inputs["serverName"] == names.postgres_server
 
 
 def test_truncation_keeps_the_suffix() -> None:
