@@ -33,6 +33,9 @@ def istiod_values(high_availability: bool) -> dict[str, Any]:
         "autoscaleMin": replicas,
         "replicaCount": replicas,
         "meshConfig": {"enablePrometheusMerge": True},
+        # The chart's PDB is `minAvailable: 1`: with one istiod (dev) no node drain could ever
+        # evict it, so AKS node-image upgrades would stall on that node. Only with two or more.
+        "global": {"defaultPodDisruptionBudget": {"enabled": high_availability}},
     }
 
 

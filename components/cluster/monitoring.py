@@ -90,12 +90,36 @@ class MonitoringValues:
     domain: str
 
 
+AKS_HIDDEN_COMPONENTS: Final = ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy")
+"""Components the chart scrapes by default that an AKS cluster does not expose: the controller
+manager, scheduler and etcd run in the managed control plane, and the Cilium dataplane replaces
+kube-proxy. Scraping them yields `up == 0` targets, or none at all, and their `*Down` alerts fire
+forever on a healthy cluster."""
+AKS_HIDDEN_RULE_GROUPS: Final = (
+    "kubeControllerManager",
+    "kubeSchedulerAlerting",
+    "kubeSchedulerRecording",
+    "etcd",
+    "kubeProxy",
+)
+"""`defaultRules.rules` groups about those components (alerts and recordings), off with them."""
+
+
+def aks_control_plane_values() -> dict[str, Any]:
+    """No scraping of, and no rules about, what AKS hides; the API server and kubelets stay."""
+    return {
+        **{component: {"enabled": False} for component in AKS_HIDDEN_COMPONENTS},
+        "defaultRules": {"rules": {group: False for group in AKS_HIDDEN_RULE_GROUPS}},
+    }
+
+
 def kube_prometheus_stack_values(v: MonitoringValues) -> dict[str, Any]:
     """Values of kube-prometheus-stack; every path exists in the chart's defaults."""
     replicas = 2 if v.high_availability else 1
     return {
         "fullnameOverride": RELEASE_NAME,
         "crds": {"enabled": True},
+        **aks_control_plane_values(),
         "prometheus": {
             "prometheusSpec": {
                 "replicas": replicas,

@@ -1,0 +1,69 @@
+"""What AKS really runs: no scraping of the hidden control plane, no PDB that blocks node upgrades."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.cluster.monitoring import AKS_HIDDEN_COMPONENTS, AKS_HIDDEN_RULE_GROUPS
+from mlopsctl.mock_engine import Evaluation, RecordedResource
+from mlopsctl.schema_validation import chart_defaults, helm_value_problems, release_problems
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+def _release(evaluation: Evaluation, name: str) -> RecordedResource:
+    return evaluation.one(RELEASE, name)
+
+
+def _values(evaluation: Evaluation, name: str) -> dict[str, Any]:
+    return dict(_release(evaluation, name).inputs["values"])
+
+
+def test_hidden_control_plane_is_neither_scraped_nor_alerted_on(stack: Evaluation) -> None:
+    release = _release(stack, "monitoring-kube-prometheus-stack")
+    values = dict(release.inputs["values"])
+    defaults = chart_defaults("kube-prometheus-stack", "88.5.3")
+    for component in AKS_HIDDEN_COMPONENTS:
+        # The chart scrapes each by default; the platform turns every one off.
+        assert defaults[component]["enabled"] is True, component
+        assert values[component]["enabled"] is False, component
+    for group in AKS_HIDDEN_RULE_GROUPS:
+        assert defaults["defaultRules"]["rules"][group] is True, group
+        assert values["defaultRules"]["rules"][group] is False, group
+    # What AKS does expose stays on: the API server, kubelets, CoreDNS and their rules.
+    for visible in ("kubeApiServer", "kubelet", "coreDns"):
+        assert values.get(visible, {}).get("enabled", True) is True
+    assert not set(values["defaultRules"]["rules"]) & {"kubelet", "kubeApiserverAvailability", "node"}
+    # Every path set exists in the pinned chart's defaults.
+    assert release_problems(release) == []
+
+
+def test_a_misspelt_component_switch_is_caught_by_the_values_check() -> None:
+    defaults = chart_defaults("kube-prometheus-stack", "88.5.3")
+    problems = helm_value_problems(
+        {"kubeSchedular": {"enabled": False}, "defaultRules": {"rules": {"kubeSchedulerAlerts": False}}}, defaults
+    )
+    assert problems == [
+        "kubeSchedular: not a value of the chart",
+        "defaultRules.rules.kubeSchedulerAlerts: not a value of the chart",
+    ]
+
+
+def test_istiod_has_a_disruption_budget_only_when_it_has_replicas_to_spare(stack: Evaluation) -> None:
+    release = _release(stack, "istio-istiod")
+    values = _values(stack, "istio-istiod")
+    pdb = values["global"]["defaultPodDisruptionBudget"]["enabled"]
+    # The chart's budget is `minAvailable: 1`: with a single replica no drain could evict it.
+    assert pdb is (values["replicaCount"] >= 2 and values["autoscaleMin"] >= 2)
+    assert release_problems(release) == []
+
+
+def test_dev_istiod_is_single_and_drainable_prod_is_redundant_and_protected(dev: Evaluation, prod: Evaluation) -> None:
+    dev_values, prod_values = _values(dev, "istio-istiod"), _values(prod, "istio-istiod")
+    assert dev_values["replicaCount"] == 1
+    assert dev_values["global"]["defaultPodDisruptionBudget"]["enabled"] is False
+    assert prod_values["replicaCount"] == 2
+    assert prod_values["global"]["defaultPodDisruptionBudget"]["enabled"] is True
+    # The ingress gateway follows the same rule (its chart's budget is empty unless given).
+    assert _values(dev, "istio-ingress-gateway")["podDisruptionBudget"] == {}
+    assert _values(prod, "istio-ingress-gateway")["podDisruptionBudget"] == {"minAvailable": 1}
