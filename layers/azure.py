@@ -9,13 +9,17 @@ from pulumi_azure_native import authorization, resources
 
 from components.azure.aks import AksCluster, AksClusterArgs
 from components.azure.artifact_storage import ArtifactStorage, ArtifactStorageArgs
+from components.azure.audit_trail import AuditTrail, AuditTrailArgs
 from components.azure.container_registry import ContainerRegistry, ContainerRegistryArgs
+from components.azure.credential_rotation import CredentialRotation, CredentialRotationArgs
+from components.azure.defender import DefenderForContainers, DefenderForContainersArgs
 from components.azure.key_vault import KeyVault, KeyVaultArgs
 from components.azure.network import Network, NetworkArgs
 from components.azure.platform_identities import PlatformIdentities, PlatformIdentitiesArgs
-from components.azure.postgres import PostgresArgs, PostgresServer
+from components.azure.postgres import EntraAdministrator, PostgresArgs, PostgresServer
 from components.azure.private_link import PrivateEndpointPlacement
 from layout import cluster_layout
+from layout.audit import AuditSourceKind
 from layout.firewall import public_exposure
 from layout.naming import PlatformNames
 from settings.model import PlatformSettings
@@ -35,6 +39,8 @@ class AzureLayer:
     registry: ContainerRegistry | None
     aks: AksCluster
     identities: PlatformIdentities
+    rotation: CredentialRotation
+    audit: AuditTrail
 
 
 def declare(settings: PlatformSettings) -> AzureLayer:
@@ -75,6 +81,13 @@ def declare(settings: PlatformSettings) -> AzureLayer:
             return None
         return PrivateEndpointPlacement(network.private_endpoints_subnet_id, network.private_link_zone_ids[kind])
 
+    rotation = CredentialRotation(
+        "credentials",
+        CredentialRotationArgs(
+            lifetime_days=settings.credential_lifetime_days, grace_days=settings.credential_expiry_grace_days
+        ),
+    )
+
     postgres = PostgresServer(
         "postgres",
         PostgresArgs(
@@ -92,6 +105,16 @@ def declare(settings: PlatformSettings) -> AzureLayer:
             delegated_subnet_id=network.postgres_subnet_id,
             private_dns_zone_id=network.postgres_dns_zone_id,
             zones=settings.aks_zones,
+            password_keepers=rotation.keepers,
+            entra_admin=(
+                EntraAdministrator(
+                    object_id=settings.postgres_entra_admin_group_object_id,
+                    principal_name=settings.postgres_entra_admin_group_name,
+                    tenant_id=client.tenant_id,
+                )
+                if settings.postgres_entra_admin_group_object_id
+                else None
+            ),
             tags=tags,
             protect=settings.protect_stateful,
         ),
@@ -105,7 +128,7 @@ def declare(settings: PlatformSettings) -> AzureLayer:
             account_name=names.storage_account,
             container_name=settings.artifact_container,
             replication=settings.storage_replication,
-            shared_key_access=not settings.is_prod,
+            shared_key_access=settings.storage_shared_key_access,
             blob_soft_delete_days=settings.blob_soft_delete_days,
             container_soft_delete_days=settings.container_soft_delete_days,
             exposure=exposure,
@@ -123,7 +146,7 @@ def declare(settings: PlatformSettings) -> AzureLayer:
             vault_name=names.key_vault,
             tenant_id=client.tenant_id,
             soft_delete_days=settings.key_vault_soft_delete_days,
-            purge_protection=settings.is_prod,
+            purge_protection=settings.key_vault_purge_protection,
             exposure=exposure,
             private_endpoint=placement("vault"),
             secrets={
@@ -131,11 +154,18 @@ def declare(settings: PlatformSettings) -> AzureLayer:
                 cluster_layout.GRAFANA_ADMIN_USER: cluster_layout.GRAFANA_ADMIN_LOGIN,
                 **{cluster_layout.database_uri_secret(db): uri for db, uri in postgres.connection_uris.items()},
             },
-            generated_passwords=(
-                cluster_layout.MLFLOW_ADMIN_PASSWORD,
-                cluster_layout.MLFLOW_FLASK_SECRET_KEY,
-                cluster_layout.GRAFANA_ADMIN_PASSWORD,
-            ),
+            generated_passwords=(cluster_layout.MLFLOW_FLASK_SECRET_KEY,),
+            bootstrap_passwords=(cluster_layout.MLFLOW_ADMIN_PASSWORD, cluster_layout.GRAFANA_ADMIN_PASSWORD),
+            password_keepers=rotation.keepers,
+            content_types={
+                cluster_layout.POSTGRES_ADMIN_PASSWORD: "password",
+                cluster_layout.GRAFANA_ADMIN_USER: "username",
+                cluster_layout.MLFLOW_ADMIN_PASSWORD: "password",
+                cluster_layout.GRAFANA_ADMIN_PASSWORD: "password",
+                cluster_layout.MLFLOW_FLASK_SECRET_KEY: "key",
+                **{cluster_layout.database_uri_secret(db): "connection-string" for db in postgres.connection_uris},
+            },
+            expires=rotation.expires,
             tags=tags,
             protect=settings.protect_stateful,
         ),
@@ -189,6 +219,7 @@ def declare(settings: PlatformSettings) -> AzureLayer:
             maintenance_start_hour=settings.aks_maintenance_start_hour,
             maintenance_duration_hours=settings.aks_maintenance_duration_hours,
             registry_id=registry.registry_id if registry else None,
+            encryption_at_host=settings.aks_encryption_at_host,
             tags=tags,
         ),
     )
@@ -216,6 +247,29 @@ def declare(settings: PlatformSettings) -> AzureLayer:
         ),
     )
 
+    audit_sources: dict[AuditSourceKind, pulumi.Input[str]] = {
+        "aks": aks.cluster_id,
+        "key-vault": vault.vault_id,
+        "blob": storage.blob_service_id,
+        "postgres": postgres.server_id,
+    }
+    if registry is not None:
+        audit_sources["registry"] = registry.registry_id
+    audit = AuditTrail(
+        "audit",
+        AuditTrailArgs(
+            resource_group_name=rg_name,
+            location=settings.location,
+            workspace_name=names.regional("log"),
+            retention_days=settings.log_analytics_retention_days,
+            daily_quota_gb=settings.log_analytics_daily_quota_gb,
+            sources=audit_sources,
+            tags=tags,
+        ),
+    )
+    if settings.defender_for_containers:
+        DefenderForContainers("defender", DefenderForContainersArgs(subscription_id=client.subscription_id))
+
     return AzureLayer(
         names=names,
         client=client,
@@ -227,4 +281,6 @@ def declare(settings: PlatformSettings) -> AzureLayer:
         registry=registry,
         aks=aks,
         identities=identities,
+        rotation=rotation,
+        audit=audit,
     )

@@ -11,14 +11,17 @@ would send to the engine.
 from __future__ import annotations
 
 import base64
+import calendar
 import gc
 import hashlib
+import json
 import os
 import runpy
 import sys
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,8 @@ MOCK_TENANT_ID = "11111111-1111-4111-8111-111111111111"
 MOCK_SUBSCRIPTION_ID = "22222222-2222-4222-8222-222222222222"
 MOCK_DEPLOYER_OBJECT_ID = "33333333-3333-4333-8333-333333333333"
 MOCK_LOAD_BALANCER_IP = "10.40.0.200"
+MOCK_NOW = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)
+"""The clock of the mock engine: the base timestamp a pulumiverse-time `Rotating` is created at."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,7 @@ _NAME_INPUTS = (
     "agentPoolName",
     "configName",
     "federatedIdentityCredentialResourceName",
+    "workspaceName",
 )
 # Inputs that name a parent resource rather than the resource itself.
 _PARENT_NAME_INPUTS = {
@@ -152,6 +158,8 @@ def _arm_id(type_token: str, inputs: Mapping[str, Any], name: str) -> str:
         return f"{base}/storageAccounts/{inputs.get('accountName')}/blobServices/default/containers/{name}"
     if type_token == "azure-native:keyvault:Secret":
         return f"{base}/vaults/{inputs.get('vaultName')}/secrets/{name}"
+    if type_token == "azure-native:storage:BlobServiceProperties":
+        return f"{base}/storageAccounts/{inputs.get('accountName')}/blobServices/{name}"
     if type_token == "azure-native:network:Subnet":
         return f"{base}/virtualNetworks/{inputs.get('virtualNetworkName')}/subnets/{name}"
     if type_token == "azure-native:resources:ResourceGroup":
@@ -182,16 +190,60 @@ def _kubeconfig(cluster: str, exec_login: bool) -> str:
     return yaml.safe_dump(document)
 
 
+def _add_months(moment: datetime, months: int) -> datetime:
+    month = moment.month - 1 + months
+    year, month = moment.year + month // 12, month % 12 + 1
+    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
+
+
+def _rotating_state(inputs: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """What pulumiverse-time's `Rotating` computes: a base timestamp (now) and the rotation timestamp."""
+    base = datetime.fromisoformat(str(inputs["rfc3339"]).replace("Z", "+00:00")) if inputs.get("rfc3339") else now
+    rotation = _add_months(base, 12 * int(inputs.get("rotationYears") or 0) + int(inputs.get("rotationMonths") or 0))
+    rotation += timedelta(
+        days=int(inputs.get("rotationDays") or 0),
+        hours=int(inputs.get("rotationHours") or 0),
+        minutes=int(inputs.get("rotationMinutes") or 0),
+    )
+    if inputs.get("rotationRfc3339"):
+        rotation = datetime.fromisoformat(str(inputs["rotationRfc3339"]).replace("Z", "+00:00"))
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    return {
+        **inputs,
+        "rfc3339": base.strftime(stamp),
+        "rotationRfc3339": rotation.strftime(stamp),
+        "unix": int(base.timestamp()),
+        "year": base.year,
+        "month": base.month,
+        "day": base.day,
+        "hour": base.hour,
+        "minute": base.minute,
+        "second": base.second,
+    }
+
+
 class AzureLikeMocks(pulumi.runtime.Mocks):
-    """Answers registrations and invokes with the values Azure computes (deterministically)."""
+    """Answers registrations and invokes with the values Azure computes (deterministically).
+
+    `now` is the engine's clock: time-based keepers are created at it, so two evaluations at
+    times a rotation apart show what a rotation changes.
+    """
+
+    def __init__(self, now: datetime = MOCK_NOW) -> None:
+        self.now = now
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         inputs = dict(args.inputs)
         if args.typ == "random:index/randomPassword:RandomPassword":
-            # Deterministic stand-in with the requested length, letters and digits only.
-            seed = hashlib.sha256(args.name.encode()).hexdigest()
+            # Deterministic stand-in with the requested length, letters and digits only; like the
+            # provider, a different keeper gives a different password.
+            keepers = json.dumps(inputs.get("keepers") or {}, sort_keys=True)
+            seed = hashlib.sha256(f"{args.name}\n{keepers}".encode()).hexdigest()
             result = ("Aa1" + seed + seed.upper())[: int(inputs.get("length", 32))]
             return f"{args.name}-id", {**inputs, "result": result}
+        if args.typ == "time:index/rotating:Rotating":
+            rotating = _rotating_state(inputs, self.now)
+            return str(rotating["rfc3339"]), rotating
         if args.typ == "kubernetes:helm.sh/v3:Release":
             # Helm answers with the deployed release's identity.
             status = {
@@ -350,12 +402,14 @@ def evaluate(
     project_dir: Path = REPO_ROOT,
     registry_snapshot: Path | None = EXAMPLE_REGISTRY_SNAPSHOT,
     environ: Mapping[str, str] | None = None,
+    now: datetime = MOCK_NOW,
 ) -> Evaluation:
     """Run `<project_dir>/__main__.py` for `stack` under mocks and record everything it declares.
 
     `config` (namespaced keys, engine text values) defaults to `Pulumi.<stack>.yaml`. The program
     plans model rollouts from `registry_snapshot` (None: from the live registry, as `pulumi up`
-    does); `environ` adds environment variables for the run (e.g. `MLFLOW_TRACKING_URI`). The
+    does); `environ` adds environment variables for the run (e.g. `MLFLOW_TRACKING_URI`); `now` is
+    the time the run happens at (time-based keepers such as the credential rotation). The
     program's exception, if any, is returned in `Evaluation.error` with what was declared before it.
     """
     if config is None:
@@ -363,7 +417,7 @@ def evaluate(
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
 
-    monitor = RecordingMonitor(AzureLikeMocks())
+    monitor = RecordingMonitor(AzureLikeMocks(now))
     runtime_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=True, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config), secret_keys or [])

@@ -1,4 +1,5 @@
-"""Azure resources: storage, Key Vault, PostgreSQL Flexible Server, AKS, tags and protection."""
+"""Azure resources: storage, Key Vault, PostgreSQL Flexible Server, AKS, tags and protection, and the
+security baseline (audit trail, encryption at host, credential lifetime, Defender, Entra sign-in)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
-from pulumi_policy import PolicyConfigSchema, ResourceValidationArgs, Severity
+from pulumi_policy import PolicyConfigSchema, ResourceValidationArgs, Severity, StackValidationArgs
 
-from policies.framework import COST, PROD_ONLY, get, resource_policy
+from layout.audit import AUDIT_SOURCES, AuditSourceKind
+from policies.framework import COST, PROD_ONLY, Policy, get, resource_policy, stack_policy
 
 STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
 BLOB_SERVICE = "azure-native:storage:BlobServiceProperties"
@@ -22,6 +24,19 @@ POSTGRES_CONFIGURATION = "azure-native:dbforpostgresql:Configuration"
 POSTGRES_DATABASE = "azure-native:dbforpostgresql:Database"
 AKS_CLUSTER = "azure-native:containerservice:ManagedCluster"
 AKS_AGENT_POOL = "azure-native:containerservice:AgentPool"
+KEY_VAULT_SECRET = "azure-native:keyvault:Secret"
+CONTAINER_REGISTRY = "azure-native:containerregistry:Registry"
+LOG_ANALYTICS_WORKSPACE = "azure-native:operationalinsights:Workspace"
+DIAGNOSTIC_SETTING = "azure-native:monitor:DiagnosticSetting"
+SECURITY_PRICING = "azure-native:security:Pricing"
+# The resources whose logs the audit trail must hold, by type (categories: layout.audit).
+AUDITED_TYPES: dict[str, AuditSourceKind] = {
+    AKS_CLUSTER: "aks",
+    KEY_VAULT: "key-vault",
+    BLOB_SERVICE: "blob",
+    POSTGRES_SERVER: "postgres",
+    CONTAINER_REGISTRY: "registry",
+}
 
 REQUIRED_TAGS = ("environment", "owner", "cost-center", "managed-by", "project")
 STATEFUL_TYPES = (STORAGE_ACCOUNT, BLOB_CONTAINER, KEY_VAULT, POSTGRES_SERVER, POSTGRES_DATABASE)
@@ -222,6 +237,92 @@ def _aks_zones(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterat
             yield f"{label}: availabilityZones is {list(zones)!r}, must span at least 2 zones"
 
 
+def _aks_encryption_at_host(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterator[str]:
+    for label, pool in _pools(props, args):
+        if pool.get("enableEncryptionAtHost") is not True:
+            yield f"{label}: enableEncryptionAtHost is {_show(pool.get('enableEncryptionAtHost'))}, must be True"
+
+
+def _aks_api_server_restricted(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterator[str]:
+    ranges = get(props, "apiServerAccessProfile.authorizedIPRanges") or []
+    private = get(props, "apiServerAccessProfile.enablePrivateCluster") is True
+    if not ranges and not private:
+        yield (
+            "apiServerAccessProfile.authorizedIPRanges is empty and the cluster is not private: "
+            "the API server answers the whole Internet"
+        )
+
+
+# --- security baseline -------------------------------------------------------------------------
+
+
+def _storage_redundancy(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterator[str]:
+    sku = str(get(props, "sku.name", ""))
+    if not sku or sku.endswith("_LRS"):
+        yield f"sku.name is {sku!r}: locally redundant storage loses the artifacts with one datacentre"
+
+
+def _secret_lifetime(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterator[str]:
+    if not str(get(props, "properties.contentType") or "").strip():
+        yield "properties.contentType is absent, must say what the secret is (password, connection-string, ...)"
+    expires = get(props, "properties.attributes.expires")
+    if isinstance(expires, bool) or not isinstance(expires, (int, float)) or expires <= 0:
+        yield f"properties.attributes.expires is {_show(expires)}, must be the expiry in Unix seconds"
+
+
+def _workspace_retention(props: Mapping[str, Any], args: ResourceValidationArgs) -> Iterator[str]:
+    minimum = int(args.get_config().get("minimumDays", 30))
+    days = int(props.get("retentionInDays") or 30)
+    if days < minimum:
+        yield f"retentionInDays is {days}, must be at least {minimum}"
+
+
+def _postgres_entra(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterator[str]:
+    value = get(props, "authConfig.activeDirectoryAuth", "Disabled")
+    if value != "Enabled":
+        yield f"authConfig.activeDirectoryAuth is {value!r}, must be Enabled (set postgresEntraAdminGroupObjectId)"
+
+
+def _registry_quarantine(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterator[str]:
+    status = str(get(props, "policies.quarantinePolicy.status", "disabled")).lower()
+    if status == "enabled":
+        yield (
+            "policies.quarantinePolicy.status is 'enabled': without a scanner that releases images, pulls block forever"
+        )
+
+
+def _audit_trail(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
+    settings = [r for r in args.resources if r.resource_type == DIAGNOSTIC_SETTING]
+    for resource in args.resources:
+        kind = AUDITED_TYPES.get(resource.resource_type)
+        if kind is None:
+            continue
+        required = AUDIT_SOURCES[kind].categories
+        sent: set[str] = set()
+        for setting in settings:
+            if resource.urn in {d.urn for d in setting.dependencies} and setting.props.get("workspaceId"):
+                sent |= {
+                    str(log.get("category"))
+                    for log in setting.props.get("logs") or []
+                    if isinstance(log, Mapping) and log.get("enabled") is True
+                }
+        missing = [category for category in required if category not in sent]
+        if missing:
+            yield (
+                f"{resource.resource_type.split(':')[-1]} {resource.name} sends no {', '.join(missing)} "
+                "to a Log Analytics workspace",
+                resource.urn,
+            )
+
+
+def _defender_for_containers(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
+    plans = [
+        r for r in args.resources if r.resource_type == SECURITY_PRICING and r.props.get("pricingName") == "Containers"
+    ]
+    if not any(str(p.props.get("pricingTier")) == "Standard" for p in plans):
+        yield "no Defender for Containers plan (security Pricing `Containers`, tier Standard) on the subscription", None
+
+
 # --- stack-wide, per resource ------------------------------------------------------------------
 
 
@@ -252,7 +353,7 @@ def _protected(_: Mapping[str, Any], args: ResourceValidationArgs) -> Iterator[s
         yield "protect is off: `pulumi destroy` or a replacement would delete its data"
 
 
-POLICIES = [
+POLICIES: list[Policy] = [
     resource_policy(
         "storage-https-only",
         "Storage accounts accept HTTPS traffic only.",
@@ -285,8 +386,8 @@ POLICIES = [
         "storage-shared-key-disabled",
         "Storage accounts refuse shared-key and SAS access in prod: only Entra ID (workload identity).",
         severity=Severity.HIGH,
-        remediation="Set allow_shared_key_access=False (ArtifactStorageArgs.shared_key_access follows the "
-        "environment); clients authenticate with DefaultAzureCredential.",
+        remediation="Set storageSharedKeyAccess: false in the stack file; clients authenticate with "
+        "DefaultAzureCredential.",
         types=(STORAGE_ACCOUNT,),
         check=_shared_key_off,
         tags=("storage", "security", PROD_ONLY),
@@ -341,8 +442,7 @@ POLICIES = [
         "keyvault-purge-protection",
         "Key Vault purge protection is on in prod: deleted secrets cannot be purged before retention ends.",
         severity=Severity.HIGH,
-        remediation="Set enable_purge_protection=True (KeyVaultArgs.purge_protection follows the environment); "
-        "note it cannot be switched off again.",
+        remediation="Set keyVaultPurgeProtection: true in the stack file; note it cannot be switched off again.",
         types=(KEY_VAULT,),
         check=_vault_purge_protection,
         tags=("keyvault", "recovery", PROD_ONLY),
@@ -489,5 +589,92 @@ POLICIES = [
         types=STATEFUL_TYPES,
         check=_protected,
         tags=("recovery", PROD_ONLY),
+    ),
+    resource_policy(
+        "aks-encryption-at-host",
+        "Every AKS node pool encrypts its temp disk, caches and ephemeral OS disk at the host in prod.",
+        severity=Severity.HIGH,
+        remediation="Set aksEncryptionAtHost: true (after registering Microsoft.Compute/EncryptionAtHost on the "
+        "subscription, see the first-deploy runbook).",
+        types=(AKS_CLUSTER, AKS_AGENT_POOL),
+        check=_aks_encryption_at_host,
+        tags=("aks", "security", PROD_ONLY),
+    ),
+    resource_policy(
+        "aks-api-server-restricted",
+        "The AKS API server answers only authorized ranges (or is private) in prod.",
+        severity=Severity.HIGH,
+        remediation="Set allowedIpRanges to the operators' and the deploy runner's egress ranges.",
+        types=(AKS_CLUSTER,),
+        check=_aks_api_server_restricted,
+        tags=("aks", "network", PROD_ONLY),
+    ),
+    resource_policy(
+        "storage-zone-redundant",
+        "The artifact store survives the loss of a datacentre in prod (no LRS).",
+        severity=Severity.MEDIUM,
+        remediation="Set storageReplication to ZRS or GZRS.",
+        types=(STORAGE_ACCOUNT,),
+        check=_storage_redundancy,
+        tags=("storage", "recovery", PROD_ONLY),
+    ),
+    resource_policy(
+        "keyvault-secret-lifetime",
+        "Every Key Vault secret says what it is (contentType) and when it expires (attributes.expires).",
+        severity=Severity.HIGH,
+        remediation="Pass content_types and expires (CredentialRotation.expires) to KeyVaultArgs; the lifetime is "
+        "credentialLifetimeDays + credentialExpiryGraceDays.",
+        types=(KEY_VAULT_SECRET,),
+        check=_secret_lifetime,
+        tags=("keyvault", "security"),
+    ),
+    resource_policy(
+        "log-analytics-retention",
+        "The audit trail's Log Analytics workspace keeps logs long enough (the prod config asks for 90 days).",
+        severity=Severity.MEDIUM,
+        remediation="Raise logAnalyticsRetentionDays in the stack file to the configured minimum.",
+        types=(LOG_ANALYTICS_WORKSPACE,),
+        check=_workspace_retention,
+        tags=("audit",),
+        config_schema=PolicyConfigSchema(
+            properties={"minimumDays": {"type": "integer", "minimum": 30, "maximum": 730, "default": 30}}
+        ),
+    ),
+    resource_policy(
+        "postgres-entra-auth",
+        "PostgreSQL accepts Entra ID sign-in, so people never need the generated password.",
+        severity=Severity.MEDIUM,
+        remediation="Set postgresEntraAdminGroupObjectId and postgresEntraAdminGroupName in the stack file.",
+        types=(POSTGRES_SERVER,),
+        check=_postgres_entra,
+        tags=("postgres", "security"),
+    ),
+    resource_policy(
+        "registry-no-quarantine",
+        "Container registry quarantine stays off: no scanner here releases quarantined images.",
+        severity=Severity.HIGH,
+        remediation="Leave policies.quarantinePolicy unset; Defender for Containers scans without quarantine.",
+        types=(CONTAINER_REGISTRY,),
+        check=_registry_quarantine,
+        tags=("registry", "availability"),
+    ),
+    stack_policy(
+        "audit-diagnostic-settings",
+        "AKS, Key Vault, the blob service, PostgreSQL and the container registry send their audit "
+        "categories to a Log Analytics workspace.",
+        severity=Severity.HIGH,
+        remediation="Pass the resource's id to AuditTrailArgs.sources (layers/azure.py); categories are in "
+        "layout/audit.py.",
+        check=_audit_trail,
+        tags=("audit", "security"),
+    ),
+    stack_policy(
+        "defender-for-containers",
+        "Microsoft Defender for Containers is on for the subscription in prod (pushed images are scanned).",
+        severity=Severity.HIGH,
+        remediation="Set defenderForContainers: true in the stack file (off only where the subscription is shared "
+        "and its Defender plans are managed elsewhere).",
+        check=_defender_for_containers,
+        tags=("security", "registry", PROD_ONLY),
     ),
 ]

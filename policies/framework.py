@@ -26,7 +26,7 @@ PACK_NAME = "mlops-platform"
 COST = "cost"
 """Capacity or redundancy that costs money: mandatory in prod, advisory in dev."""
 PROD_ONLY = "prod-only"
-"""Hardening dev deliberately relaxes (e.g. admin kubeconfig, shared keys): mandatory in prod, disabled in dev."""
+"""Hardening dev deliberately relaxes (a named setting each): mandatory in prod, advisory in dev."""
 
 ResourceCheck = Callable[[Mapping[str, Any], ResourceValidationArgs], Iterable[str]]
 StackCheck = Callable[[StackValidationArgs], Iterable[tuple[str, str | None]]]

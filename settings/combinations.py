@@ -213,6 +213,16 @@ def _operator_problems(values: Values, key: KeyOf) -> list[Problem]:
     return problems
 
 
+def _entra_admin_problems(values: Values, key: KeyOf) -> list[Problem]:
+    """PostgreSQL's Entra admin group needs both its object id and its name (the role people sign in as)."""
+    object_id, name = values["postgres_entra_admin_group_object_id"], values["postgres_entra_admin_group_name"]
+    if object_id and not name.strip():
+        return [Problem(key("postgres_entra_admin_group_name"), repr(name), "the display name of the group")]
+    if name.strip() and not object_id:
+        return [Problem(key("postgres_entra_admin_group_object_id"), repr(object_id), "the object id of the group")]
+    return []
+
+
 COMBINATION_CHECKS: tuple[CombinationCheck, ...] = (
     *(
         _minimum_not_above_maximum(f"mlflow_{role}_min_replicas", f"mlflow_{role}_max_replicas")
@@ -246,6 +256,9 @@ COMBINATION_CHECKS: tuple[CombinationCheck, ...] = (
     CombinationCheck(("postgres_sku_tier", "postgres_sku_name", "postgres_high_availability"), _postgres_sku_problems),
     CombinationCheck(("postgres_storage_gb",), _postgres_storage_problems),
     CombinationCheck(("postgres_admin_login",), _postgres_login_problems),
+    CombinationCheck(
+        ("postgres_entra_admin_group_object_id", "postgres_entra_admin_group_name"), _entra_admin_problems
+    ),
     *(_minimum_not_above_maximum(f"aks_{pool}_min_nodes", f"aks_{pool}_max_nodes") for pool in ("system", "workload")),
     CombinationCheck(("container_registry", "private_endpoints", "container_registry_sku"), _registry_problems),
     CombinationCheck(("aks_zones", "allowed_ip_ranges", "aks_admin_group_object_ids"), _duplicate_problems),

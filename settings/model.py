@@ -5,9 +5,10 @@ README's configuration reference are checked against it by the tests, so a key d
 and not read here (or the reverse) fails CI. Field names are snake_case; the stack-file keys are
 their camelCase aliases (`postgresSkuTier` for `postgres_sku_tier`).
 
-Security posture that must not vary by taste (purge protection, shared-key access, deletion
-protection) is derived from `environment` in `PlatformSettings`' properties rather than offered
-as a switch; capacity and cost choices are settings with production-grade defaults.
+Every default is the production posture. Where dev deliberately relaxes it (local accounts,
+shared keys, no purge protection, LRS storage, no encryption at host, no Defender, public
+endpoints) the relaxation is a named setting the dev stack file sets, and the policy pack reports
+it (advisory in dev, mandatory in prod). Deletion protection alone is derived from `environment`.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ KubeloginMode = Literal["azurecli", "workloadidentity", "spn", "msi"]
 
 Cidr = Annotated[str, StringConstraints(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")]
 IpAddress = Annotated[str, StringConstraints(pattern=r"^\d{1,3}(\.\d{1,3}){3}$")]
+OptionalGuid = Annotated[
+    str,
+    StringConstraints(pattern=r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"),
+]
 Guid = Annotated[
     str,
     StringConstraints(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
@@ -96,8 +101,8 @@ class PlatformSettings(BaseModel):
 
     # --- identity of the environment -------------------------------------------------------
     environment: Environment = Field(
-        description="Environment kind. `prod` switches on deletion protection, Key Vault purge "
-        "protection and storage without shared keys."
+        description="Environment kind. `prod` switches on deletion protection of the stateful resources "
+        "and the stricter MLflow default permission."
     )
     location: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]+$")] = Field(
         description="Azure region for every resource, e.g. `westeurope`."
@@ -170,9 +175,65 @@ class PlatformSettings(BaseModel):
         default=14, ge=1, le=365, description="Container soft-delete retention in days."
     )
 
+    storage_shared_key_access: bool = Field(
+        default=False,
+        description="Let the storage account accept shared keys and SAS (dev convenience for tools without "
+        "Entra ID). Off: Entra ID only (workload identity).",
+    )
+
     # --- Key Vault ------------------------------------------------------------------------
     key_vault_soft_delete_days: int = Field(
         default=90, ge=7, le=90, description="Key Vault soft-delete retention in days (7-90)."
+    )
+    key_vault_purge_protection: bool = Field(
+        default=True,
+        description="Key Vault purge protection: deleted secrets cannot be purged before the soft-delete "
+        "retention ends. Cannot be switched off once on; dev leaves it off so a vault name can be reused.",
+    )
+
+    # --- security baseline: audit trail, credential lifetime, Defender, Entra sign-in --------
+    log_analytics_retention_days: int = Field(
+        default=90,
+        ge=30,
+        le=730,
+        description="Days the Log Analytics workspace keeps the audit trail (AKS API-server audit, Key Vault, "
+        "storage, PostgreSQL and registry logs); 30-730, the first 31 days cost nothing extra.",
+    )
+    log_analytics_daily_quota_gb: int = Field(
+        default=0,
+        ge=0,
+        le=10000,
+        description="Daily ingestion cap of the workspace in GB (0: no cap). A cap drops audit records once "
+        "reached, so only dev should set one.",
+    )
+    credential_lifetime_days: int = Field(
+        default=90,
+        ge=1,
+        le=365,
+        description="Days a generated credential lives: the first `pulumi up` after this many days "
+        "regenerates the PostgreSQL password and the MLflow CSRF key (pulumiverse-time `Rotating` keeper).",
+    )
+    credential_expiry_grace_days: int = Field(
+        default=14,
+        ge=1,
+        le=90,
+        description="Days after the rotation date at which the Key Vault secrets expire (`expires` = "
+        "rotation + grace), so a missed rotation shows as an expired secret.",
+    )
+    defender_for_containers: bool = Field(
+        default=True,
+        description="Turn on Microsoft Defender for Containers for the subscription (image scanning of the "
+        "registry, runtime threat detection). Off where the subscription is shared and its plans are "
+        "owned elsewhere.",
+    )
+    postgres_entra_admin_group_object_id: OptionalGuid = Field(
+        default="",
+        description="Object id of the Entra ID group that administers PostgreSQL through Entra sign-in "
+        "(empty: Entra authentication off). Password sign-in stays on for MLflow.",
+    )
+    postgres_entra_admin_group_name: str = Field(
+        default="",
+        description="Display name of that group (the PostgreSQL role name people sign in as).",
     )
 
     # --- container registry ---------------------------------------------------------------
@@ -199,6 +260,11 @@ class PlatformSettings(BaseModel):
         default="azurecli",
         description="How the Pulumi Kubernetes provider logs in when local accounts are off: `azurecli` "
         "(a person or CI after `az login`), `workloadidentity` (Pulumi Kubernetes Operator), `spn`, `msi`.",
+    )
+    aks_encryption_at_host: bool = Field(
+        default=True,
+        description="Encrypt the temp disks, caches and ephemeral OS disks of every node pool at the host "
+        "(needs the subscription feature `Microsoft.Compute/EncryptionAtHost`, see the first-deploy runbook).",
     )
     aks_zones: list[AvailabilityZone] = Field(
         default_factory=_all_zones, description="Availability zones of the node pools (empty: none)."

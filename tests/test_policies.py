@@ -131,6 +131,8 @@ VAULT, PG, PG_CONFIG = (
     "azure-native:dbforpostgresql:Configuration",
 )
 AKS, POOL = "azure-native:containerservice:ManagedCluster", "azure-native:containerservice:AgentPool"
+SECRET, REGISTRY = "azure-native:keyvault:Secret", "azure-native:containerregistry:Registry"
+WORKSPACE = "azure-native:operationalinsights:Workspace"
 POD = "spec.template.spec"
 MAIN = f"{POD}.containers.0"
 CANARY = "spec.predictors.1"
@@ -301,6 +303,61 @@ CASES = [
         "autoUpgradeProfile.upgradeChannel is 'stable', must be none",
     ),
     Case(
+        "aks-encryption-at-host",
+        recorded(AKS),
+        setting("agentPoolProfiles.0.enableEncryptionAtHost", False),
+        "agentPoolProfiles[system]: enableEncryptionAtHost is False, must be True",
+    ),
+    Case(
+        "aks-encryption-at-host",
+        recorded(POOL),
+        setting("enableEncryptionAtHost", ...),
+        "agent pool workload: enableEncryptionAtHost is absent, must be True",
+    ),
+    Case(
+        "aks-api-server-restricted",
+        recorded(AKS),
+        setting("apiServerAccessProfile.authorizedIPRanges", []),
+        "authorizedIPRanges is empty and the cluster is not private",
+    ),
+    Case(
+        "storage-zone-redundant",
+        recorded(SA),
+        setting("sku.name", "Standard_LRS"),
+        "sku.name is 'Standard_LRS': locally redundant storage",
+    ),
+    Case(
+        "keyvault-secret-lifetime",
+        recorded(SECRET, "key-vault-postgres-admin-password"),
+        setting("properties.attributes.expires", ...),
+        "properties.attributes.expires is absent, must be the expiry in Unix seconds",
+    ),
+    Case(
+        "keyvault-secret-lifetime",
+        recorded(SECRET, "key-vault-mlflow-db-uri"),
+        setting("properties.contentType", " "),
+        "properties.contentType is absent",
+    ),
+    Case(
+        "log-analytics-retention",
+        recorded(WORKSPACE),
+        setting("retentionInDays", 60.0),
+        "retentionInDays is 60, must be at least 90",
+        config={"minimumDays": 90},
+    ),
+    Case(
+        "postgres-entra-auth",
+        recorded(PG),
+        setting("authConfig.activeDirectoryAuth", "Disabled"),
+        "authConfig.activeDirectoryAuth is 'Disabled', must be Enabled",
+    ),
+    Case(
+        "registry-no-quarantine",
+        recorded(REGISTRY),
+        setting("policies", {"quarantinePolicy": {"status": "enabled"}}),
+        "policies.quarantinePolicy.status is 'enabled'",
+    ),
+    Case(
         "aks-availability-zones",
         recorded(POOL),
         setting("availabilityZones", []),
@@ -468,7 +525,10 @@ def test_policy_passes_the_compliant_resource_and_names_the_violation(case: Case
 
 def test_every_policy_is_tested_and_documented() -> None:
     assert len(POLICIES) >= 25
-    assert {case.policy for case in CASES} | {"stack-credential-outputs-secret"} == set(BY_NAME)
+    # Stack policies are tested on whole evaluations: tests/test_policy_preview.py (credential
+    # outputs) and tests/test_security_baseline.py (audit trail, Defender).
+    stack_policies = {"stack-credential-outputs-secret", "audit-diagnostic-settings", "defender-for-containers"}
+    assert {case.policy for case in CASES} | stack_policies == set(BY_NAME)
     for policy in POLICIES:
         assert policy.description.endswith("."), policy.name
         assert isinstance(policy.severity, Severity), policy.name

@@ -78,6 +78,9 @@ class AksClusterArgs:
     maintenance_start_hour: int
     maintenance_duration_hours: int
     registry_id: pulumi.Input[str] | None = None
+    encryption_at_host: bool = False
+    """Encrypt temp disks, caches and ephemeral OS disks of every pool at the host (subscription
+    feature `Microsoft.Compute/EncryptionAtHost` must be registered first)."""
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -179,6 +182,7 @@ class AksCluster(pulumi.ComponentResource):
                     os_type="Linux",
                     os_sku="AzureLinux",
                     os_disk_type="Ephemeral",
+                    enable_encryption_at_host=args.encryption_at_host,
                     enable_auto_scaling=True,
                     min_count=args.system_min_nodes,
                     max_count=args.system_max_nodes,
@@ -210,6 +214,7 @@ class AksCluster(pulumi.ComponentResource):
             os_type="Linux",
             os_sku="AzureLinux",
             os_disk_type="Ephemeral",
+            enable_encryption_at_host=args.encryption_at_host,
             enable_auto_scaling=True,
             min_count=args.workload_min_nodes,
             max_count=args.workload_max_nodes,

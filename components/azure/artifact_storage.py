@@ -40,6 +40,8 @@ class ArtifactStorage(pulumi.ComponentResource):
     account_id: pulumi.Output[str]
     account_name: pulumi.Output[str]
     container_name: pulumi.Output[str]
+    blob_service_id: pulumi.Output[str]
+    """`<account id>/blobServices/default`, the source of the blob audit logs."""
     container_id: pulumi.Output[str]
     """Scope of the blob-data role assignments: the one container, not the account."""
     artifacts_destination: pulumi.Output[str]
@@ -113,6 +115,7 @@ class ArtifactStorage(pulumi.ComponentResource):
             )
         self.account_id = account.id
         self.account_name = account.name
+        self.blob_service_id = blob_service.id
         self.container_name = container.name
         self.container_id = container.id
         self.artifacts_destination = pulumi.Output.all(account.name, container.name).apply(

@@ -31,7 +31,16 @@ class KeyVaultArgs:
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Secrets computed elsewhere (database URIs), stored as given."""
     generated_passwords: Sequence[str] = ()
-    """Names of passwords to generate here (32 characters, letters and digits)."""
+    """Names of passwords to generate here (32 characters, letters and digits), regenerated when
+    `password_keepers` change (credential rotation)."""
+    bootstrap_passwords: Sequence[str] = ()
+    """Passwords generated once: their application stores them at first start and would not take a
+    new value from the vault (MLflow's and Grafana's bootstrap admins)."""
+    password_keepers: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    content_types: Mapping[str, str] = field(default_factory=dict)
+    """`contentType` of each secret (default `text/plain`)."""
+    expires: pulumi.Input[int] | None = None
+    """Unix seconds at which every secret expires (`attributes.expires`)."""
     tags: dict[str, str] = field(default_factory=dict)
     protect: bool = False
 
@@ -88,8 +97,10 @@ class KeyVault(pulumi.ComponentResource):
 
         values: dict[str, pulumi.Input[str]] = dict(args.secrets)
         for password_name in args.generated_passwords:
-            password = generated_password(f"{name}-{password_name}", self)
+            password = generated_password(f"{name}-{password_name}", self, args.password_keepers)
             values[password_name] = password.result
+        for password_name in args.bootstrap_passwords:
+            values[password_name] = generated_password(f"{name}-{password_name}", self).result
 
         self.secret_ids = {}
         for secret_name, value in values.items():
@@ -98,7 +109,11 @@ class KeyVault(pulumi.ComponentResource):
                 secret_name=secret_name,
                 vault_name=vault.name,
                 resource_group_name=args.resource_group_name,
-                properties=keyvault.SecretPropertiesArgs(value=pulumi.Output.secret(value)),
+                properties=keyvault.SecretPropertiesArgs(
+                    value=pulumi.Output.secret(value),
+                    content_type=args.content_types.get(secret_name, "text/plain"),
+                    attributes=keyvault.SecretAttributesArgs(enabled=True, expires=args.expires),
+                ),
                 tags=args.tags,
                 opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["properties"]),
             )

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pulumi
 import pulumi_random as random
 
 
-def generated_password(resource_name: str, parent: pulumi.Resource) -> random.RandomPassword:
+def generated_password(
+    resource_name: str, parent: pulumi.Resource, keepers: Mapping[str, pulumi.Input[str]] | None = None
+) -> random.RandomPassword:
+    """A new password; a change of any `keepers` value (the rotation keeper) generates a new one."""
     return random.RandomPassword(
         resource_name,
         length=32,
@@ -14,5 +19,6 @@ def generated_password(resource_name: str, parent: pulumi.Resource) -> random.Ra
         min_upper=2,
         min_lower=2,
         min_numeric=2,
+        keepers=dict(keepers) if keepers else None,
         opts=pulumi.ResourceOptions(parent=parent),
     )

@@ -7,7 +7,7 @@ scaled and restored independently.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -37,6 +37,15 @@ def sqlalchemy_uri(login: str, password: str, host: str, database: str) -> str:
 
 
 @dataclass(frozen=True)
+class EntraAdministrator:
+    """The Entra ID group that administers the server through Entra sign-in."""
+
+    object_id: str
+    principal_name: str
+    tenant_id: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
 class PostgresArgs:
     resource_group_name: pulumi.Input[str]
     location: str
@@ -53,6 +62,10 @@ class PostgresArgs:
     private_dns_zone_id: pulumi.Input[str]
     zones: Sequence[str] = ()
     databases: Sequence[str] = MLFLOW_DATABASES
+    password_keepers: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Rotation keepers of the admin password: a new value regenerates it and updates the server."""
+    entra_admin: EntraAdministrator | None = None
+    """Entra authentication on (password authentication stays on for MLflow) with this admin group."""
     tags: dict[str, str] = field(default_factory=dict)
     protect: bool = False
 
@@ -67,7 +80,7 @@ class PostgresServer(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:azure:PostgresServer", name, None, opts)
-        password = generated_password(f"{name}-admin-password", self)
+        password = generated_password(f"{name}-admin-password", self, args.password_keepers)
         admin_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
         primary_zone = args.zones[0] if args.zones else None
         standby_zone = args.zones[1] if args.high_availability == "ZoneRedundant" and len(args.zones) > 1 else None
@@ -92,7 +105,11 @@ class PostgresServer(pulumi.ComponentResource):
                 private_dns_zone_arm_resource_id=args.private_dns_zone_id,
                 public_network_access="Disabled",
             ),
-            auth_config=postgresql.AuthConfigArgs(password_auth="Enabled", active_directory_auth="Disabled"),
+            auth_config=postgresql.AuthConfigArgs(
+                password_auth="Enabled",
+                active_directory_auth="Enabled" if args.entra_admin else "Disabled",
+                tenant_id=args.entra_admin.tenant_id if args.entra_admin else None,
+            ),
             administrator_login=args.admin_login,
             administrator_login_password=admin_password,
             maintenance_window=postgresql.MaintenanceWindowArgs(
@@ -118,6 +135,19 @@ class PostgresServer(pulumi.ComponentResource):
                 resource_group_name=args.resource_group_name,
                 value=value,
                 source="user-override",
+                opts=pulumi.ResourceOptions(parent=server, depends_on=[previous]),
+            )
+
+        if args.entra_admin is not None:
+            # Like a server parameter, an administrator change waits for the server to be idle.
+            previous = postgresql.Administrator(
+                f"{name}-entra-admin",
+                object_id=args.entra_admin.object_id,
+                principal_name=args.entra_admin.principal_name,
+                principal_type="Group",
+                tenant_id=args.entra_admin.tenant_id,
+                server_name=server.name,
+                resource_group_name=args.resource_group_name,
                 opts=pulumi.ResourceOptions(parent=server, depends_on=[previous]),
             )
 
