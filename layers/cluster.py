@@ -169,6 +169,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequen
             zone_spread=len(settings.aks_zones) > 1,
             postgres_subnet=settings.postgres_subnet,
             deleted_with=azure.aks.cluster,
+            credentials_generation=azure.rotation.generation,
         ),
         opts=pulumi.ResourceOptions(providers=[azure.aks.provider]),
     )

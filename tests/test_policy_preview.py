@@ -220,7 +220,8 @@ def test_cli_fails_a_broken_stack_file_naming_the_policies(tmp_path: Path) -> No
 def test_cli_text_report_of_dev_lists_advisories_and_passes() -> None:
     result = _mlopsctl("preview", "--stack", "dev", *SNAPSHOT)
     assert result.returncode == 0, result.stderr
-    assert re.search(r"policy violations \(0 mandatory, \d+ advisory; levels from policies/config/dev.json\):", result.stdout)
+    summary = r"policy violations \(0 mandatory, \d+ advisory; levels from policies/config/dev.json\):"
+    assert re.search(summary, result.stdout)
     assert "aks-encryption-at-host" in result.stdout and "defender-for-containers" in result.stdout
     assert "  POLICY" in result.stdout and "remediation: Set postgresGeoRedundantBackup: true" in result.stdout
     assert result.stdout.rstrip().endswith("result: passed")

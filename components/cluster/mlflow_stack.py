@@ -96,6 +96,13 @@ class MlflowStackArgs:
     """CIDR the database is reached in (egress rule on 5432)."""
     deleted_with: pulumi.Resource | None = None
     """The cluster: its deletion takes these objects along, so they are not deleted one by one."""
+    credentials_generation: pulumi.Input[str] | None = None
+    """Base timestamp of the current generated credentials (CredentialRotation.generation): a
+    rotation changes it, which rolls the server pods so they read the new database password (an
+    environment variable from the CSI-synced Secret is read only when a container starts)."""
+
+
+CREDENTIALS_GENERATION_ANNOTATION = "mlops.io/credentials-generation"
 
 
 def labels(role: str) -> dict[str, str]:
@@ -516,6 +523,11 @@ class MlflowStack(pulumi.ComponentResource):
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(
                         labels={**labels(role), WORKLOAD_IDENTITY_LABEL: "true"},
+                        annotations=(
+                            {CREDENTIALS_GENERATION_ANNOTATION: self._args.credentials_generation}
+                            if self._args.credentials_generation is not None
+                            else None
+                        ),
                     ),
                     spec=k8s.core.v1.PodSpecArgs(
                         service_account_name=_account(account_key).service_account,

@@ -1,0 +1,212 @@
+"""Issue 14, the prod security baseline, on the program's own registrations (mock engine).
+
+Audit trail, encryption at host, credential lifetime and rotation, Defender for Containers and
+PostgreSQL Entra sign-in: what prod declares, what dev relaxes, and the stack policies that
+catch a stack without them (compliant and violating runs of each).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+import pytest
+
+from components.azure.credential_rotation import SECONDS_PER_DAY, expiry_epoch
+from layout.audit import AUDIT_SOURCES
+from mlopsctl.mock_engine import MOCK_NOW, Evaluation, evaluate
+from mlopsctl.policy_check import load_pack_config, run_policies
+from policies.azure import AUDITED_TYPES, DIAGNOSTIC_SETTING, SECURITY_PRICING
+from policies.pack import BY_NAME
+from settings import SettingsError, load_settings
+from tests.conftest import evaluate_with
+from tests.test_settings_errors import MINIMAL
+
+WORKSPACE = "azure-native:operationalinsights:Workspace"
+POSTGRES = "azure-native:dbforpostgresql:Server"
+SECRET = "azure-native:keyvault:Secret"
+PASSWORD = "random:index/randomPassword:RandomPassword"
+ROTATING = "time:index/rotating:Rotating"
+
+
+def _without(evaluation: Evaluation, type_token: str, name: str | None = None) -> Evaluation:
+    kept = [r for r in evaluation.resources if not (r.type == type_token and (name is None or r.name == name))]
+    assert len(kept) < len(evaluation.resources)
+    return dataclasses.replace(evaluation, resources=kept)
+
+
+def _violations(evaluation: Evaluation, policy: str, stack: str = "prod") -> list[str]:
+    return [v.message for v in run_policies(evaluation, load_pack_config(stack), [BY_NAME[policy]])]
+
+
+# --- audit trail -------------------------------------------------------------------------------
+
+
+def test_every_audited_resource_sends_its_categories_to_the_workspace(stack: Evaluation) -> None:
+    workspace = stack.one(WORKSPACE)
+    settings = stack.of_type(DIAGNOSTIC_SETTING)
+    audited = [r for r in stack.resources if r.type in AUDITED_TYPES]
+    assert {AUDITED_TYPES[r.type] for r in audited} == set(AUDIT_SOURCES)
+    for resource in audited:
+        mine = [s for s in settings if resource.urn in s.dependencies]
+        assert len(mine) == 1, resource.name
+        setting = mine[0]
+        # The engine creates it after its source and the workspace (ids flow through inputs).
+        assert workspace.urn in setting.dependencies
+        sent = {log["category"] for log in setting.inputs["logs"] if log["enabled"]}
+        assert sent == set(AUDIT_SOURCES[AUDITED_TYPES[resource.type]].categories)
+    assert len(settings) == len(audited)
+
+
+def test_aks_audit_is_the_admin_audit_not_every_read(prod: Evaluation) -> None:
+    aks = next(s for s in prod.of_type(DIAGNOSTIC_SETTING) if s.name == "audit-aks")
+    categories = {log["category"] for log in aks.inputs["logs"]}
+    assert {"kube-audit-admin", "guard", "cluster-autoscaler"} <= categories
+    assert "kube-audit" not in categories  # every get/list/watch: an order of magnitude more volume
+    assert aks.inputs["logAnalyticsDestinationType"] == "Dedicated"
+
+
+def test_retention_and_cap_follow_the_stack(dev: Evaluation, prod: Evaluation) -> None:
+    assert prod.one(WORKSPACE).inputs["retentionInDays"] == 90
+    assert "workspaceCapping" not in prod.one(WORKSPACE).inputs  # prod never drops audit records
+    assert dev.one(WORKSPACE).inputs["retentionInDays"] == 30
+    assert dev.one(WORKSPACE).inputs["workspaceCapping"] == {"dailyQuotaGb": 1}
+
+
+def test_audit_policy_names_the_resource_without_its_setting(prod: Evaluation) -> None:
+    assert _violations(prod, "audit-diagnostic-settings") == []
+    missing_vault = _without(prod, DIAGNOSTIC_SETTING, "audit-key-vault")
+    assert _violations(missing_vault, "audit-diagnostic-settings") == [
+        "Vault key-vault-vault sends no AuditEvent to a Log Analytics workspace"
+    ]
+    missing_blob = _without(prod, DIAGNOSTIC_SETTING, "audit-blob")
+    assert _violations(missing_blob, "audit-diagnostic-settings") == [
+        "BlobServiceProperties artifacts-blob-service sends no StorageRead, StorageWrite, StorageDelete "
+        "to a Log Analytics workspace"
+    ]
+
+
+# --- encryption at host, Defender, Entra --------------------------------------------------------
+
+
+def test_prod_encrypts_every_pool_at_host_and_dev_does_not(dev: Evaluation, prod: Evaluation) -> None:
+    for evaluation, expected in ((prod, True), (dev, False)):
+        cluster = evaluation.one("azure-native:containerservice:ManagedCluster")
+        pools = [
+            *cluster.inputs["agentPoolProfiles"],
+            *(p.inputs for p in evaluation.of_type("azure-native:containerservice:AgentPool")),
+        ]
+        assert pools and all(pool["enableEncryptionAtHost"] is expected for pool in pools)
+
+
+def test_defender_for_containers_on_in_prod_only(dev: Evaluation, prod: Evaluation) -> None:
+    plan = prod.one(SECURITY_PRICING)
+    assert plan.inputs["pricingName"] == "Containers" and plan.inputs["pricingTier"] == "Standard"
+    assert plan.inputs["scopeId"] == "/subscriptions/22222222-2222-4222-8222-222222222222"
+    assert dev.of_type(SECURITY_PRICING) == []
+    assert _violations(prod, "defender-for-containers") == []
+    message = "no Defender for Containers plan (security Pricing `Containers`, tier Standard) on the subscription"
+    assert _violations(_without(prod, SECURITY_PRICING), "defender-for-containers") == [message]
+    registry = prod.one("azure-native:containerregistry:Registry")
+    assert "policies" not in registry.inputs  # no quarantine: nothing would release the images
+
+
+def test_postgres_entra_admin_group_keeps_password_sign_in(prod: Evaluation) -> None:
+    server = prod.one(POSTGRES)
+    assert server.inputs["authConfig"] == {
+        "activeDirectoryAuth": "Enabled",
+        "passwordAuth": "Enabled",
+        "tenantId": "11111111-1111-4111-8111-111111111111",
+    }
+    admin = prod.one("azure-native:dbforpostgresql:Administrator")
+    assert admin.inputs["objectId"] == "5f1c9a4e-2b7d-4c8e-9f3a-6d0e1b2c3a41"
+    assert admin.inputs["principalType"] == "Group" and admin.inputs["principalName"] == "mlops-platform-admins"
+    assert server.urn in admin.dependencies
+
+
+def test_entra_admin_group_needs_both_keys() -> None:
+    with pytest.raises(SettingsError, match="postgresEntraAdminGroupName"):
+        load_settings({**MINIMAL, "postgresEntraAdminGroupObjectId": "5f1c9a4e-2b7d-4c8e-9f3a-6d0e1b2c3a41"})
+    with pytest.raises(SettingsError, match="postgresEntraAdminGroupObjectId"):
+        load_settings({**MINIMAL, "postgresEntraAdminGroupObjectId": "not-a-guid", "postgresEntraAdminGroupName": "x"})
+
+
+def test_without_an_entra_group_the_server_keeps_password_only_and_policy_fails() -> None:
+    def no_group(config: dict[str, str]) -> None:
+        config["mlops-platform:postgresEntraAdminGroupObjectId"] = ""
+        config["mlops-platform:postgresEntraAdminGroupName"] = ""
+
+    evaluation = evaluate_with("prod", no_group)
+    assert evaluation.error is None, evaluation.error
+    assert evaluation.one(POSTGRES).inputs["authConfig"]["activeDirectoryAuth"] == "Disabled"
+    assert evaluation.of_type("azure-native:dbforpostgresql:Administrator") == []
+    assert _violations(evaluation, "postgres-entra-auth") == [
+        "authConfig.activeDirectoryAuth is 'Disabled', must be Enabled (set postgresEntraAdminGroupObjectId)"
+    ]
+
+
+# --- credential lifetime and rotation -----------------------------------------------------------
+
+
+def test_every_secret_has_a_content_type_and_expires_after_rotation_plus_grace(stack: Evaluation) -> None:
+    rotation = MOCK_NOW + timedelta(days=90)
+    expected = int(rotation.timestamp()) + 14 * SECONDS_PER_DAY
+    secrets = stack.of_type(SECRET)
+    assert len(secrets) == 8
+    for secret in secrets:
+        properties = secret.inputs["properties"]
+        assert properties["contentType"] in {"password", "username", "key", "connection-string"}, secret.name
+        assert properties["attributes"] == {"enabled": True, "expires": expected}, secret.name
+
+
+def test_expiry_epoch() -> None:
+    assert expiry_epoch("2026-04-05T09:00:00Z", 14) == 1775379600 + 14 * SECONDS_PER_DAY
+
+
+def test_advancing_the_keeper_rotates_the_credentials_and_nothing_else() -> None:
+    """Two runs a lifetime apart: the keeper is recreated at the new time; the diff of every
+    recorded input is exactly the rotated passwords and what carries them."""
+    before = evaluate("prod")
+    after = evaluate("prod", now=MOCK_NOW + timedelta(days=91))
+    assert before.error is None and after.error is None
+    old, new = before.by_urn(), after.by_urn()
+    assert set(old) == set(new)
+    assert before.one(ROTATING).inputs == after.one(ROTATING).inputs == {"rotationDays": 90}
+
+    changed = {old[urn].name for urn in old if old[urn].inputs != new[urn].inputs}
+    rotated_passwords = {"postgres-admin-password", "key-vault-mlflow-flask-secret-key"}
+    server_pods = {"mlflow-tracking", "mlflow-registry", "mlflow-artifacts"}
+    assert changed == {
+        *rotated_passwords,
+        "postgres-server",  # administratorLoginPassword: the new value reaches PostgreSQL
+        *(secret.name for secret in before.of_type(SECRET)),  # new value and/or new expiry
+        *server_pods,  # the restart annotation: the pods read the new password
+    }
+    assert (
+        after.one(POSTGRES).inputs["administratorLoginPassword"]
+        != before.one(POSTGRES).inputs["administratorLoginPassword"]
+    )
+    for name in server_pods:
+        generations = [
+            {r.name: r for r in evaluation.resources}[name].inputs["spec"]["template"]["metadata"]["annotations"]
+            for evaluation in (before, after)
+        ]
+        assert generations == [
+            {"mlops.io/credentials-generation": "2026-01-05T09:00:00Z"},
+            {"mlops.io/credentials-generation": "2026-04-06T09:00:00Z"},
+        ]
+
+    def value(evaluation: Evaluation, name: str) -> str:
+        return str(evaluation.one(SECRET, name).inputs["properties"]["value"])
+
+    new_value = {s.name for s in before.of_type(SECRET) if value(before, s.name) != value(after, s.name)}
+    assert new_value == {
+        "key-vault-postgres-admin-password",
+        "key-vault-mlflow-flask-secret-key",
+        "key-vault-mlflow-db-uri",
+        "key-vault-mlflow-registry-db-uri",
+        "key-vault-mlflow-auth-db-uri",
+    }
+    # Bootstrap passwords (stored by MLflow and Grafana at first start) keep their value.
+    for password in before.of_type(PASSWORD):
+        assert ("keepers" in password.inputs) == (password.name in rotated_passwords), password.name
