@@ -16,11 +16,13 @@ from components.azure.defender import DefenderForContainers, DefenderForContaine
 from components.azure.key_vault import KeyVault, KeyVaultArgs
 from components.azure.network import Network, NetworkArgs
 from components.azure.platform_identities import PlatformIdentities, PlatformIdentitiesArgs
+from components.azure.platform_images import BuildRegistry, PlatformImages, PlatformImagesArgs
 from components.azure.postgres import EntraAdministrator, PostgresArgs, PostgresServer
 from components.azure.private_link import PrivateEndpointPlacement
 from layout import cluster_layout
 from layout.audit import AuditSourceKind
 from layout.firewall import public_exposure
+from layout.images import PLATFORM_IMAGES
 from layout.naming import PlatformNames
 from settings.model import PlatformSettings
 
@@ -37,6 +39,7 @@ class AzureLayer:
     storage: ArtifactStorage
     vault: KeyVault
     registry: ContainerRegistry | None
+    images: PlatformImages
     aks: AksCluster
     identities: PlatformIdentities
     rotation: CredentialRotation
@@ -189,6 +192,15 @@ def declare(settings: PlatformSettings) -> AzureLayer:
         else None
     )
 
+    images = PlatformImages(
+        "images",
+        PlatformImagesArgs(
+            images=PLATFORM_IMAGES,
+            registry=BuildRegistry(registry.login_server, client.tenant_id) if registry else None,
+            prebuilt=settings.prebuilt_images,
+        ),
+    )
+
     aks = AksCluster(
         "aks",
         AksClusterArgs(
@@ -279,6 +291,7 @@ def declare(settings: PlatformSettings) -> AzureLayer:
         storage=storage,
         vault=vault,
         registry=registry,
+        images=images,
         aks=aks,
         identities=identities,
         rotation=rotation,

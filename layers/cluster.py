@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import pulumi
 
 from components.azure.artifact_storage import artifacts_destination
-from components.azure.container_registry import image_in_registry
 from components.cluster.istio_mesh import IstioMesh, IstioMeshArgs
 from components.cluster.mlflow_stack import MlflowStack, MlflowStackArgs, PodResources, RoleScaling
 from components.cluster.monitoring import Monitoring, MonitoringArgs, MonitoringValues
@@ -113,7 +112,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequen
             namespace=cluster_layout.AUTOMATION_NAMESPACE,
             stack=pulumi.get_stack(),
             schedule=settings.rollout_analysis_schedule,
-            image=image_in_registry(settings.rollout_analysis_image, azure.registry),
+            image=azure.images.refs["mlopsctl"],
             analyzer_client_id=azure.identities.client_ids["rollout-analyzer"],
             tenant_id=azure.client.tenant_id,
             key_vault_name=azure.vault.vault_name,
@@ -145,7 +144,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequen
             jobs_namespace=settings.ml_jobs_namespace,
             models_namespace=settings.models_namespace,
             monitoring_namespace=cluster_layout.MONITORING_NAMESPACE,
-            image=image_in_registry(settings.mlflow_image, azure.registry),
+            image=azure.images.refs["mlflow"],
             # Host and destination are filled in from the database and storage outputs.
             server=server_settings(settings, DatabaseServer(host="", user=settings.postgres_admin_login), ""),
             database_host=azure.postgres.fqdn,

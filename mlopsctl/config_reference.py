@@ -28,6 +28,8 @@ def _unwrap(annotation: Any) -> Any:
 def is_structured(annotation: Any) -> bool:
     """Object-valued keys: settable in stack files, but not typeable in Pulumi.yaml's config schema."""
     annotation = _unwrap(annotation)
+    if get_origin(annotation) is dict:
+        return True
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 

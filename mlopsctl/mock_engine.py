@@ -263,6 +263,8 @@ class AzureLikeMocks(pulumi.runtime.Mocks):
                 "metadata": metadata,
                 "status": {"loadBalancer": {"ingress": [{"ip": MOCK_LOAD_BALANCER_IP}]}},
             }
+        if args.typ == "docker-build:index:Image":
+            return f"{args.name}-id", _built_image(inputs)
         if not args.typ.startswith("azure-native:"):
             return f"{args.name}-id", inputs
         name = _azure_name(args.typ, inputs, args.name)
@@ -311,6 +313,9 @@ class AzureLikeMocks(pulumi.runtime.Mocks):
                 "subscriptionId": MOCK_SUBSCRIPTION_ID,
                 "tenantId": MOCK_TENANT_ID,
             }
+        if args.token == "azure-native:authorization:getClientToken":
+            # An opaque bearer token of the deployer (the program only hands it to the registry).
+            return {"token": "mock-entra-access-token." + hashlib.sha256(str(args.args).encode()).hexdigest()[:16]}
         if args.token in (
             "azure-native:containerservice:listManagedClusterAdminCredentials",
             "azure-native:containerservice:listManagedClusterUserCredentials",
@@ -320,6 +325,24 @@ class AzureLikeMocks(pulumi.runtime.Mocks):
             encoded = base64.b64encode(_kubeconfig(cluster, exec_login).encode()).decode()
             return {"kubeconfigs": [{"name": "clusterUser" if exec_login else "clusterAdmin", "value": encoded}]}
         raise NotImplementedError(f"the mock engine has no answer for invoke {args.token}")
+
+
+def _built_image(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What docker-build answers after a push: the manifest digest, `<tag>@<digest>`, the context hash.
+
+    The digest is a sha256 over the Dockerfile's text, the context location, the platforms and the
+    tags, so it has the real form (`sha256:` + 64 hex), is stable run to run, and changes when the
+    Dockerfile does — like a real build's. No Docker daemon is involved.
+    """
+    context = str((inputs.get("context") or {}).get("location") or ".")
+    dockerfile = str((inputs.get("dockerfile") or {}).get("location") or f"{context}/Dockerfile")
+    path = Path(dockerfile) if Path(dockerfile).is_absolute() else REPO_ROOT / dockerfile
+    text = path.read_text() if path.is_file() else str((inputs.get("dockerfile") or {}).get("inline") or "")
+    tags = [str(tag) for tag in inputs.get("tags") or []]
+    material = "\n".join([text, context, ",".join(map(str, inputs.get("platforms") or [])), *tags])
+    digest = "sha256:" + hashlib.sha256(material.encode()).hexdigest()
+    context_hash = hashlib.sha256((text + context).encode()).hexdigest()
+    return {**inputs, "digest": digest, "ref": f"{tags[0]}@{digest}" if tags else "", "contextHash": context_hash}
 
 
 class RecordingMonitor(mocks.MockMonitor):

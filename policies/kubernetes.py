@@ -14,6 +14,7 @@ from typing import Any
 
 from pulumi_policy import ResourceValidationArgs, Severity
 
+from layout.images import DIGEST_PULL_POLICY, is_digest_reference
 from policies.framework import get, resource_policy
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -106,6 +107,22 @@ def _pinned_images(props: Mapping[str, Any], _: ResourceValidationArgs) -> Itera
         problem = image_problem(container.get("image"))
         if problem:
             yield f"{label}: {problem}"
+
+
+def _digest_images(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterator[str]:
+    """The platform's own workloads run images by digest, with an explicit pull policy."""
+    for label, container in containers(props):
+        image = container.get("image")
+        if not is_digest_reference(image):
+            yield (
+                f"{label}: image {image!r} is not pinned by digest (`<registry>/<repository>@sha256:<64 hex>`): "
+                "a tag can be pushed again with other content"
+            )
+        policy = container.get("imagePullPolicy")
+        if not policy:
+            yield f"{label}: imagePullPolicy is not set (the default depends on the tag)"
+        elif is_digest_reference(image) and policy != DIGEST_PULL_POLICY:
+            yield f"{label}: imagePullPolicy is {policy!r}; a digest never changes, use {DIGEST_PULL_POLICY!r}"
 
 
 def _security_context(props: Mapping[str, Any], container: Mapping[str, Any], key: str) -> Any:
@@ -204,6 +221,19 @@ POLICIES = [
         types=_is_workload,
         check=_pinned_images,
         tags=("kubernetes", "change-control"),
+    ),
+    resource_policy(
+        "k8s-image-digest",
+        "The platform's own workloads run images by digest (`<registry>/<repository>@sha256:...`) with an "
+        "explicit imagePullPolicy (IfNotPresent for a digest). Own workloads are every Pod, Deployment, Job, "
+        "CronJob, ... the program declares itself; third-party images come from Helm charts, pinned by the "
+        "chart version (helm-release-pinned).",
+        severity=Severity.HIGH,
+        remediation="Use a digest reference from `PlatformImages.refs` (or a `prebuiltImages` digest, or a "
+        "third-party image with `@sha256:`) and set image_pull_policy=IfNotPresent.",
+        types=_is_workload,
+        check=_digest_images,
+        tags=("kubernetes", "change-control", "supply-chain"),
     ),
     resource_policy(
         "k8s-run-as-non-root",

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from settings.model import POSTGRES_STORAGE_SIZES_GB, image_registry
+from layout.images import IMAGE_NAMES, PLATFORM_IMAGES
+from settings.model import POSTGRES_STORAGE_SIZES_GB
 from settings.problems import Problem
 
 Values = dict[str, Any]
@@ -151,17 +152,27 @@ def _minimum_not_above_maximum(low: str, high: str) -> CombinationCheck:
     return CombinationCheck((low, high), run)
 
 
-def _mlflow_image_problems(values: Values, key: KeyOf) -> list[Problem]:
-    image = values["mlflow_image"]
-    if image_registry(image) is None and not values["container_registry"]:
-        return [
+def _prebuilt_image_problems(values: Values, key: KeyOf) -> list[Problem]:
+    """Prebuilt images name images the platform has; without a registry, every image is prebuilt."""
+    prebuilt = values["prebuilt_images"]
+    problems = [
+        Problem(
+            f"{key('prebuilt_images')}.{name}", "an image the platform does not build", f"one of {sorted(IMAGE_NAMES)}"
+        )
+        for name in prebuilt
+        if name not in IMAGE_NAMES
+    ]
+    if not values["container_registry"]:
+        problems += [
             Problem(
-                key("mlflow_image"),
-                f"{image!r} without a registry host while containerRegistry is false",
-                "a full reference such as `myregistry.azurecr.io/mlflow-server:3.17.2-1`",
+                f"{key('prebuilt_images')}.{image.name}",
+                "nothing while containerRegistry is false (there is no registry to build into)",
+                "a prebuilt image pinned by digest, `<registry>/<repository>@sha256:<64 hex>`",
             )
+            for image in PLATFORM_IMAGES
+            if image.name not in prebuilt
         ]
-    return []
+    return problems
 
 
 def _registry_problems(values: Values, key: KeyOf) -> list[Problem]:
@@ -228,7 +239,7 @@ COMBINATION_CHECKS: tuple[CombinationCheck, ...] = (
         _minimum_not_above_maximum(f"mlflow_{role}_min_replicas", f"mlflow_{role}_max_replicas")
         for role in ("tracking", "registry")
     ),
-    CombinationCheck(("mlflow_image", "container_registry"), _mlflow_image_problems),
+    CombinationCheck(("prebuilt_images", "container_registry"), _prebuilt_image_problems),
     CombinationCheck(
         (
             "vnet_address_space",

@@ -16,9 +16,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from layout.images import is_digest_reference
 from settings.rollout import RolloutSettings
 
 Environment = Literal["dev", "prod"]
@@ -80,12 +81,18 @@ ImageReference = Annotated[
 ]
 
 
-def image_registry(image: str) -> str | None:
-    """The registry host of an image reference (`myacr.azurecr.io/x:1` → `myacr.azurecr.io`), if any."""
-    first, _, rest = image.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return None
+def _digest_pinned(value: object) -> object:
+    if not is_digest_reference(value):
+        raise ValueError(
+            "an image pinned by digest, `<registry>/<repository>@sha256:<64 hex>` "
+            "(a tag alone is refused: it can be pushed again with other content)"
+        )
+    return value
+
+
+# A prebuilt image: an `ImageReference` that must carry a registry host and a digest (checked
+# first, so a tag-only reference is refused with that reason rather than a pattern).
+DigestImageReference = Annotated[ImageReference, BeforeValidator(_digest_pinned)]
 
 
 Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi)?$")]
@@ -243,6 +250,12 @@ class PlatformSettings(BaseModel):
     container_registry_sku: RegistrySku = Field(
         default="Premium", description="Registry SKU; private endpoints need `Premium`."
     )
+    prebuilt_images: dict[str, DigestImageReference] = Field(
+        default_factory=dict,
+        description="Platform images (`mlflow`, `mlopsctl`, ... as listed in layout/images.py) to run "
+        "prebuilt instead of building them from `images/`: image name → `<registry>/<repository>@sha256:<digest>`. "
+        "Tags alone are refused. Empty (the default): the program builds and pushes every image itself.",
+    )
 
     # --- AKS ------------------------------------------------------------------------------
     aks_kubernetes_version: Annotated[str, StringConstraints(pattern=r"^1\.\d{2}\.\d{1,2}$")] = Field(
@@ -295,11 +308,6 @@ class PlatformSettings(BaseModel):
     # --- rollout automation ---------------------------------------------------------------
     rollout_analysis_schedule: Annotated[str, AfterValidator(_cron)] = Field(
         default="*/5 * * * *", description="Cron schedule of the CronJob that runs `mlopsctl rollout advance`."
-    )
-    rollout_analysis_image: ImageReference = Field(
-        default="mlops-platform/mlopsctl:0.1.0",
-        description="Image of `mlopsctl` (built from images/mlopsctl), pinned by tag or digest; without a "
-        "registry host it is pulled from the stack's container registry.",
     )
     pulumi_operator: bool = Field(
         default=False,
@@ -382,11 +390,6 @@ class PlatformSettings(BaseModel):
     )
 
     # --- MLflow servers -------------------------------------------------------------------
-    mlflow_image: ImageReference = Field(
-        default="mlflow-server:3.17.2-1",
-        description="MLflow server image built from `images/mlflow/`, with a tag or `@sha256:` digest. "
-        "Without a registry host it is pulled from the stack's container registry.",
-    )
     mlflow_admin_username: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.-]{2,31}$")] = Field(
         default="mlflow-admin",
         description="Basic-auth administrator created on first start (password generated in Key Vault).",

@@ -21,7 +21,8 @@ SELDON_TYPE = "kubernetes:machinelearning.seldon.io/v1:SeldonDeployment"
 
 _CONTAINER: dict[str, Any] = {
     "name": "mlflow",
-    "image": "mlopsprodacr.azurecr.io/mlflow-server:3.6.0",
+    "image": "mlopsprodacr.azurecr.io/mlops/mlflow-server@sha256:" + "3f" * 32,
+    "imagePullPolicy": "IfNotPresent",
     "ports": [{"name": "http", "containerPort": 5000}],
     "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
     "securityContext": {

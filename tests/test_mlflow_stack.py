@@ -12,6 +12,7 @@ import yaml
 
 from components.cluster.mlflow_stack import job_template
 from layout import cluster_layout, mlflow_routing
+from layout.images import image_by_name
 from layout.mlflow_server import (
     ROLES,
     DatabaseServer,
@@ -211,7 +212,8 @@ def test_deployments_run_the_builders_command_line(stack: Evaluation) -> None:
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         command = server_command(role, expected)
         assert container["command"] == list(command.args)
-        assert container["image"] == f"{registry}/{settings.mlflow_image}"
+        assert container["image"].startswith(f"{registry}/{image_by_name('mlflow').repository}@sha256:")
+        assert container["imagePullPolicy"] == "IfNotPresent"
         env = {e["name"]: e for e in container["env"]}
         assert {k: env[k]["value"] for k in command.env} == command.env
         for name, key in command.secret_env.items():

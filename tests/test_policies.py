@@ -407,6 +407,30 @@ CASES = [
         "container mlflow: image 'mlflow:' has an empty tag",
     ),
     Case(
+        "k8s-image-digest",
+        in_cluster("deployment"),
+        setting(f"{MAIN}.image", "mlopsprodacr.azurecr.io/mlops/mlflow-server:3.17.2-1"),
+        "container mlflow: image 'mlopsprodacr.azurecr.io/mlops/mlflow-server:3.17.2-1' is not pinned by digest",
+    ),
+    Case(
+        "k8s-image-digest",
+        in_cluster("job"),
+        setting(f"{POD}.containers.0.image", "mlops/mlflow-server@sha256:" + "ab" * 32),
+        "container migrate: image 'mlops/mlflow-server@sha256:",
+    ),
+    Case(
+        "k8s-image-digest",
+        in_cluster("deployment"),
+        setting(f"{MAIN}.imagePullPolicy", ...),
+        "container mlflow: imagePullPolicy is not set",
+    ),
+    Case(
+        "k8s-image-digest",
+        in_cluster("job"),
+        setting(f"{POD}.containers.0.imagePullPolicy", "Always"),
+        "container migrate: imagePullPolicy is 'Always'; a digest never changes, use 'IfNotPresent'",
+    ),
+    Case(
         "k8s-run-as-non-root",
         in_cluster("deployment"),
         setting(f"{POD}.securityContext.runAsNonRoot", ...),

@@ -21,7 +21,8 @@ def test_analysis_cronjob(stack: Evaluation) -> None:
     container = pod["containers"][0]
     assert container["args"] == ["rollout", "advance", "--stack", stack.stack, "--json"]
     registry = stack.outputs["containerRegistryLoginServer"].value
-    assert container["image"] == f"{registry}/mlops-platform/mlopsctl:0.1.0"
+    assert container["image"].startswith(f"{registry}/mlops/mlopsctl@sha256:")
+    assert container["imagePullPolicy"] == "IfNotPresent"
     assert pod["serviceAccountName"] == "rollout-analyzer" and pod["automountServiceAccountToken"] is False
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["MLFLOW_TRACKING_PASSWORD_FILE"] == "/mnt/secrets/mlflow-admin-password"
@@ -75,7 +76,10 @@ def test_operator_without_its_settings_is_a_settings_error() -> None:
     ]
 
 
-def test_unpinned_analysis_image_is_a_settings_error() -> None:
-    evaluation = evaluate_with("dev", lambda config: config.__setitem__(P + "rolloutAnalysisImage", "mlopsctl:latest"))
+def test_analysis_image_pinned_by_tag_is_a_settings_error() -> None:
+    image = "mlopsdevacr.azurecr.io/mlops/mlopsctl:0.1.0"
+    evaluation = evaluate_with(
+        "dev", lambda config: config.__setitem__(P + "prebuiltImages", f'{{"mlopsctl": "{image}"}}')
+    )
     assert isinstance(evaluation.error, SettingsError)
-    assert evaluation.error.keys == ["rolloutAnalysisImage"]
+    assert evaluation.error.keys == ["prebuiltImages.mlopsctl"]

@@ -121,30 +121,41 @@ BAD_CONFIG = [
     ),
     pytest.param(
         "dev",
-        _set("mlflowImage", "mlflow-server:latest@sha256:xyz"),
-        ["mlflowImage"],
-        "`@sha256:` digest",
-        id="bad-image",
+        _set("prebuiltImages", '{"mlflow": "mlopsdevacr.azurecr.io/mlops/mlflow-server@sha256:xyz"}'),
+        ["prebuiltImages.mlflow"],
+        "pinned by digest",
+        id="bad-image-digest",
     ),
     pytest.param(
         "dev",
-        lambda c: c.update({P + "containerRegistry": "false", P + "mlflowImage": "mlflow-server:3.17.2-1"}),
-        ["mlflowImage"],
-        "without a registry host",
-        id="image-without-registry",
+        lambda c: c.update({P + "containerRegistry": "false", P + "prebuiltImages": "{}"}),
+        ["prebuiltImages.mlflow", "prebuiltImages.mlopsctl"],
+        "while containerRegistry is false",
+        id="no-registry-no-prebuilt-images",
+    ),
+    pytest.param(
+        "dev",
+        _set("prebuiltImages", '{"mlfow": "mlopsdevacr.azurecr.io/mlops/mlflow-server@sha256:' + "a" * 64 + '"}'),
+        ["prebuiltImages.mlfow"],
+        "does not build",
+        id="prebuilt-image-unknown-name",
     ),
     pytest.param(
         "dev", _set("mlflowMemoryLimit", "2GB"), ["mlflowMemoryLimit"], "Kubernetes quantity", id="bad-quantity"
     ),
     pytest.param(
         "dev",
-        _set("mlflowImage", "mlflow-server:latest"),
-        ["mlflowImage"],
-        "other than `latest`",
-        id="mlflow-image-latest",
+        _set("prebuiltImages", '{"mlflow": "mlopsdevacr.azurecr.io/mlops/mlflow-server:3.17.2-1"}'),
+        ["prebuiltImages.mlflow"],
+        "a tag alone is refused",
+        id="prebuilt-image-by-tag",
     ),
     pytest.param(
-        "dev", _set("mlflowImage", "mlflow-server"), ["mlflowImage"], "pinned by a tag", id="mlflow-image-untagged"
+        "dev",
+        _set("prebuiltImages", '{"mlflow": "mlops/mlflow-server@sha256:' + "a" * 64 + '"}'),
+        ["prebuiltImages.mlflow"],
+        "<registry>/<repository>@sha256:<64 hex>",
+        id="prebuilt-image-without-registry",
     ),
 ]
 

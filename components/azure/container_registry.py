@@ -1,4 +1,4 @@
-"""Azure Container Registry for the platform's own images (the MLflow server image).
+"""Azure Container Registry for the platform's own images (built by components/azure/platform_images.py).
 
 Entra ID only: no admin user, no anonymous pull. AKS pulls with its kubelet identity (AcrPull,
 assigned in the AKS component).
@@ -13,7 +13,6 @@ from pulumi_azure_native import containerregistry
 
 from components.azure.private_link import PrivateEndpointPlacement, PrivateLink, PrivateLinkArgs
 from layout.firewall import PublicExposure
-from settings.model import image_registry
 
 
 @dataclass(frozen=True)
@@ -77,10 +76,3 @@ class ContainerRegistry(pulumi.ComponentResource):
         self.registry_id = registry.id
         self.login_server = registry.login_server
         self.register_outputs({"registryId": self.registry_id, "loginServer": self.login_server})
-
-
-def image_in_registry(image: str, registry: ContainerRegistry | None) -> pulumi.Input[str]:
-    """Images without a registry host are pulled from the stack's container registry."""
-    if image_registry(image) is not None or registry is None:
-        return image
-    return pulumi.Output.concat(registry.login_server, "/", image)

@@ -33,6 +33,7 @@ import yaml
 
 from components.cluster.pod_security import restricted_container, restricted_pod
 from layout import cluster_layout, mlflow_routing
+from layout.images import DIGEST_PULL_POLICY
 from layout.key_vault_csi import key_vault_provider_parameters
 from layout.mlflow_server import (
     ROLES,
@@ -77,7 +78,8 @@ class MlflowStackArgs:
     jobs_namespace: str
     models_namespace: str
     monitoring_namespace: str
-    image: pulumi.Input[str]
+    image: pulumi.Output[str]
+    """`<registry>/<repository>@sha256:<digest>` from `PlatformImages.refs` (the pods wait for the build)."""
     server: ServerSettings
     """The servers' settings; the database host and the artifacts destination are replaced below."""
     database_host: pulumi.Input[str]
@@ -430,6 +432,7 @@ class MlflowStack(pulumi.ComponentResource):
             return k8s.core.v1.ContainerArgs(
                 name=f"migrate-{names[index]}",
                 image=args.image,
+                image_pull_policy=DIGEST_PULL_POLICY,
                 command=commands.apply(lambda c: c[index]),
                 env=env,
                 resources=k8s.core.v1.ResourceRequirementsArgs(
@@ -539,6 +542,7 @@ class MlflowStack(pulumi.ComponentResource):
                             k8s.core.v1.ContainerArgs(
                                 name="mlflow",
                                 image=args.image,
+                                image_pull_policy=DIGEST_PULL_POLICY,
                                 command=command.apply(lambda c: list(c.args)),
                                 env=env,
                                 # The only writable place (emptyDir): metrics, caches, and the

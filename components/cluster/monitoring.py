@@ -30,6 +30,7 @@ from pulumi_kubernetes.helm.v3 import Release, ReleaseArgs, RepositoryOptsArgs
 from components.cluster.pod_security import restricted_container, restricted_pod
 from components.cluster.seldon_core import EXECUTOR_METRICS_PATH, EXECUTOR_METRICS_PORT_NAME, SELDON_POD_LABEL
 from layout import cluster_layout
+from layout.images import DIGEST_PULL_POLICY, UPSTREAM_IMAGES
 from layout.key_vault_csi import key_vault_provider_parameters
 from observability import alerts, dashboards
 
@@ -43,7 +44,7 @@ GRAFANA_ADMIN_SECRET: Final = "grafana-admin"
 GRAFANA_USER_KEY: Final = "admin-user"
 GRAFANA_PASSWORD_KEY: Final = "admin-password"
 DASHBOARD_LABEL: Final = "grafana_dashboard"
-SECRET_SYNC_IMAGE: Final = "registry.k8s.io/pause:3.10"
+SECRET_SYNC_IMAGE: Final = UPSTREAM_IMAGES["pause"]
 _ISTIO_CERTS_VOLUME: Final = "istio-certs"
 _PROM_CERTS_DIR: Final = "/etc/prom-certs"
 
@@ -351,6 +352,7 @@ class Monitoring(pulumi.ComponentResource):
                             kubernetes.core.v1.ContainerArgs(
                                 name="pause",
                                 image=SECRET_SYNC_IMAGE,
+                                image_pull_policy=DIGEST_PULL_POLICY,
                                 resources=kubernetes.core.v1.ResourceRequirementsArgs(
                                     requests={"cpu": "5m", "memory": "8Mi"}, limits={"memory": "16Mi"}
                                 ),

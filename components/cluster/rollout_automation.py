@@ -19,6 +19,7 @@ import pulumi_kubernetes as kubernetes
 from components.cluster.pod_security import restricted_container, restricted_pod
 from layout import cluster_layout
 from layout.cluster_layout import MLFLOW_ADMIN_PASSWORD
+from layout.images import DIGEST_PULL_POLICY
 from layout.key_vault_csi import key_vault_provider_parameters
 
 ANALYZER = "rollout-analyzer"
@@ -50,7 +51,8 @@ class RolloutAutomationArgs:
     namespace: str
     stack: str
     schedule: str
-    image: pulumi.Input[str]
+    image: pulumi.Output[str]
+    """The `mlopsctl` image by digest, from `PlatformImages.refs` (the CronJob waits for the build)."""
     analyzer_client_id: pulumi.Input[str]
     tenant_id: pulumi.Input[str]
     key_vault_name: pulumi.Input[str]
@@ -137,6 +139,7 @@ class RolloutAutomation(pulumi.ComponentResource):
                                     kubernetes.core.v1.ContainerArgs(
                                         name="mlopsctl",
                                         image=args.image,
+                                        image_pull_policy=DIGEST_PULL_POLICY,
                                         args=analysis_command(args.stack)[1:],
                                         env=env,
                                         resources=kubernetes.core.v1.ResourceRequirementsArgs(
