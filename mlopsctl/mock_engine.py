@@ -263,10 +263,9 @@ class AzureLikeMocks(pulumi.runtime.Mocks):
                 "metadata": metadata,
                 "status": {"loadBalancer": {"ingress": [{"ip": MOCK_LOAD_BALANCER_IP}]}},
             }
-        if args.typ == "docker-build:index:Image":
-            return f"{args.name}-id", _built_image(inputs)
         if not args.typ.startswith("azure-native:"):
-            return f"{args.name}-id", inputs
+            # docker-build answers a pushed image with its digest; other providers echo their inputs.
+            return f"{args.name}-id", _built_image(inputs) if args.typ == "docker-build:index:Image" else inputs
         name = _azure_name(args.typ, inputs, args.name)
         state: dict[str, Any] = {**inputs, "name": name}
         resource_id = _arm_id(args.typ, inputs, name)
