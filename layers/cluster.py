@@ -46,6 +46,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequen
             tls_secret_name=settings.gateway_tls_secret_name,
             internal_load_balancer=settings.ingress_internal_load_balancer,
             high_availability=settings.is_prod,
+            node_pools=azure.aks.user_node_pools,
         ),
     )
 
@@ -57,6 +58,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequen
             chart_version=settings.seldon_core_operator_chart_version,
             models_namespace=settings.models_namespace,
             istio_crds=mesh.base,
+            node_pools=azure.aks.user_node_pools,
         ),
     )
 
@@ -81,6 +83,8 @@ def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequen
             grafana_client_id=azure.identities.client_ids["grafana"],
             istio_crds=mesh.base,
             istiod=mesh.istiod,
+            node_pools=azure.aks.user_node_pools,
+            grafana_identity_ready=azure.identities.ready["grafana"],
             thresholds=AlertThresholds(
                 model_error_ratio=settings.alert_model_error_percent / 100,
                 model_p95_latency_seconds=settings.alert_model_p95_latency_ms / 1000,
@@ -100,6 +104,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequen
             artifacts_destination=artifacts_destination(azure.names.storage_account, settings.artifact_container),
             storage_secret=settings.rollout.storage_secret,
             reader_client_id=azure.identities.client_ids["model-reader"],
+            reader_identity_ready=azure.identities.ready["model-reader"],
             provider=azure.aks.provider,
             cluster=azure.aks.cluster,
             depends_on=[seldon],
@@ -121,6 +126,8 @@ def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequen
             prometheus_url=settings.rollout.prometheus_url or monitoring.prometheus_url,
             provider=azure.aks.provider,
             cluster=azure.aks.cluster,
+            node_pools=azure.aks.user_node_pools,
+            analyzer_identity_ready=azure.identities.ready["rollout-analyzer"],
             operator=OperatorArgs(
                 chart_version=settings.pulumi_operator_chart_version,
                 resync_seconds=settings.pulumi_operator_resync_seconds,
@@ -167,6 +174,11 @@ def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequen
             ),
             zone_spread=len(settings.aks_zones) > 1,
             postgres_subnet=settings.postgres_subnet,
+            node_pools=azure.aks.user_node_pools,
+            databases=[*azure.postgres.databases, *azure.postgres.network_path],
+            identities_ready=azure.identities.ready,
+            istio_crds=mesh.base,
+            monitoring_crds=monitoring.release,
             deleted_with=azure.aks.cluster,
             credentials_generation=azure.rotation.generation,
         ),

@@ -65,6 +65,10 @@ class RecordedResource:
     dependencies: tuple[str, ...]
     additional_secret_outputs: tuple[str, ...]
     ignore_changes: tuple[str, ...]
+    id: str = ""
+    """The id the (mock) provider answered with: Azure resource ids, for matching scopes."""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """The state the (mock) provider answered with (principal ids, FQDNs), for the deploy-order rules."""
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,20 @@ def _kubeconfig(cluster: str, exec_login: bool) -> str:
             "exec": {
                 "apiVersion": "client.authentication.k8s.io/v1beta1",
                 "command": "kubelogin",
-                "args": ["get-token", "--login", "devicecode", "--server-id", "6dae42f8-4368-4678-94ff-3960e28e3630"],
+                # What AKS returns for `format=exec`: device-code login with the AKS public client.
+                "args": [
+                    "get-token",
+                    "--environment",
+                    "AzurePublicCloud",
+                    "--server-id",
+                    "6dae42f8-4368-4678-94ff-3960e28e3630",
+                    "--client-id",
+                    "80faf920-1908-4b52-b5ef-a8e7bedfc67a",
+                    "--tenant-id",
+                    MOCK_TENANT_ID,
+                    "--login",
+                    "devicecode",
+                ],
             }
         }
     else:
@@ -376,6 +393,8 @@ class RecordingMonitor(mocks.MockMonitor):
                 dependencies=tuple(request.dependencies),
                 additional_secret_outputs=tuple(request.additionalSecretOutputs),
                 ignore_changes=tuple(request.ignoreChanges),
+                id=response.id,
+                outputs=_plain(rpc.deserialize_properties(response.object)) if response.object else {},
             )
         )
         return response

@@ -234,6 +234,33 @@ def _entra_admin_problems(values: Values, key: KeyOf) -> list[Problem]:
     return []
 
 
+def _cluster_access_problems(values: Values, key: KeyOf) -> list[Problem]:
+    """Who deploys into an Entra-only cluster is configuration, and kubelogin must know as whom."""
+    problems = []
+    if not values["aks_local_accounts"] and not values["aks_deployer_object_ids"]:
+        problems.append(
+            Problem(
+                key("aks_deployer_object_ids"),
+                "nothing with aksLocalAccounts false",
+                "the object ids of the principals that run `pulumi up` (CI, the operator)",
+            )
+        )
+    duplicates = sorted(
+        {i for i in values["aks_deployer_object_ids"] if values["aks_deployer_object_ids"].count(i) > 1}
+    )
+    if duplicates:
+        problems.append(Problem(key("aks_deployer_object_ids"), f"duplicates {duplicates}", "each entry once"))
+    if values["aks_kubelogin_mode"] == "spn" and not values["aks_kubelogin_client_id"]:
+        problems.append(
+            Problem(
+                key("aks_kubelogin_client_id"),
+                "nothing with aksKubeloginMode spn",
+                "the service principal's client id (kubelogin never reuses the Azure CLI's)",
+            )
+        )
+    return problems
+
+
 COMBINATION_CHECKS: tuple[CombinationCheck, ...] = (
     *(
         _minimum_not_above_maximum(f"mlflow_{role}_min_replicas", f"mlflow_{role}_max_replicas")
@@ -282,5 +309,9 @@ COMBINATION_CHECKS: tuple[CombinationCheck, ...] = (
             "pulumi_deployer_client_id",
         ),
         _operator_problems,
+    ),
+    CombinationCheck(
+        ("aks_local_accounts", "aks_deployer_object_ids", "aks_kubelogin_mode", "aks_kubelogin_client_id"),
+        _cluster_access_problems,
     ),
 )

@@ -56,7 +56,9 @@ def _pinned_image(value: str) -> str:
 
 
 KubeloginMode = Literal["azurecli", "workloadidentity", "spn", "msi"]
+"""Non-interactive kubelogin logins (`layout.kubelogin` writes their arguments)."""
 
+GUID_OR_EMPTY = r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
 Cidr = Annotated[str, StringConstraints(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")]
 IpAddress = Annotated[str, StringConstraints(pattern=r"^\d{1,3}(\.\d{1,3}){3}$")]
 OptionalGuid = Annotated[
@@ -272,7 +274,27 @@ class PlatformSettings(BaseModel):
     aks_kubelogin_mode: KubeloginMode = Field(
         default="azurecli",
         description="How the Pulumi Kubernetes provider logs in when local accounts are off: `azurecli` "
-        "(a person or CI after `az login`), `workloadidentity` (Pulumi Kubernetes Operator), `spn`, `msi`.",
+        "(a person after `az login`), `workloadidentity` (GitHub Actions OIDC with kubelogin >= 0.2.0, or a "
+        "pod's federated token: refreshed for the whole `up`), `msi` (a runner VM's managed identity), `spn` "
+        "(service principal secret from the environment; needs aksKubeloginClientId).",
+    )
+    aks_kubelogin_client_id: Annotated[str, StringConstraints(pattern=GUID_OR_EMPTY)] = Field(
+        default="",
+        description="Client id kubelogin logs in as for `workloadidentity`, `msi` and `spn` (empty: "
+        "`AZURE_CLIENT_ID` from the environment, or the machine's only managed identity).",
+    )
+    aks_deployer_object_ids: list[Guid] = Field(
+        default_factory=list,
+        description="Object ids of every principal that runs `pulumi up` for this stack (CI's service "
+        "principal, the operator's identity): each gets AKS RBAC Cluster Admin on this cluster. Required "
+        "when aksLocalAccounts is false; never derived from whoever runs `up`.",
+    )
+    aks_rbac_propagation_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=1800,
+        description="Bounded wait between the deployer grants and the first in-cluster request (Azure RBAC "
+        "for Kubernetes propagates within about five minutes); only on creation or a change of deployers.",
     )
     aks_encryption_at_host: bool = Field(
         default=True,

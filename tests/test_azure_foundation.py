@@ -216,7 +216,7 @@ def test_one_kubernetes_provider_from_the_cluster_kubeconfig(dev: Evaluation, pr
         user = kubeconfig["users"][0]["user"]
         if exec_plugin:  # Entra-only cluster: kubelogin, non-interactive login
             args = user["exec"]["args"]
-            assert args[args.index("--login") + 1] == "azurecli"
+            assert args[args.index("--login") + 1] == "workloadidentity"
         else:
             assert "exec" not in user
     admin_grant = [
@@ -225,6 +225,7 @@ def test_one_kubernetes_provider_from_the_cluster_kubeconfig(dev: Evaluation, pr
         if r.inputs["roleDefinitionId"].endswith(azure_roles.AKS_RBAC_CLUSTER_ADMIN)
     ]
     assert len(admin_grant) == 1 and admin_grant[0].inputs["scope"].endswith("/managedClusters/mlops-prod-aks")
+    assert admin_grant[0].inputs["principalId"] == "7c3e5a90-1d2b-4f6e-8a9c-0b1d2e3f4a5b"
 
 
 def test_workload_identities_are_least_privilege(stack: Evaluation) -> None:

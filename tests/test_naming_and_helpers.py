@@ -6,11 +6,9 @@ import re
 import uuid
 
 import pytest
-import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.azure.aks import kubeconfig_with_login_mode
 from components.azure.postgres import sqlalchemy_uri
 from layout.firewall import public_exposure
 from layout.naming import PlatformNames, global_name
@@ -69,30 +67,6 @@ def test_truncation_keeps_the_suffix() -> None:
     assert len(name) == 24 and name.endswith("abc123")
     with pytest.raises(ValueError, match="no room"):
         global_name("p", "dev", "x", "abcdef", max_length=8, hyphens=True)
-
-
-def test_entra_kubeconfig_gets_a_non_interactive_login() -> None:
-    kubeconfig = yaml.safe_dump(
-        {
-            "users": [
-                {
-                    "name": "u",
-                    "user": {
-                        "exec": {
-                            "command": "kubelogin",
-                            "args": ["get-token", "--login", "devicecode", "--server-id", "x"],
-                        }
-                    },
-                }
-            ]
-        }
-    )
-    args = yaml.safe_load(kubeconfig_with_login_mode(kubeconfig, "workloadidentity"))["users"][0]["user"]["exec"][
-        "args"
-    ]
-    assert args == ["get-token", "--login", "workloadidentity", "--server-id", "x"]
-    admin = yaml.safe_dump({"users": [{"name": "admin", "user": {"token": "t"}}]})
-    assert yaml.safe_load(kubeconfig_with_login_mode(admin, "azurecli")) == yaml.safe_load(admin)
 
 
 def test_public_exposure() -> None:

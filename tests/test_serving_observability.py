@@ -94,17 +94,23 @@ def test_in_cluster_objects_use_the_cluster_provider_and_go_with_the_cluster(sta
 
 
 def test_releases_depend_only_on_what_they_need(stack: Evaluation) -> None:
-    assert _depends_on(stack, _release(stack, "istio-base")) == {"istio-namespace"}
-    assert _depends_on(stack, _release(stack, "istio-istiod")) == {"istio-base"}
-    assert _depends_on(stack, _release(stack, "istio-ingress-gateway")) == {"istio-istiod"}
+    # Every release also waits for the user node pool (its pods cannot run on the system pool).
+    pool = {"aks-workload"}
+    assert _depends_on(stack, _release(stack, "istio-base")) == {"istio-namespace"} | pool
+    assert _depends_on(stack, _release(stack, "istio-istiod")) == {"istio-base"} | pool
+    assert _depends_on(stack, _release(stack, "istio-ingress-gateway")) == {"istio-istiod"} | pool
     # Seldon needs Istio's CRDs (it creates VirtualServices), not the control plane or monitoring.
-    assert _depends_on(stack, _release(stack, "seldon-operator")) == {"istio-base", "seldon-system-namespace"}
+    assert _depends_on(stack, _release(stack, "seldon-operator")) == {"istio-base", "seldon-system-namespace"} | pool
     # Prometheus needs injection for its mTLS certificates and the Grafana admin Secret; not Seldon.
-    assert _depends_on(stack, _release(stack, "monitoring-kube-prometheus-stack")) == {
-        "istio-istiod",
-        "monitoring-namespace",
-        "monitoring-grafana-secret-sync",
-    }
+    assert (
+        _depends_on(stack, _release(stack, "monitoring-kube-prometheus-stack"))
+        == {
+            "istio-istiod",
+            "monitoring-namespace",
+            "monitoring-grafana-secret-sync",
+        }
+        | pool
+    )
     for kind, name in (("PodMonitor", "monitoring-seldon-executors"), ("PrometheusRule", "monitoring-platform-rules")):
         assert _depends_on(stack, _custom(stack, kind, name)) == {"monitoring-kube-prometheus-stack"}
 

@@ -203,6 +203,7 @@ MINIMAL = {
     "costCenter": "cc",
     "domain": "dev.mlops.example.com",
     "aksAdminGroupObjectIds": ["5f1c9a4e-2b7d-4c8e-9f3a-6d0e1b2c3a41"],
+    "aksDeployerObjectIds": ["7c3e5a90-1d2b-4f6e-8a9c-0b1d2e3f4a5b"],
 }
 
 

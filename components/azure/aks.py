@@ -1,8 +1,12 @@
 """AKS: pinned version, Entra ID + Azure RBAC, workload identity, Key Vault CSI, network policy.
 
 Owns the one `pulumi_kubernetes.Provider` every in-cluster component uses. With local accounts
-off (prod), the provider's kubeconfig is the Entra one (kubelogin, login mode from settings) and
-the deploying principal gets "Azure Kubernetes Service RBAC Cluster Admin" on this cluster only.
+off (prod), the provider's kubeconfig is the Entra one, rewritten for the configured kubelogin
+login (`layout.kubelogin`), and every configured deployer principal (an object id from settings,
+never "whoever runs `up`") gets "Azure Kubernetes Service RBAC Cluster Admin" on this cluster
+only. The provider waits for those grants and then for a bounded `Sleep` (pulumiverse-time):
+Azure RBAC for Kubernetes takes minutes to reach the API server's authorizer, and no check
+available to the engine can poll it without credentials of its own.
 """
 
 from __future__ import annotations
@@ -14,39 +18,20 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as kubernetes
-import yaml
+import pulumiverse_time as time
 from pulumi_azure_native import authorization, containerservice, managedidentity
 
 from components.azure import azure_roles
+from layout.kubelogin import KubeloginLogin, kubeconfig_with_login
+from settings.model import KubeloginMode
 
 SYSTEM_POOL = "system"
 WORKLOAD_POOL = "workload"
 WORKLOAD_POOL_LABEL = "mlops.io/pool"
 
 
-def kubeconfig_with_login_mode(kubeconfig: str, login_mode: str) -> str:
-    """Point kubelogin at a non-interactive login (`azurecli`, `workloadidentity`, ...).
-
-    AKS returns Entra kubeconfigs set up for device-code login, which cannot work in CI or in
-    the Pulumi Kubernetes Operator. Admin kubeconfigs (no exec plugin) are returned unchanged.
-    """
-    document = yaml.safe_load(kubeconfig)
-    for user in document.get("users") or []:
-        exec_config = (user.get("user") or {}).get("exec")
-        if not exec_config:
-            continue
-        args = list(exec_config.get("args") or [])
-        if "--login" in args:
-            index = args.index("--login")
-            args[index + 1 : index + 2] = [login_mode]
-        else:
-            args += ["--login", login_mode]
-        exec_config["args"] = args
-    return yaml.safe_dump(document, sort_keys=False)
-
-
-def _decode_kubeconfig(encoded: str, login_mode: str) -> str:
-    return kubeconfig_with_login_mode(base64.b64decode(encoded).decode(), login_mode)
+def _decode_kubeconfig(encoded: str, login: KubeloginLogin) -> str:
+    return kubeconfig_with_login(base64.b64decode(encoded).decode(), login)
 
 
 @dataclass(frozen=True)
@@ -58,10 +43,11 @@ class AksClusterArgs:
     tier: str
     tenant_id: pulumi.Input[str]
     subscription_id: pulumi.Input[str]
-    deployer_object_id: pulumi.Input[str]
+    deployer_object_ids: Sequence[str]
+    """Principals that deploy into the cluster (CI, the operator): AKS RBAC Cluster Admin each."""
     admin_group_object_ids: Sequence[str]
     local_accounts: bool
-    kubelogin_mode: str
+    kubelogin_mode: KubeloginMode
     nodes_subnet_id: pulumi.Input[str]
     zones: Sequence[str]
     system_vm_size: str
@@ -77,6 +63,9 @@ class AksClusterArgs:
     maintenance_day: str
     maintenance_start_hour: int
     maintenance_duration_hours: int
+    rbac_propagation_seconds: int = 300
+    """Bound of the wait between the deployer grants and the first in-cluster request."""
+    kubelogin_client_id: str = ""
     registry_id: pulumi.Input[str] | None = None
     encryption_at_host: bool = False
     """Encrypt temp disks, caches and ephemeral OS disks of every pool at the host (subscription
@@ -94,6 +83,9 @@ class AksCluster(pulumi.ComponentResource):
     provider: kubernetes.Provider
     cluster: containerservice.ManagedCluster
     """For `deleted_with` of in-cluster releases."""
+    user_node_pools: list[containerservice.AgentPool]
+    """Where pods run (the system pool takes only critical add-ons): everything that makes pods
+    waits for these (`node_pools` of the in-cluster components)."""
 
     def __init__(self, name: str, args: AksClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:azure:AksCluster", name, None, opts)
@@ -203,7 +195,7 @@ class AksCluster(pulumi.ComponentResource):
                 ignore_changes=["agentPoolProfiles[0].count"],
             ),
         )
-        containerservice.AgentPool(
+        workload_pool = containerservice.AgentPool(
             f"{name}-{WORKLOAD_POOL}",
             agent_pool_name=WORKLOAD_POOL,
             resource_name_=cluster.name,
@@ -257,29 +249,49 @@ class AksCluster(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=cluster),
             )
 
+        # Deployer grants are configuration: CI and an in-cluster operator running `up` declare
+        # the same set, so neither removes the other's access. Named by principal, so reordering
+        # the list replaces nothing.
+        deployer_grants = [
+            authorization.RoleAssignment(
+                f"{name}-deployer-admin-{principal}",
+                principal_id=principal,
+                role_definition_id=azure_roles.role_definition(
+                    args.subscription_id, azure_roles.AKS_RBAC_CLUSTER_ADMIN
+                ),
+                scope=cluster.id,
+                description="A configured deployer principal manages in-cluster resources",
+                opts=pulumi.ResourceOptions(parent=cluster),
+            )
+            for principal in args.deployer_object_ids
+        ]
         credential_dependencies: list[pulumi.Resource] = [cluster]
         credentials: pulumi.Output[Any]
+        login = KubeloginLogin(args.kubelogin_mode, client_id=args.kubelogin_client_id)
         if args.local_accounts:
             credentials = containerservice.list_managed_cluster_admin_credentials_output(
                 resource_group_name=args.resource_group_name, resource_name=cluster.name
             )
         else:
-            deployer_admin = authorization.RoleAssignment(
-                f"{name}-deployer-admin",
-                principal_id=args.deployer_object_id,
-                role_definition_id=azure_roles.role_definition(
-                    args.subscription_id, azure_roles.AKS_RBAC_CLUSTER_ADMIN
-                ),
-                scope=cluster.id,
-                description="The principal running Pulumi manages in-cluster resources",
-                opts=pulumi.ResourceOptions(parent=cluster),
+            # Bounded wait for the grants to reach the API server's authorizer; re-run whenever
+            # the set of deployers changes.
+            propagation = time.Sleep(
+                f"{name}-rbac-propagation",
+                create_duration=f"{args.rbac_propagation_seconds}s",
+                triggers={"deployers": ",".join(sorted(args.deployer_object_ids))},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(deployer_grants)),
             )
-            credential_dependencies.append(deployer_admin)
+            credential_dependencies += [*deployer_grants, propagation]
             credentials = containerservice.list_managed_cluster_user_credentials_output(
                 resource_group_name=args.resource_group_name, resource_name=cluster.name, format="exec"
             )
         self.kubeconfig = pulumi.Output.secret(
-            credentials.kubeconfigs.apply(lambda configs: _decode_kubeconfig(configs[0].value, args.kubelogin_mode))
+            pulumi.Output.all(credentials.kubeconfigs.apply(lambda configs: configs[0].value), args.tenant_id).apply(
+                lambda values: _decode_kubeconfig(
+                    str(values[0]),
+                    KubeloginLogin(login.mode, tenant_id=str(values[1]), client_id=login.client_id),
+                )
+            )
         )
         self.provider = kubernetes.Provider(
             f"{name}-kubernetes",
@@ -289,6 +301,7 @@ class AksCluster(pulumi.ComponentResource):
         )
 
         self.cluster = cluster
+        self.user_node_pools = [workload_pool]
         self.cluster_name = cluster.name
         self.cluster_id = cluster.id
         self.kubelet_object_id = kubelet_object_id

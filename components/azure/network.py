@@ -40,6 +40,8 @@ class Network(pulumi.ComponentResource):
     postgres_subnet_id: pulumi.Output[str]
     private_endpoints_subnet_id: pulumi.Output[str]
     postgres_dns_zone_id: pulumi.Output[str]
+    postgres_dns_zone_link: pulumi.Resource
+    """The VNet link of the PostgreSQL zone: the server resolves (and is created) only after it."""
     private_link_zone_ids: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -94,9 +96,11 @@ class Network(pulumi.ComponentResource):
         self.postgres_subnet_id = postgres.id
         self.private_endpoints_subnet_id = endpoints.id
 
-        self.postgres_dns_zone_id = self._linked_zone(name, "postgres", args.postgres_dns_zone, vnet, args)
+        self.postgres_dns_zone_id, self.postgres_dns_zone_link = self._linked_zone(
+            name, "postgres", args.postgres_dns_zone, vnet, args
+        )
         self.private_link_zone_ids = (
-            {kind: self._linked_zone(name, kind, zone, vnet, args) for kind, zone in PRIVATE_LINK_ZONES.items()}
+            {kind: self._linked_zone(name, kind, zone, vnet, args)[0] for kind, zone in PRIVATE_LINK_ZONES.items()}
             if args.private_endpoints
             else {}
         )
@@ -112,7 +116,7 @@ class Network(pulumi.ComponentResource):
 
     def _linked_zone(
         self, name: str, kind: str, zone_name: str, vnet: network.VirtualNetwork, args: NetworkArgs
-    ) -> pulumi.Output[str]:
+    ) -> tuple[pulumi.Output[str], privatedns.VirtualNetworkLink]:
         zone = privatedns.PrivateZone(
             f"{name}-dns-{kind}",
             private_zone_name=zone_name,
@@ -121,7 +125,7 @@ class Network(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        privatedns.VirtualNetworkLink(
+        link = privatedns.VirtualNetworkLink(
             f"{name}-dns-{kind}-link",
             virtual_network_link_name=f"{args.name}-link",
             private_zone_name=zone.name,
@@ -132,4 +136,4 @@ class Network(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=zone),
         )
-        return zone.id
+        return zone.id, link

@@ -44,10 +44,13 @@ def role_grants(account: WorkloadServiceAccount, args: PlatformIdentitiesArgs) -
 class PlatformIdentities(pulumi.ComponentResource):
     client_ids: dict[str, pulumi.Output[str]]
     """Client id per service-account key, for the `azure.workload.identity/client-id` annotation."""
+    ready: dict[str, list[pulumi.Resource]]
+    """Per service-account key: federated credential and role grants its pods wait for."""
 
     def __init__(self, name: str, args: PlatformIdentitiesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:azure:PlatformIdentities", name, None, opts)
         self.client_ids = {}
+        self.ready = {}
         for account in WORKLOAD_SERVICE_ACCOUNTS:
             identity = WorkloadIdentity(
                 f"{name}-{account.key}",
@@ -66,4 +69,5 @@ class PlatformIdentities(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             self.client_ids[account.key] = identity.client_id
+            self.ready[account.key] = identity.ready
         self.register_outputs({"clientIds": self.client_ids})

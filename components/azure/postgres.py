@@ -60,6 +60,8 @@ class PostgresArgs:
     admin_login: str
     delegated_subnet_id: pulumi.Input[str]
     private_dns_zone_id: pulumi.Input[str]
+    dns_zone_link: pulumi.Resource
+    """The private DNS zone's VNet link: the server is created after it (its name resolves in the VNet)."""
     zones: Sequence[str] = ()
     databases: Sequence[str] = MLFLOW_DATABASES
     password_keepers: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -77,6 +79,9 @@ class PostgresServer(pulumi.ComponentResource):
     """Secret: goes to Key Vault, never to stack outputs."""
     connection_uris: dict[str, pulumi.Output[str]]
     """Secret SQLAlchemy URI per database."""
+    databases: list[pulumi.Resource]
+    network_path: list[pulumi.Resource]
+    """The server and its DNS link: what a client needs to reach it."""
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:azure:PostgresServer", name, None, opts)
@@ -119,6 +124,7 @@ class PostgresServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 protect=args.protect,
+                depends_on=[args.dns_zone_link],
                 additional_secret_outputs=["administratorLoginPassword"],
                 # Failover swaps the zones; the next `pulumi up` must not swap them back.
                 ignore_changes=["availabilityZone", "highAvailability.standbyAvailabilityZone"],
@@ -151,8 +157,10 @@ class PostgresServer(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=server, depends_on=[previous]),
             )
 
+        self.databases = []
+        self.network_path = [server, args.dns_zone_link]
         for database in args.databases:
-            postgresql.Database(
+            database_resource = postgresql.Database(
                 f"{name}-db-{database.replace('_', '-')}",
                 database_name=database,
                 server_name=server.name,
@@ -161,6 +169,7 @@ class PostgresServer(pulumi.ComponentResource):
                 collation="en_US.utf8",
                 opts=pulumi.ResourceOptions(parent=server, protect=args.protect, depends_on=[previous]),
             )
+            self.databases.append(database_resource)
 
         self.server_id = server.id
         self.fqdn = server.fully_qualified_domain_name.apply(lambda fqdn: fqdn or "")

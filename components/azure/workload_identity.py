@@ -44,6 +44,9 @@ class WorkloadIdentityArgs:
 class WorkloadIdentity(pulumi.ComponentResource):
     client_id: pulumi.Output[str]
     principal_id: pulumi.Output[str]
+    ready: list[pulumi.Resource]
+    """The federated credential and every role grant: a pod using this identity waits for them,
+    or its first token exchange (or first read) fails."""
 
     def __init__(self, name: str, args: WorkloadIdentityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:azure:WorkloadIdentity", name, None, opts)
@@ -55,7 +58,7 @@ class WorkloadIdentity(pulumi.ComponentResource):
             tags={**args.tags, "purpose": args.purpose[:256]},
             opts=pulumi.ResourceOptions(parent=self),
         )
-        managedidentity.FederatedIdentityCredential(
+        federation = managedidentity.FederatedIdentityCredential(
             f"{name}-federation",
             federated_identity_credential_resource_name=f"{args.namespace}-{args.service_account}",
             resource_name_=identity.name,
@@ -65,8 +68,9 @@ class WorkloadIdentity(pulumi.ComponentResource):
             audiences=[TOKEN_AUDIENCE],
             opts=pulumi.ResourceOptions(parent=identity),
         )
+        self.ready = [federation]
         for grant in args.grants:
-            authorization.RoleAssignment(
+            grant_resource = authorization.RoleAssignment(
                 f"{name}-{grant.label}",
                 principal_id=identity.principal_id,
                 principal_type="ServicePrincipal",
@@ -75,6 +79,7 @@ class WorkloadIdentity(pulumi.ComponentResource):
                 description=f"{args.namespace}/{args.service_account}: {args.purpose}"[:1024],
                 opts=pulumi.ResourceOptions(parent=identity),
             )
+            self.ready.append(grant_resource)
         self.client_id = identity.client_id
         self.principal_id = identity.principal_id
         self.register_outputs({"clientId": self.client_id})

@@ -79,6 +79,8 @@ class IstioMeshArgs:
     tls_secret_name: str
     internal_load_balancer: bool
     high_availability: bool
+    node_pools: Sequence[pulumi.Resource]
+    """User node pools: the releases' pods (istiod, gateways) have nowhere to run before them."""
 
 
 class IstioMesh(pulumi.ComponentResource):
@@ -149,7 +151,7 @@ class IstioMesh(pulumi.ComponentResource):
                 atomic=True,
                 cleanup_on_fail=True,
             ),
-            opts=self._child_opts(depends_on),
+            opts=self._child_opts([*depends_on, *self._args.node_pools]),
         )
 
 

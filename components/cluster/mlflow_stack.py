@@ -96,6 +96,16 @@ class MlflowStackArgs:
     zone_spread: bool
     postgres_subnet: str
     """CIDR the database is reached in (egress rule on 5432)."""
+    node_pools: Sequence[pulumi.Resource]
+    """User node pools: the migration Job and the Deployments are scheduled there."""
+    databases: Sequence[pulumi.Resource]
+    """The databases the migration Job migrates and the network path to them (server, DNS link)."""
+    identities_ready: Mapping[str, Sequence[pulumi.Resource]]
+    """Per `WORKLOAD_SERVICE_ACCOUNTS` key: federated credential and role grants its pods need."""
+    istio_crds: pulumi.Resource
+    """The Istio release installing `VirtualService`."""
+    monitoring_crds: pulumi.Resource
+    """The kube-prometheus-stack release installing `PodMonitor`."""
     deleted_with: pulumi.Resource | None = None
     """The cluster: its deletion takes these objects along, so they are not deleted one by one."""
     credentials_generation: pulumi.Input[str] | None = None
@@ -361,7 +371,7 @@ class MlflowStack(pulumi.ComponentResource):
                 "gateways": [args.gateway],
                 "http": mlflow_routing.virtual_service_http(hosts, cluster_layout.MLFLOW_SERVER_PORT),
             },
-            opts=self._opts(in_ns),
+            opts=self._opts(in_ns, depends_on=[args.istio_crds]),
         )
         self._network_policies(in_ns)
         self._pod_monitors(in_ns)
@@ -464,7 +474,12 @@ class MlflowStack(pulumi.ComponentResource):
             ),
             # A Job's pod template is immutable: a new image or URI replaces the Job, which
             # reruns the (idempotent) migrations before the Deployments roll.
-            opts=self._opts(opts, replace_on_changes=["spec"], delete_before_replace=True),
+            opts=self._opts(
+                opts,
+                replace_on_changes=["spec"],
+                delete_before_replace=True,
+                depends_on=[*args.node_pools, *args.databases, *args.identities_ready["mlflow-server"]],
+            ),
         )
 
     def _deployment(
@@ -572,7 +587,7 @@ class MlflowStack(pulumi.ComponentResource):
             ),
             opts=self._opts(
                 opts,
-                depends_on=[migration],
+                depends_on=[migration, *args.node_pools, *args.identities_ready[account_key]],
                 # Replicas of autoscaled roles belong to the HPA after the first rollout.
                 ignore_changes=["spec.replicas"] if scaling.max_replicas > scaling.min_replicas else None,
             ),
@@ -748,5 +763,5 @@ class MlflowStack(pulumi.ComponentResource):
                         }
                     ],
                 },
-                opts=self._opts(opts),
+                opts=self._opts(opts, depends_on=[self._args.monitoring_crds]),
             )

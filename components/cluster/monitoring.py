@@ -214,6 +214,10 @@ class MonitoringArgs:
     """Istio `base`: the Grafana VirtualService is an Istio object."""
     istiod: pulumi.Resource
     """Prometheus pods need sidecar injection for their mTLS certificates."""
+    node_pools: Sequence[pulumi.Resource]
+    """User node pools: the chart's pods and the secret-sync pod run there."""
+    grafana_identity_ready: Sequence[pulumi.Resource]
+    """Federated credential and Key Vault grants of `grafana`: the secret-sync pod reads with them."""
     thresholds: alerts.AlertThresholds = field(default_factory=alerts.AlertThresholds)
     declared_predictors: Sequence[alerts.DeclaredPredictor] = ()
 
@@ -258,7 +262,11 @@ class Monitoring(pulumi.ComponentResource):
             ),
             opts=child(namespace),
         )
-        secret_sync = self._secret_sync_deployment(name, meta, child(service_account, secret_provider))
+        secret_sync = self._secret_sync_deployment(
+            name,
+            meta,
+            child(service_account, secret_provider, *args.node_pools, *args.grafana_identity_ready),
+        )
         self.release = Release(
             f"{name}-kube-prometheus-stack",
             ReleaseArgs(
@@ -272,7 +280,7 @@ class Monitoring(pulumi.ComponentResource):
                 cleanup_on_fail=True,
                 timeout=900,
             ),
-            opts=child(namespace, secret_sync, args.istiod),
+            opts=child(namespace, secret_sync, args.istiod, *args.node_pools),
         )
         kubernetes.apiextensions.CustomResource(
             f"{name}-seldon-executors",

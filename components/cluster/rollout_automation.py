@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -61,6 +62,10 @@ class RolloutAutomationArgs:
     prometheus_url: pulumi.Input[str] | None
     provider: kubernetes.Provider
     cluster: pulumi.Resource
+    node_pools: Sequence[pulumi.Resource]
+    """User node pools: the CronJob's pods and the operator run there."""
+    analyzer_identity_ready: Sequence[pulumi.Resource]
+    """Federated credential and Key Vault grant of the analysis CronJob's identity."""
     operator: OperatorArgs | None = None
 
 
@@ -176,7 +181,7 @@ class RolloutAutomation(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=args.provider,
-                depends_on=[namespace, analyzer, secret_class],
+                depends_on=[namespace, analyzer, secret_class, *args.node_pools, *args.analyzer_identity_ready],
                 deleted_with=args.cluster,
             ),
         )
@@ -195,7 +200,10 @@ class RolloutAutomation(pulumi.ComponentResource):
             namespace=args.namespace,
             values={"resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}},
             opts=pulumi.ResourceOptions(
-                parent=self, provider=args.provider, depends_on=[namespace], deleted_with=args.cluster
+                parent=self,
+                provider=args.provider,
+                depends_on=[namespace, *args.node_pools],
+                deleted_with=args.cluster,
             ),
         )
         deployer = kubernetes.core.v1.ServiceAccount(

@@ -9,6 +9,7 @@ The models namespace has sidecar injection and *strict* mTLS: only meshed client
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -47,6 +48,8 @@ class SeldonCoreArgs:
     models_namespace: str
     istio_crds: pulumi.Resource
     """The Istio `base` release: the operator creates VirtualServices and DestinationRules."""
+    node_pools: Sequence[pulumi.Resource]
+    """User node pools: the operator's pod (and so every SeldonDeployment) runs there."""
 
 
 class SeldonCore(pulumi.ComponentResource):
@@ -78,7 +81,7 @@ class SeldonCore(pulumi.ComponentResource):
                 atomic=True,
                 cleanup_on_fail=True,
             ),
-            opts=child(system, args.istio_crds),
+            opts=child(system, args.istio_crds, *args.node_pools),
         )
         models = kubernetes.core.v1.Namespace(
             f"{name}-models-namespace",

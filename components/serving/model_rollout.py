@@ -47,6 +47,8 @@ class ModelRolloutArgs:
     provider: kubernetes.Provider
     cluster: pulumi.Resource
     """In-cluster objects go with the cluster (`deleted_with`)."""
+    reader_identity_ready: Sequence[pulumi.Resource]
+    """Federated credential and blob grant of the storage initializer's identity."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
@@ -94,7 +96,7 @@ class ModelRollout(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     provider=args.provider,
-                    depends_on=[*args.depends_on, service_account, storage_config],
+                    depends_on=[*args.depends_on, *args.reader_identity_ready, service_account, storage_config],
                     deleted_with=args.cluster,
                 ),
             )

@@ -1,0 +1,462 @@
+"""The order a real `pulumi up` creates things in, read from the graph the mock engine records.
+
+The engine creates a resource only after everything it *waits for*: its `dependencies` (explicit
+`depends_on` and the resources whose outputs feed its inputs), its provider (and, transitively,
+what the provider waits for), and, for a dependency on a local component, that component's
+custom children (the SDK's expansion: children of custom resources are not included). The
+closure of that relation is what a resource can rely on existing when it is created.
+
+Each rule below is written over resource *types and inputs*, not names, so a resource another
+component adds later is covered without touching this module:
+
+- `crd`: an object of a custom kind waits for what installs its CRD (table `CRD_SOURCES`; an
+  unknown API group is itself a violation, so a new kind cannot slip through unchecked).
+- `node-pool`: everything that makes pods (workloads, Helm releases, pod-making custom kinds)
+  waits for every user node pool (the system pool is tainted `CriticalAddonsOnly`).
+- `database`: a pod told the PostgreSQL server's host name waits for every database on that
+  server (and so the server and its DNS link).
+- `workload-identity`: a pod using workload identity waits for its service account's federated
+  credential and every role assignment of that identity.
+- `postgres-dns`: a VNet-integrated PostgreSQL server waits for its private DNS zone's VNet link.
+- `cluster-access`: a Kubernetes provider of an Entra-only cluster waits for the AKS RBAC role
+  assignment of every configured deployer principal, and for a bounded `Sleep` that itself waits
+  for them (role assignments take minutes to reach the API server).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from components.azure.azure_roles import AKS_RBAC_CLUSTER_ADMIN
+from layout.cluster_layout import WORKLOAD_IDENTITY_USE
+from mlopsctl.mock_engine import RecordedResource
+
+NODE_POOL = "azure-native:containerservice:AgentPool"
+MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
+ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
+FEDERATED_CREDENTIAL = "azure-native:managedidentity:FederatedIdentityCredential"
+USER_ASSIGNED_IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
+POSTGRES_SERVER = "azure-native:dbforpostgresql:Server"
+POSTGRES_DATABASE = "azure-native:dbforpostgresql:Database"
+VNET_LINK = "azure-native:privatedns:VirtualNetworkLink"
+KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
+SLEEP = "time:index/sleep:Sleep"
+
+POD_MAKING_TYPES = frozenset(
+    {
+        "kubernetes:core/v1:Pod",
+        "kubernetes:apps/v1:Deployment",
+        "kubernetes:apps/v1:StatefulSet",
+        "kubernetes:apps/v1:DaemonSet",
+        "kubernetes:apps/v1:ReplicaSet",
+        "kubernetes:batch/v1:Job",
+        "kubernetes:batch/v1:CronJob",
+        "kubernetes:helm.sh/v3:Release",
+        "kubernetes:helm.sh/v4:Chart",
+    }
+)
+POD_MAKING_KINDS = frozenset({("machinelearning.seldon.io", "SeldonDeployment"), ("pulumi.com", "Stack")})
+"""Custom kinds whose controller makes pods (predictors; the operator's workspace pod)."""
+
+_NOT_CUSTOM_GROUPS = frozenset({"helm.sh", "yaml", "kustomize"})
+
+
+@dataclass(frozen=True)
+class HelmChart:
+    """CRDs installed by a Helm release of this chart (name, or the last segment of an OCI URL)."""
+
+    chart: str
+    repository_contains: str = ""
+
+    def installs(self, resource: RecordedResource) -> bool:
+        if resource.type != "kubernetes:helm.sh/v3:Release":
+            return False
+        chart = str(resource.inputs.get("chart", ""))
+        repository = str((resource.inputs.get("repositoryOpts") or {}).get("repo", ""))
+        return (chart == self.chart or chart.endswith(f"/{self.chart}")) and (
+            self.repository_contains in repository or self.repository_contains in chart
+        )
+
+    def __str__(self) -> str:
+        return f"Helm release of chart {self.chart!r}"
+
+
+@dataclass(frozen=True)
+class AksAddon:
+    """CRDs installed by an AKS add-on: the cluster with the add-on enabled."""
+
+    addon: str
+
+    def installs(self, resource: RecordedResource) -> bool:
+        if resource.type != MANAGED_CLUSTER:
+            return False
+        profile = (resource.inputs.get("addonProfiles") or {}).get(self.addon) or {}
+        return bool(profile.get("enabled"))
+
+    def __str__(self) -> str:
+        return f"AKS cluster with add-on {self.addon!r}"
+
+
+CrdSource = HelmChart | AksAddon
+_ISTIO_BASE = HelmChart("base", "istio")
+CRD_SOURCES: Mapping[str, CrdSource] = {
+    "networking.istio.io": _ISTIO_BASE,
+    "security.istio.io": _ISTIO_BASE,
+    "telemetry.istio.io": _ISTIO_BASE,
+    "monitoring.coreos.com": HelmChart("kube-prometheus-stack"),
+    "machinelearning.seldon.io": HelmChart("seldon-core-operator"),
+    "pulumi.com": HelmChart("pulumi-kubernetes-operator"),
+    "cert-manager.io": HelmChart("cert-manager"),
+    "acme.cert-manager.io": HelmChart("cert-manager"),
+    "secrets-store.csi.x-k8s.io": AksAddon("azureKeyvaultSecretsProvider"),
+}
+"""API group → what installs its CRDs. A kind from a group missing here is reported, not skipped."""
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """`dependent` must wait for one of `candidates` (empty: nothing declared can satisfy it)."""
+
+    rule: str
+    dependent: str
+    candidates: frozenset[str]
+    what: str
+
+    def describe(self) -> str:
+        return f"[{self.rule}] {_short(self.dependent)} must wait for {self.what}"
+
+
+def _short(urn: str) -> str:
+    return urn.rsplit("::", 1)[-1]
+
+
+def provider_urn(reference: str) -> str:
+    """`<urn>::<id>` → `<urn>`."""
+    return reference.rsplit("::", 1)[0] if reference else ""
+
+
+def custom_kind(type_token: str) -> tuple[str, str] | None:
+    """`kubernetes:networking.istio.io/v1:VirtualService` → (`networking.istio.io`, `VirtualService`)."""
+    if not type_token.startswith("kubernetes:"):
+        return None
+    _, group_version, kind = type_token.split(":", 2)
+    group = group_version.split("/", 1)[0]
+    if "." not in group or group in _NOT_CUSTOM_GROUPS or group.endswith(".k8s.io"):
+        return None
+    return group, kind
+
+
+class DeployGraph:
+    """The recorded registrations as the engine's wait-for relation."""
+
+    def __init__(self, resources: Sequence[RecordedResource]) -> None:
+        self.resources = list(resources)
+        self.by_urn = {r.urn: r for r in self.resources}
+        self.children: dict[str, list[str]] = {}
+        for resource in self.resources:
+            self.children.setdefault(resource.parent, []).append(resource.urn)
+        self._closures: dict[str, frozenset[str]] = {}
+
+    def of_type(self, *types: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type in types]
+
+    def _component_members(self, urn: str) -> Iterator[str]:
+        """What a dependency on a local component stands for (the SDK's expansion)."""
+        for child in self.children.get(urn, []):
+            resource = self.by_urn[child]
+            if resource.custom:
+                yield child
+            else:
+                yield from self._component_members(child)
+
+    def direct(self, urn: str) -> set[str]:
+        """What `urn` waits for directly: dependencies (components expanded) and its provider."""
+        resource = self.by_urn[urn]
+        edges: set[str] = set()
+        for dependency in resource.dependencies:
+            target = self.by_urn.get(dependency)
+            if target is not None and not target.custom:
+                edges.update(self._component_members(dependency))
+            edges.add(dependency)
+        if resource.provider:
+            edges.add(provider_urn(resource.provider))
+        return edges
+
+    def waits_for(self, urn: str) -> frozenset[str]:
+        """The transitive closure of `direct` (iterative; the graph may be deep)."""
+        cached = self._closures.get(urn)
+        if cached is not None:
+            return cached
+        seen: set[str] = set()
+        stack = list(self.direct(urn))
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            if current in self._closures:
+                seen.update(self._closures[current])
+                continue
+            if current in self.by_urn:
+                stack.extend(self.direct(current) - seen)
+        result = frozenset(seen)
+        self._closures[urn] = result
+        return result
+
+    def violations(self, requirements: Iterable[Requirement]) -> list[Requirement]:
+        return [r for r in requirements if not (self.waits_for(r.dependent) & r.candidates)]
+
+
+# --- pod templates -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PodTemplate:
+    namespace: str
+    labels: Mapping[str, str]
+    spec: Mapping[str, Any]
+
+    @property
+    def service_account(self) -> str:
+        return str(self.spec.get("serviceAccountName") or "default")
+
+
+def pod_templates(resource: RecordedResource) -> list[PodTemplate]:
+    """Every pod template in a resource's inputs: workloads, CronJobs, and custom kinds that
+    embed pod specs (a SeldonDeployment's componentSpecs)."""
+    namespace = str((resource.inputs.get("metadata") or {}).get("namespace") or "default")
+    found: list[PodTemplate] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            spec = value.get("spec")
+            if isinstance(spec, dict) and isinstance(spec.get("containers"), list):
+                labels = (value.get("metadata") or {}).get("labels") or {}
+                found.append(PodTemplate(namespace, labels, spec))
+            for child in value.values():
+                walk(child)
+        elif isinstance(value, list):
+            for child in value:
+                walk(child)
+
+    walk(resource.inputs)
+    return found
+
+
+def makes_pods(resource: RecordedResource) -> bool:
+    return (
+        resource.type in POD_MAKING_TYPES
+        or custom_kind(resource.type) in POD_MAKING_KINDS
+        or bool(pod_templates(resource))
+    )
+
+
+# --- the rules ----------------------------------------------------------------------------
+
+
+def crd_requirements(graph: DeployGraph) -> list[Requirement]:
+    requirements = []
+    for resource in graph.resources:
+        kind = custom_kind(resource.type)
+        if kind is None:
+            continue
+        source = CRD_SOURCES.get(kind[0])
+        if source is None:
+            requirements.append(
+                Requirement(
+                    "crd", resource.urn, frozenset(), f"the installer of API group {kind[0]} (not in CRD_SOURCES)"
+                )
+            )
+            continue
+        installers = frozenset(r.urn for r in graph.resources if source.installs(r))
+        requirements.append(Requirement("crd", resource.urn, installers, str(source)))
+    return requirements
+
+
+def node_pool_requirements(graph: DeployGraph) -> list[Requirement]:
+    pools = [r for r in graph.of_type(NODE_POOL) if r.inputs.get("mode") == "User"]
+    requirements = []
+    for resource in graph.resources:
+        if not makes_pods(resource):
+            continue
+        if not pools:
+            requirements.append(Requirement("node-pool", resource.urn, frozenset(), "a user node pool (none declared)"))
+        for pool in pools:
+            requirements.append(
+                Requirement("node-pool", resource.urn, frozenset({pool.urn}), f"user node pool {_short(pool.urn)}")
+            )
+    return requirements
+
+
+def database_requirements(graph: DeployGraph) -> list[Requirement]:
+    requirements = []
+    for server in graph.of_type(POSTGRES_SERVER):
+        host = str(server.outputs.get("fullyQualifiedDomainName") or "")
+        name = str(server.inputs.get("serverName") or "")
+        if not host:
+            continue
+        databases = [d for d in graph.of_type(POSTGRES_DATABASE) if d.inputs.get("serverName") == name]
+        for resource in graph.resources:
+            if not any(host in json.dumps(t.spec) for t in pod_templates(resource)):
+                continue
+            if not databases:
+                requirements.append(
+                    Requirement("database", resource.urn, frozenset(), f"the databases of {name} (none declared)")
+                )
+            for database in databases:
+                requirements.append(
+                    Requirement(
+                        "database",
+                        resource.urn,
+                        frozenset({database.urn}),
+                        f"database {database.inputs['databaseName']}",
+                    )
+                )
+    return requirements
+
+
+def workload_identity_requirements(graph: DeployGraph) -> list[Requirement]:
+    credentials = {str(c.inputs.get("subject")): c for c in graph.of_type(FEDERATED_CREDENTIAL)}
+    identities = {str(i.inputs.get("resourceName")): i for i in graph.of_type(USER_ASSIGNED_IDENTITY)}
+    requirements = []
+    for resource in graph.resources:
+        for template in pod_templates(resource):
+            if str(template.labels.get(WORKLOAD_IDENTITY_USE, "")).lower() != "true":
+                continue
+            subject = f"system:serviceaccount:{template.namespace}:{template.service_account}"
+            credential = credentials.get(subject)
+            if credential is None:
+                requirements.append(
+                    Requirement("workload-identity", resource.urn, frozenset(), f"a federated credential for {subject}")
+                )
+                continue
+            requirements.append(
+                Requirement(
+                    "workload-identity",
+                    resource.urn,
+                    frozenset({credential.urn}),
+                    f"federated credential {_short(credential.urn)}",
+                )
+            )
+            identity = identities.get(str(credential.inputs.get("resourceName")))
+            principal = identity.outputs.get("principalId") if identity is not None else None
+            for grant in graph.of_type(ROLE_ASSIGNMENT):
+                if principal and grant.inputs.get("principalId") == principal:
+                    requirements.append(
+                        Requirement(
+                            "workload-identity",
+                            resource.urn,
+                            frozenset({grant.urn}),
+                            f"role assignment {_short(grant.urn)}",
+                        )
+                    )
+    return requirements
+
+
+def postgres_dns_requirements(graph: DeployGraph) -> list[Requirement]:
+    requirements = []
+    for server in graph.of_type(POSTGRES_SERVER):
+        network = server.inputs.get("network") or {}
+        zone_id = str(network.get("privateDnsZoneArmResourceId") or "")
+        if not zone_id:
+            continue
+        zone = zone_id.rstrip("/").rsplit("/", 1)[-1]
+        vnet = str(network.get("delegatedSubnetResourceId") or "").lower().split("/subnets/", 1)[0]
+        links = frozenset(
+            link.urn
+            for link in graph.of_type(VNET_LINK)
+            if link.inputs.get("privateZoneName") == zone
+            and str((link.inputs.get("virtualNetwork") or {}).get("id", "")).lower() == vnet
+        )
+        requirements.append(Requirement("postgres-dns", server.urn, links, f"the VNet link of private DNS zone {zone}"))
+    return requirements
+
+
+def cluster_access_requirements(graph: DeployGraph, deployer_object_ids: Sequence[str]) -> list[Requirement]:
+    requirements = []
+    for provider in graph.of_type(KUBERNETES_PROVIDER):
+        clusters = [graph.by_urn[u] for u in graph.waits_for(provider.urn) if graph.by_urn.get(u, None) is not None]
+        for cluster in (c for c in clusters if c.type == MANAGED_CLUSTER and c.inputs.get("disableLocalAccounts")):
+            grants = [
+                g
+                for g in graph.of_type(ROLE_ASSIGNMENT)
+                if str(g.inputs.get("roleDefinitionId", "")).endswith(f"/{AKS_RBAC_CLUSTER_ADMIN}")
+                and g.inputs.get("scope") == cluster.id
+            ]
+            if not deployer_object_ids:
+                requirements.append(
+                    Requirement("cluster-access", provider.urn, frozenset(), "a configured deployer principal")
+                )
+            for principal in deployer_object_ids:
+                matching = frozenset(g.urn for g in grants if g.inputs.get("principalId") == principal)
+                requirements.append(
+                    Requirement(
+                        "cluster-access", provider.urn, matching, f"the AKS RBAC Cluster Admin grant of {principal}"
+                    )
+                )
+                # The bounded wait for propagation: a Sleep that itself waits for the grant.
+                sleeps = frozenset(s.urn for s in graph.of_type(SLEEP) if graph.waits_for(s.urn) & matching)
+                requirements.append(
+                    Requirement(
+                        "cluster-access",
+                        provider.urn,
+                        sleeps,
+                        f"a bounded Sleep after the grant of {principal} (RBAC propagation)",
+                    )
+                )
+    return requirements
+
+
+RuleFunction = Callable[[DeployGraph], list[Requirement]]
+
+
+def rules(deployer_object_ids: Sequence[str]) -> dict[str, RuleFunction]:
+    return {
+        "crd": crd_requirements,
+        "node-pool": node_pool_requirements,
+        "database": database_requirements,
+        "workload-identity": workload_identity_requirements,
+        "postgres-dns": postgres_dns_requirements,
+        "cluster-access": lambda graph: cluster_access_requirements(graph, deployer_object_ids),
+    }
+
+
+def requirements(graph: DeployGraph, deployer_object_ids: Sequence[str]) -> list[Requirement]:
+    return [r for rule in rules(deployer_object_ids).values() for r in rule(graph)]
+
+
+def cut(resources: Sequence[RecordedResource], requirement: Requirement) -> list[RecordedResource]:
+    """The graph with every edge removed through which `requirement.dependent` reaches one of its
+    candidates (the last hop into each candidate): a mutation for proving a rule notices."""
+    graph = DeployGraph(resources)
+    reach = {requirement.dependent, *graph.waits_for(requirement.dependent)}
+    changed: list[RecordedResource] = []
+    for resource in resources:
+        if resource.urn not in reach:
+            changed.append(resource)
+            continue
+        graph_edges = graph.direct(resource.urn)
+        dropped = graph_edges & requirement.candidates
+        # A dependency on a component stands for its members: drop it if it brings a candidate.
+        dropped_components = {
+            d
+            for d in resource.dependencies
+            if d in graph.by_urn
+            and not graph.by_urn[d].custom
+            and set(graph._component_members(d)) & requirement.candidates
+        }
+        if not dropped and not dropped_components:
+            changed.append(resource)
+            continue
+        changed.append(
+            dataclasses.replace(
+                resource,
+                dependencies=tuple(d for d in resource.dependencies if d not in dropped | dropped_components),
+                provider="" if provider_urn(resource.provider) in dropped else resource.provider,
+            )
+        )
+    return changed
