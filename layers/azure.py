@@ -21,7 +21,7 @@ from components.azure.postgres import EntraAdministrator, PostgresArgs, Postgres
 from components.azure.private_link import PrivateEndpointPlacement
 from layout import cluster_layout
 from layout.audit import AuditSourceKind
-from layout.firewall import public_exposure
+from layout.firewall import api_server_ranges, public_exposure
 from layout.images import PLATFORM_IMAGES
 from layout.naming import PlatformNames
 from settings.model import PlatformSettings
@@ -229,7 +229,7 @@ def declare(settings: PlatformSettings) -> AzureLayer:
             service_cidr=settings.aks_service_cidr,
             dns_service_ip=settings.aks_dns_service_ip,
             pod_cidr=settings.aks_pod_cidr,
-            authorized_ip_ranges=settings.allowed_ip_ranges,
+            authorized_ip_ranges=api_server_ranges(settings.allowed_ip_ranges, settings.aks_deployer_ip_ranges),
             maintenance_day=settings.aks_maintenance_day,
             maintenance_start_hour=settings.aks_maintenance_start_hour,
             maintenance_duration_hours=settings.aks_maintenance_duration_hours,

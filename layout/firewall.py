@@ -28,3 +28,11 @@ def public_exposure(private_endpoints: bool, allowed_ip_ranges: list[str]) -> Pu
         return PublicExposure("Enabled", "Allow", ())
     ranges = tuple(allowed_ip_ranges)
     return PublicExposure("Enabled" if ranges else "Disabled", "Deny", ranges)
+
+
+def api_server_ranges(allowed_ip_ranges: list[str], deployer_ip_ranges: list[str]) -> list[str]:
+    """The AKS API server's authorized ranges: none (open, Entra still required) when the operators'
+    ranges are empty; otherwise the operators' ranges plus where `pulumi up` runs, each once."""
+    if not allowed_ip_ranges:
+        return []
+    return list(dict.fromkeys([*allowed_ip_ranges, *deployer_ip_ranges]))

@@ -250,6 +250,15 @@ def _cluster_access_problems(values: Values, key: KeyOf) -> list[Problem]:
     )
     if duplicates:
         problems.append(Problem(key("aks_deployer_object_ids"), f"duplicates {duplicates}", "each entry once"))
+    if values["allowed_ip_ranges"] and not values["aks_deployer_ip_ranges"]:
+        problems.append(
+            Problem(
+                key("aks_deployer_ip_ranges"),
+                "nothing while allowedIpRanges restricts the API server",
+                "the egress CIDRs of where `pulumi up` runs (a runner's static NAT address), or `pulumi up` "
+                "cannot reach the cluster",
+            )
+        )
     if values["aks_kubelogin_mode"] == "spn" and not values["aks_kubelogin_client_id"]:
         problems.append(
             Problem(
@@ -311,7 +320,14 @@ COMBINATION_CHECKS: tuple[CombinationCheck, ...] = (
         _operator_problems,
     ),
     CombinationCheck(
-        ("aks_local_accounts", "aks_deployer_object_ids", "aks_kubelogin_mode", "aks_kubelogin_client_id"),
+        (
+            "aks_local_accounts",
+            "aks_deployer_object_ids",
+            "aks_kubelogin_mode",
+            "aks_kubelogin_client_id",
+            "allowed_ip_ranges",
+            "aks_deployer_ip_ranges",
+        ),
         _cluster_access_problems,
     ),
 )

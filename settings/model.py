@@ -289,6 +289,11 @@ class PlatformSettings(BaseModel):
         "principal, the operator's identity): each gets AKS RBAC Cluster Admin on this cluster. Required "
         "when aksLocalAccounts is false; never derived from whoever runs `up`.",
     )
+    aks_deployer_ip_ranges: list[Cidr] = Field(
+        default_factory=list,
+        description="Egress CIDRs of the machines that run `pulumi up` (the CI runner's NAT gateway): added to "
+        "the API server's authorized ranges. Required when allowedIpRanges restricts the API server.",
+    )
     aks_rbac_propagation_seconds: int = Field(
         default=300,
         ge=0,

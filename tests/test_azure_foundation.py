@@ -204,7 +204,8 @@ def test_aks_cluster(dev: Evaluation, prod: Evaluation) -> None:
     assert prod_cluster["disableLocalAccounts"] is True
     assert prod_cluster["agentPoolProfiles"][0]["availabilityZones"] == ["1", "2", "3"]
     assert prod.one("azure-native:containerservice:AgentPool").inputs["availabilityZones"] == ["1", "2", "3"]
-    assert prod_cluster["apiServerAccessProfile"]["authorizedIPRanges"] == ["203.0.113.0/28"]
+    # The operators' range and the prod runner's egress (aksDeployerIpRanges).
+    assert prod_cluster["apiServerAccessProfile"]["authorizedIPRanges"] == ["203.0.113.0/28", "198.51.100.16/29"]
     assert dev.one("azure-native:containerservice:ManagedCluster").inputs["disableLocalAccounts"] is False
 
 

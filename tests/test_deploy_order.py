@@ -21,6 +21,7 @@ import yaml
 from components.azure.azure_roles import AKS_RBAC_CLUSTER_ADMIN
 from components.cluster.istio_mesh import IstioMesh
 from components.cluster.mlflow_stack import MlflowStack
+from layout.firewall import api_server_ranges
 from mlopsctl.deploy_order import (
     CRD_SOURCES,
     DeployGraph,
@@ -174,7 +175,23 @@ def test_an_args_dependency_removed_for_real_is_reported(monkeypatch: pytest.Mon
     assert {rule for rule, _ in broken} == {"database", "node-pool"}
 
 
-# --- deployer principals are configuration -------------------------------------------------
+# --- deployer principals and where they run from are configuration --------------------------
+
+
+def test_the_api_server_admits_where_up_runs(dev: Evaluation, prod: Evaluation) -> None:
+    def ranges(evaluation: Evaluation) -> list[str] | None:
+        cluster = evaluation.one("azure-native:containerservice:ManagedCluster").inputs
+        found: list[str] | None = (cluster.get("apiServerAccessProfile") or {}).get("authorizedIPRanges")
+        return found
+
+    config, _ = stack_config("prod")
+    runner = yaml.safe_load(config[P + "aksDeployerIpRanges"])
+    operators = yaml.safe_load(config[P + "allowedIpRanges"])
+    assert runner and set(runner) <= set(ranges(prod) or [])
+    assert ranges(prod) == [*operators, *runner]
+    assert ranges(dev) is None  # dev's API server is not IP-restricted (Entra and local accounts still apply)
+    assert api_server_ranges([], ["198.51.100.16/29"]) == []  # never narrows an open API server
+    assert api_server_ranges(["10.0.0.0/8"], ["10.0.0.0/8", "1.2.3.4/32"]) == ["10.0.0.0/8", "1.2.3.4/32"]
 
 
 def test_deployer_grants_are_the_configured_principals(stack: Evaluation) -> None:
@@ -211,6 +228,13 @@ def test_deployer_grants_are_the_configured_principals(stack: Evaluation) -> Non
             "aksKubeloginClientId",
             "never reuses the Azure CLI's",
             id="spn-without-client-id",
+        ),
+        pytest.param(
+            "prod",
+            {"aksDeployerIpRanges": "[]"},
+            "aksDeployerIpRanges",
+            "cannot reach the cluster",
+            id="restricted-api-server-without-runner-egress",
         ),
         pytest.param(
             "prod",

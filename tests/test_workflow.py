@@ -32,17 +32,39 @@ def test_every_action_is_pinned_to_an_exact_version() -> None:
                 assert re.fullmatch(r"v\d+\.\d+(\.\d+)?|[0-9a-f]{40}", ref), f"{name}: {step['uses']}"
 
 
-def test_pull_requests_preview_each_stack_with_its_policy_config() -> None:
-    preview = _jobs()["preview"]
-    assert "pull_request" in preview["if"] and preview["permissions"]["pull-requests"] == "write"
-    stacks = preview["strategy"]["matrix"]["stack"]
-    assert sorted(stacks) == ["dev", "prod"]
-    for stack in stacks:
-        assert (ROOT / "policies" / "config" / f"{stack}.json").exists()
-    step = _pulumi_step(preview)["with"]
-    assert step["command"] == "preview" and step["comment-on-pr"] is True
-    assert step["policyPacks"] == "policies"
-    assert step["policyPackConfigs"] == "policies/config/${{ matrix.stack }}.json"
+def test_pull_requests_run_the_offline_preview_with_policies_and_no_cloud_credentials() -> None:
+    jobs = _jobs()
+    offline = jobs["offline"]
+    commands = [step.get("run", "") for step in offline["steps"]]
+    assert "make preview STACK=dev" in commands and "make preview STACK=prod" in commands
+    assert "if" not in offline  # runs on pull requests too
+    on_pull_requests = [name for name, job in jobs.items() if "!= 'pull_request'" not in str(job.get("if", ""))]
+    assert on_pull_requests == ["offline"]
+    for name in on_pull_requests:
+        job = jobs[name]
+        assert "id-token" not in (job.get("permissions") or {}), name
+        assert not any(str(k).startswith(("ARM_", "AZURE_")) for k in (job.get("env") or {})), name
+
+
+def test_deployments_refresh_their_own_tokens_for_the_whole_up() -> None:
+    """azure-native with OIDC itself, kubelogin with GitHub's OIDC (>= 0.2.0), no Azure CLI login."""
+    jobs = _jobs()
+    for name in ("deploy-dev", "deploy-prod"):
+        job = jobs[name]
+        env = job["env"]
+        assert env["ARM_USE_OIDC"] == "true"
+        assert env["AZURE_CLIENT_ID"] == env["ARM_CLIENT_ID"] and env["AZURE_TENANT_ID"] == env["ARM_TENANT_ID"]
+        assert not any(str(step.get("uses", "")).startswith("azure/login@") for step in job["steps"]), name
+        [kubelogin] = [s for s in job["steps"] if str(s.get("uses", "")).startswith("azure/use-kubelogin@")]
+        major, minor = (int(part) for part in kubelogin["with"]["kubelogin-version"].lstrip("v").split(".")[:2])
+        assert (major, minor) >= (0, 2), "kubelogin's GitHub Actions credential arrived in 0.2.0"
+    # The prod stack logs in the way the job can: a federated token, not an Azure CLI session.
+    prod = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
+    assert prod["mlops-platform:aksKubeloginMode"] == "workloadidentity"
+    assert prod["mlops-platform:aksDeployerObjectIds"]
+    # Prod's API server admits only listed ranges: the job runs where its egress is listed.
+    assert "self-hosted" in jobs["deploy-prod"]["runs-on"]
+    assert prod["mlops-platform:aksDeployerIpRanges"]
 
 
 def test_main_deploys_dev_then_prod_behind_the_prod_environment() -> None:
