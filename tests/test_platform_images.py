@@ -210,3 +210,28 @@ def test_a_refused_exchange_names_the_registry_and_the_rights_needed(acr_stand_i
     _AcrStandIn.refuse = True
     with pytest.raises(RegistryLoginError, match=r"mlopsprodacr\.azurecr\.io refused .* HTTP 401.*AcrPush"):
         exchange_entra_token(acr_stand_in, "mlopsprodacr.azurecr.io", "tenant-1", "entra-access-token")
+
+
+def test_root_context_keeps_only_what_the_mlopsctl_image_copies() -> None:
+    """`.dockerignore` excludes everything, then re-includes exactly the mlopsctl Dockerfile's COPY sources."""
+    lines = [line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()]
+    rules = [line for line in lines if line and not line.startswith("#")]
+    assert rules[0] == "*"
+    included = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
+    dockerfile = (REPO_ROOT / image_by_name("mlopsctl").dockerfile).read_text()
+    sources = set()
+    for line in dockerfile.splitlines():
+        if line.startswith("COPY "):
+            *paths, _destination = line.split()[1:]
+            sources |= {path.rstrip("/") for path in paths}
+    assert sources == included
+    for source in sources:
+        assert list(REPO_ROOT.glob(source)), f"{source} is copied but does not exist"
+
+
+def test_platform_images_output_lists_every_image_by_digest(stack: Evaluation) -> None:
+    output = stack.outputs["platformImages"]
+    assert not output.secret
+    assert set(output.value) == {image.name for image in PLATFORM_IMAGES}
+    assert all(is_digest_reference(ref) for ref in output.value.values())
+    assert set(output.value.values()) == set(_built_refs(stack))
