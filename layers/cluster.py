@@ -128,6 +128,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequen
             cluster=azure.aks.cluster,
             node_pools=azure.aks.user_node_pools,
             analyzer_identity_ready=azure.identities.ready["rollout-analyzer"],
+            image_pull_ready=azure.aks.image_pull_ready,
             operator=OperatorArgs(
                 chart_version=settings.pulumi_operator_chart_version,
                 resync_seconds=settings.pulumi_operator_resync_seconds,
@@ -179,6 +180,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequen
             identities_ready=azure.identities.ready,
             istio_crds=mesh.base,
             monitoring_crds=monitoring.release,
+            image_pull_ready=azure.aks.image_pull_ready,
             deleted_with=azure.aks.cluster,
             credentials_generation=azure.rotation.generation,
         ),

@@ -17,6 +17,8 @@ component adds later is covered without touching this module:
   server (and so the server and its DNS link).
 - `workload-identity`: a pod using workload identity waits for its service account's federated
   credential and every role assignment of that identity.
+- `image-pull`: a pod running an image from a registry the stack declares waits for a pull grant
+  (AcrPull) on that registry (the nodes' kubelet identity).
 - `postgres-dns`: a VNet-integrated PostgreSQL server waits for its private DNS zone's VNet link.
 - `cluster-access`: a Kubernetes provider of an Entra-only cluster waits for the AKS RBAC role
   assignment of every configured deployer principal, and for a bounded `Sleep` that itself waits
@@ -31,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from components.azure.azure_roles import AKS_RBAC_CLUSTER_ADMIN
+from components.azure.azure_roles import ACR_PULL, AKS_RBAC_CLUSTER_ADMIN
 from layout.cluster_layout import WORKLOAD_IDENTITY_USE
 from mlopsctl.mock_engine import RecordedResource
 
@@ -43,6 +45,7 @@ USER_ASSIGNED_IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
 POSTGRES_SERVER = "azure-native:dbforpostgresql:Server"
 POSTGRES_DATABASE = "azure-native:dbforpostgresql:Database"
 VNET_LINK = "azure-native:privatedns:VirtualNetworkLink"
+CONTAINER_REGISTRY = "azure-native:containerregistry:Registry"
 KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
 SLEEP = "time:index/sleep:Sleep"
 
@@ -357,6 +360,30 @@ def workload_identity_requirements(graph: DeployGraph) -> list[Requirement]:
     return requirements
 
 
+def image_pull_requirements(graph: DeployGraph) -> list[Requirement]:
+    registries = {
+        str(r.outputs.get("loginServer")): r for r in graph.of_type(CONTAINER_REGISTRY) if r.outputs.get("loginServer")
+    }
+    requirements = []
+    for resource in graph.resources:
+        hosts = {
+            str(container.get("image", "")).split("/", 1)[0]
+            for template in pod_templates(resource)
+            for key in ("containers", "initContainers")
+            for container in template.spec.get(key) or []
+        }
+        for host in sorted(hosts & set(registries)):
+            registry = registries[host]
+            grants = frozenset(
+                g.urn
+                for g in graph.of_type(ROLE_ASSIGNMENT)
+                if str(g.inputs.get("roleDefinitionId", "")).endswith(f"/{ACR_PULL}")
+                and g.inputs.get("scope") == registry.id
+            )
+            requirements.append(Requirement("image-pull", resource.urn, grants, f"the AcrPull grant on {host}"))
+    return requirements
+
+
 def postgres_dns_requirements(graph: DeployGraph) -> list[Requirement]:
     requirements = []
     for server in graph.of_type(POSTGRES_SERVER):
@@ -420,6 +447,7 @@ def rules(deployer_object_ids: Sequence[str]) -> dict[str, RuleFunction]:
         "node-pool": node_pool_requirements,
         "database": database_requirements,
         "workload-identity": workload_identity_requirements,
+        "image-pull": image_pull_requirements,
         "postgres-dns": postgres_dns_requirements,
         "cluster-access": lambda graph: cluster_access_requirements(graph, deployer_object_ids),
     }

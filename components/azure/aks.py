@@ -238,8 +238,9 @@ class AksCluster(pulumi.ComponentResource):
         kubelet_object_id = cluster.identity_profile.apply(
             lambda profile: (profile or {})["kubeletidentity"].object_id or ""
         )
+        self.image_pull_ready: list[pulumi.Resource] = []
         if args.registry_id is not None:
-            authorization.RoleAssignment(
+            acr_pull = authorization.RoleAssignment(
                 f"{name}-acr-pull",
                 principal_id=kubelet_object_id,
                 principal_type="ServicePrincipal",
@@ -248,6 +249,8 @@ class AksCluster(pulumi.ComponentResource):
                 description="AKS nodes pull platform images",
                 opts=pulumi.ResourceOptions(parent=cluster),
             )
+            # Pods of images in the registry wait for it, or their first pulls are refused.
+            self.image_pull_ready.append(acr_pull)
 
         # Deployer grants are configuration: CI and an in-cluster operator running `up` declare
         # the same set, so neither removes the other's access. Named by principal, so reordering

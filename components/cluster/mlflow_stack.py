@@ -106,6 +106,8 @@ class MlflowStackArgs:
     """The Istio release installing `VirtualService`."""
     monitoring_crds: pulumi.Resource
     """The kube-prometheus-stack release installing `PodMonitor`."""
+    image_pull_ready: Sequence[pulumi.Resource] = ()
+    """The nodes' pull grant on the registry `image` lives in (empty: a public image)."""
     deleted_with: pulumi.Resource | None = None
     """The cluster: its deletion takes these objects along, so they are not deleted one by one."""
     credentials_generation: pulumi.Input[str] | None = None
@@ -478,7 +480,12 @@ class MlflowStack(pulumi.ComponentResource):
                 opts,
                 replace_on_changes=["spec"],
                 delete_before_replace=True,
-                depends_on=[*args.node_pools, *args.databases, *args.identities_ready["mlflow-server"]],
+                depends_on=[
+                    *args.node_pools,
+                    *args.image_pull_ready,
+                    *args.databases,
+                    *args.identities_ready["mlflow-server"],
+                ],
             ),
         )
 
@@ -587,7 +594,7 @@ class MlflowStack(pulumi.ComponentResource):
             ),
             opts=self._opts(
                 opts,
-                depends_on=[migration, *args.node_pools, *args.identities_ready[account_key]],
+                depends_on=[migration, *args.node_pools, *args.image_pull_ready, *args.identities_ready[account_key]],
                 # Replicas of autoscaled roles belong to the HPA after the first rollout.
                 ignore_changes=["spec.replicas"] if scaling.max_replicas > scaling.min_replicas else None,
             ),

@@ -66,6 +66,8 @@ class RolloutAutomationArgs:
     """User node pools: the CronJob's pods and the operator run there."""
     analyzer_identity_ready: Sequence[pulumi.Resource]
     """Federated credential and Key Vault grant of the analysis CronJob's identity."""
+    image_pull_ready: Sequence[pulumi.Resource] = ()
+    """The nodes' pull grant on the registry `image` lives in (empty: a public image)."""
     operator: OperatorArgs | None = None
 
 
@@ -181,7 +183,14 @@ class RolloutAutomation(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=args.provider,
-                depends_on=[namespace, analyzer, secret_class, *args.node_pools, *args.analyzer_identity_ready],
+                depends_on=[
+                    namespace,
+                    analyzer,
+                    secret_class,
+                    *args.node_pools,
+                    *args.image_pull_ready,
+                    *args.analyzer_identity_ready,
+                ],
                 deleted_with=args.cluster,
             ),
         )
