@@ -86,6 +86,11 @@ def test_each_image_is_built_once_and_pushed_to_the_stacks_registry(stack: Evalu
         assert inputs["push"] is True
         assert inputs["platforms"] == ["linux/amd64"]
         assert inputs["tags"] == [f"{registry}/{image.repository}:{image.tag}"]
+        cache = f"{registry}/{image.repository}:buildcache"
+        assert inputs["cacheFrom"] == [{"registry": {"ref": cache}}]
+        [cache_to] = inputs["cacheTo"]
+        assert cache_to["registry"]["ref"] == cache and cache_to["registry"]["mode"] == "max"
+        assert cache_to["registry"]["imageManifest"] is True and cache_to["registry"]["ociMediaTypes"] is True
         # Paths relative to the repository root (the project directory), so state is portable.
         assert inputs["context"]["location"] == image.context and not Path(image.context).is_absolute()
         assert (REPO_ROOT / inputs["dockerfile"]["location"]).is_file()
@@ -116,7 +121,9 @@ def test_prebuilt_digest_replaces_the_build() -> None:
     config_value = json.dumps({"mlflow": prebuilt})
     evaluation = evaluate_with("dev", lambda config: config.__setitem__(P + "prebuiltImages", config_value))
     assert evaluation.error is None, evaluation.error
-    assert {b.name for b in evaluation.of_type(IMAGE)} == {"images-mlopsctl"}
+    assert {b.name for b in evaluation.of_type(IMAGE)} == {f"images-{i.name}" for i in PLATFORM_IMAGES} - {
+        "images-mlflow"
+    }
     assert assert_every_own_image_is_declared(evaluation, prebuilt={prebuilt}) >= 4
     migrate = evaluation.one("kubernetes:batch/v1:Job", "mlflow-migrate")
     assert {c["image"] for _, c in containers(migrate.inputs)} == {prebuilt}

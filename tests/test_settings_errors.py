@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from layout.images import PLATFORM_IMAGES
 from settings import SettingsError, load_settings
 from tests.conftest import evaluate_with
 
@@ -129,7 +130,7 @@ BAD_CONFIG = [
     pytest.param(
         "dev",
         lambda c: c.update({P + "containerRegistry": "false", P + "prebuiltImages": "{}"}),
-        ["prebuiltImages.mlflow", "prebuiltImages.mlopsctl"],
+        sorted(f"prebuiltImages.{image.name}" for image in PLATFORM_IMAGES),
         "while containerRegistry is false",
         id="no-registry-no-prebuilt-images",
     ),

@@ -32,6 +32,9 @@ from pulumi_azure_native import authorization
 
 from layout.images import BUILD_PLATFORM, PlatformImage, digest_reference
 
+BUILD_CACHE_TAG = "buildcache"
+"""Tag of each repository's BuildKit layer cache (never run by a pod)."""
+
 ACR_TOKEN_USER = "00000000-0000-0000-0000-000000000000"
 """The user name ACR expects with a refresh token obtained by the Entra token exchange."""
 
@@ -109,6 +112,9 @@ class PlatformImages(pulumi.ComponentResource):
                 continue
             assert args.registry is not None and registries is not None
             login_server = args.registry.login_server
+            # Layer cache kept next to the image in the same registry, so an ephemeral CI runner
+            # rebuilds only what changed (ACR stores BuildKit caches as OCI image manifests).
+            cache = pulumi.Output.concat(login_server, "/", image.repository, ":", BUILD_CACHE_TAG)
             build = docker_build.Image(
                 f"{name}-{image.name}",
                 context=docker_build.BuildContextArgs(location=image.context),
@@ -121,6 +127,18 @@ class PlatformImages(pulumi.ComponentResource):
                 },
                 push=True,
                 registries=registries,
+                cache_from=[docker_build.CacheFromArgs(registry=docker_build.CacheFromRegistryArgs(ref=cache))],
+                cache_to=[
+                    docker_build.CacheToArgs(
+                        registry=docker_build.CacheToRegistryArgs(
+                            ref=cache,
+                            mode=docker_build.CacheMode.MAX,
+                            image_manifest=True,
+                            oci_media_types=True,
+                            ignore_error=True,
+                        )
+                    )
+                ],
                 opts=pulumi.ResourceOptions(parent=self),
             )
             self.refs[image.name] = _reference(login_server, image.repository, build.digest)
