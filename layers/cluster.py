@@ -50,6 +50,8 @@ def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequen
         ),
     )
 
+    model_server_image = image_in_registry(settings.model_server_image, azure.registry)
+    storage_initializer_image = image_in_registry(settings.storage_initializer_image, azure.registry)
     seldon = SeldonCore(
         "seldon",
         SeldonCoreArgs(
@@ -59,6 +61,8 @@ def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequen
             models_namespace=settings.models_namespace,
             istio_crds=mesh.base,
             node_pools=azure.aks.user_node_pools,
+            model_server_image=model_server_image,
+            storage_initializer_image=storage_initializer_image,
         ),
     )
 
@@ -108,6 +112,8 @@ def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequen
             provider=azure.aks.provider,
             cluster=azure.aks.cluster,
             depends_on=[seldon],
+            model_server_image=model_server_image,
+            storage_initializer_image=storage_initializer_image,
         ),
     )
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from layout import cluster_layout, lineage
+from layout import cluster_layout, lineage, model_serving
 from observability.alerts import DeclaredPredictor
 from rollout.snapshot import ModelState, RegistrySnapshot, SnapshotError, VersionInfo
 from settings.rollout import ModelRolloutSettings
@@ -34,8 +34,10 @@ MAX_DEPLOYMENT_NAME = 40
 """Seldon derives Deployment and Service names from the SeldonDeployment name plus the predictor
 name and suffixes; 40 characters keeps every derived name within Kubernetes' 63."""
 
-SERVING_IMPLEMENTATION = "MLFLOW_SERVER"
-RCLONE_REMOTE = lineage.AZURE_BLOB_REMOTE
+SERVING_IMPLEMENTATION = model_serving.IMPLEMENTATION
+RCLONE_REMOTE = model_serving.RCLONE_REMOTE
+MODEL_NODE = "model"
+"""The graph node of every predictor: the MLServer model name (`/v2/models/model/infer`)."""
 
 
 class PlanError(ValueError):
@@ -226,8 +228,27 @@ def seldon_deployment(
     storage_secret: str,
     service_account: str,
     extra_labels: Mapping[str, str] | None = None,
+    model_server_image: object = None,
+    storage_initializer_image: object = None,
 ) -> dict[str, Any]:
-    """The SeldonDeployment manifest (machinelearning.seldon.io/v1) for one plan."""
+    """The SeldonDeployment manifest (machinelearning.seldon.io/v1) for one plan.
+
+    Protocol v2: the operator runs MLServer with the MLflow runtime in the `model` container and
+    the storage initializer as its init container (layout/model_serving.py has their command and
+    env). `model_server_image` and `storage_initializer_image` (the platform's images, usually
+    unresolved digest references) are set per graph node when given: the operator prefers them
+    to its chart defaults, and a new image then rolls the predictors.
+    """
+    model_container: dict[str, Any] = {
+        "name": MODEL_NODE,
+        "resources": {
+            "requests": {"cpu": plan.cpu, "memory": plan.memory},
+            "limits": {"cpu": plan.cpu, "memory": plan.memory},
+        },
+        "startupProbe": model_serving.model_startup_probe(MODEL_NODE),
+    }
+    if model_server_image is not None:
+        model_container["image"] = model_server_image
     predictors = []
     for predictor in plan.predictors:
         physical = physical_artifact_uri(predictor.version.download_uri, artifacts_destination)
@@ -248,20 +269,12 @@ def seldon_deployment(
                     "metadata": {"labels": {cluster_layout.WORKLOAD_IDENTITY_USE: "true"}},
                     "spec": {
                         "serviceAccountName": service_account,
-                        "containers": [
-                            {
-                                "name": "model",
-                                "resources": {
-                                    "requests": {"cpu": plan.cpu, "memory": plan.memory},
-                                    "limits": {"cpu": plan.cpu, "memory": plan.memory},
-                                },
-                            }
-                        ],
+                        "containers": [dict(model_container)],
                     },
                 }
             ],
             "graph": {
-                "name": "model",
+                "name": MODEL_NODE,
                 "type": "MODEL",
                 "implementation": SERVING_IMPLEMENTATION,
                 "modelUri": rclone_model_uri(physical),
@@ -269,6 +282,8 @@ def seldon_deployment(
                 "children": [],
             },
         }
+        if storage_initializer_image is not None:
+            spec["graph"]["storageInitializerImage"] = storage_initializer_image
         if predictor.shadow:
             spec["shadow"] = True
         predictors.append(spec)
@@ -285,5 +300,5 @@ def seldon_deployment(
             },
             "annotations": {lineage.REGISTERED_MODEL: plan.model},
         },
-        "spec": {"name": plan.deployment, "predictors": predictors},
+        "spec": {"name": plan.deployment, "protocol": model_serving.PROTOCOL, "predictors": predictors},
     }

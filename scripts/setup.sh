@@ -38,6 +38,27 @@ system_packages() {
   fi
 }
 
+serving_env() {
+  # The model server and the storage initializer's rclone, exactly as their images install them
+  # (images/model-server, images/storage-initializer), in a venv of their own: MLServer pins
+  # fastapi < 0.116, which the main venv's packages do not allow. tests/test_serving_e2e.py runs them.
+  local venv=.venv-serving
+  if [ ! -x "$venv/bin/python" ]; then
+    "$PYTHON" -m venv "$venv"
+  fi
+  local stamp="$venv/.installed"
+  local wanted
+  wanted="$(cat images/model-server/requirements.txt images/model-server/constraints.txt images/storage-initializer/requirements.txt)"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip==26.3
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+      -r images/model-server/requirements.txt -c images/model-server/constraints.txt
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes \
+      -r images/storage-initializer/requirements.txt
+    printf '%s' "$wanted" > "$stamp"
+  fi
+}
+
 node_env() {
   # Azurite (the Azure Blob endpoint of the integration tests), pinned in package-lock.json.
   if ! cmp -s package-lock.json node_modules/.installed-lock 2>/dev/null; then
@@ -48,6 +69,6 @@ node_env() {
 
 case "$what" in
   python) python_env ;;
-  all) system_packages; python_env; node_env ;;
+  all) system_packages; python_env; node_env; serving_env ;;
   *) echo "usage: scripts/setup.sh [python|all]" >&2; exit 2 ;;
 esac

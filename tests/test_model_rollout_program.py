@@ -42,7 +42,7 @@ def test_weights_and_versions_follow_the_snapshot(stack: Evaluation) -> None:
     assert traffic("recommender") == {"stable": (100, "12", False), "shadow": (0, "13", True)}
     served = stack.outputs["models"].value
     assert served["fraud-detector"]["weights"] == {"stable": 75, "canary": 25}
-    assert served["fraud-detector"]["endpoint"].endswith("/seldon/models/fraud-detector/api/v1.0/predictions")
+    assert served["fraud-detector"]["endpoint"].endswith("/seldon/models/fraud-detector/v2/models/model/infer")
 
 
 def test_model_uris_are_physical_blob_locations_with_lineage(stack: Evaluation) -> None:

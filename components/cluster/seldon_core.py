@@ -5,6 +5,12 @@ are under the Business Source License). It runs in `seldon-system` with Istio en
 SeldonDeployment gets a VirtualService on the platform gateway, with mutual TLS to the pods.
 The models namespace has sidecar injection and *strict* mTLS: only meshed clients reach models
 (Prometheus scrapes them with Istio certificates, see `components.cluster.monitoring`).
+
+Predictors run the platform's own images: the model server (images/model-server: MLServer, the
+MLflow runtime and the registry's MLflow) is the operator's predictor server for `MLFLOW_SERVER`
+on protocol v2, and the storage initializer (images/storage-initializer: rclone >= 1.63 with
+workload identity) its default initializer. Seldon's defaults (MLServer 1.3.5 on Python 3.8,
+rclone 1.59) can neither load MLflow 3 models nor authenticate without a storage key.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import pulumi
 import pulumi_kubernetes as kubernetes
 from pulumi_kubernetes.helm.v3 import Release, ReleaseArgs, RepositoryOptsArgs
 
-from layout import cluster_layout
+from layout import cluster_layout, model_serving
 
 SELDON_REPOSITORY: Final = "https://storage.googleapis.com/seldon-charts"
 EXECUTOR_METRICS_PORT_NAME: Final = "metrics"
@@ -27,14 +33,28 @@ SELDON_POD_LABEL: Final = "seldon-deployment-id"
 """Label the operator puts on every pod of a SeldonDeployment."""
 
 
-def seldon_operator_values(gateway: str) -> dict[str, Any]:
-    """Istio on and pointed at the platform gateway; executor metrics where the PodMonitor looks."""
+def seldon_operator_values(
+    gateway: str, model_server_image: pulumi.Input[str], storage_initializer_image: pulumi.Input[str]
+) -> dict[str, Any]:
+    """Istio on and pointed at the platform gateway; executor metrics where the PodMonitor looks;
+    the platform's model server and storage initializer images.
+
+    The operator builds a predictor image as `<image>:<defaultImageVersion>`, or `<image>` alone
+    when the version is empty (PrepackImageName in apis/.../prepack.go, getMLServerImage in
+    controllers/mlserver.go): an empty version lets a digest reference through unchanged.
+    """
     return {
         "istio": {"enabled": True, "gateway": gateway, "tlsMode": "ISTIO_MUTUAL"},
         "executor": {
             "metricsPortName": EXECUTOR_METRICS_PORT_NAME,
             "prometheus": {"path": EXECUTOR_METRICS_PATH},
         },
+        "predictor_servers": {
+            model_serving.IMPLEMENTATION: {
+                "protocols": {model_serving.PROTOCOL: {"image": model_server_image, "defaultImageVersion": ""}}
+            }
+        },
+        "storageInitializer": {"image": storage_initializer_image},
         "usageMetrics": {"enabled": False},
         "crd": {"create": True},
     }
@@ -50,6 +70,10 @@ class SeldonCoreArgs:
     """The Istio `base` release: the operator creates VirtualServices and DestinationRules."""
     node_pools: Sequence[pulumi.Resource]
     """User node pools: the operator's pod (and so every SeldonDeployment) runs there."""
+    model_server_image: pulumi.Input[str]
+    """images/model-server, by digest: the predictor server for MLFLOW_SERVER on protocol v2."""
+    storage_initializer_image: pulumi.Input[str]
+    """images/storage-initializer, by digest: the init container that copies every model."""
 
 
 class SeldonCore(pulumi.ComponentResource):
@@ -77,7 +101,9 @@ class SeldonCore(pulumi.ComponentResource):
                 version=args.chart_version,
                 repository_opts=RepositoryOptsArgs(repo=SELDON_REPOSITORY),
                 namespace=cluster_layout.SELDON_NAMESPACE,
-                values=seldon_operator_values(cluster_layout.PLATFORM_GATEWAY),
+                values=seldon_operator_values(
+                    cluster_layout.PLATFORM_GATEWAY, args.model_server_image, args.storage_initializer_image
+                ),
                 atomic=True,
                 cleanup_on_fail=True,
             ),

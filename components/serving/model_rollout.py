@@ -13,26 +13,22 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as kubernetes
 
-from layout import cluster_layout
+from layout import cluster_layout, model_serving
 from layout.cluster_layout import public_host
-from rollout.planner import RCLONE_REMOTE, DeploymentPlan, seldon_deployment
+from rollout.planner import MODEL_NODE, DeploymentPlan, seldon_deployment
 
 MODEL_READER_SERVICE_ACCOUNT = "model-storage-reader"
 
 
 def endpoint_url(domain: str, namespace: str, deployment: str) -> str:
-    """The prediction endpoint of a SeldonDeployment through the platform's Istio gateway."""
-    return f"https://{public_host('models', domain)}/seldon/{namespace}/{deployment}/api/v1.0/predictions"
+    """The V2 inference endpoint of a SeldonDeployment through the platform's Istio gateway."""
+    path = model_serving.inference_path(MODEL_NODE)
+    return f"https://{public_host('models', domain)}/seldon/{namespace}/{deployment}{path}"
 
 
 def rclone_remote_config(account: str) -> dict[str, str]:
     """Storage-initializer configuration: no credential in it, the pod's workload identity reads."""
-    remote = RCLONE_REMOTE.upper()
-    return {
-        f"RCLONE_CONFIG_{remote}_TYPE": "azureblob",
-        f"RCLONE_CONFIG_{remote}_ACCOUNT": account,
-        f"RCLONE_CONFIG_{remote}_ENV_AUTH": "true",
-    }
+    return model_serving.storage_remote_env(account)
 
 
 @dataclass(frozen=True)
@@ -50,6 +46,12 @@ class ModelRolloutArgs:
     reader_identity_ready: Sequence[pulumi.Resource]
     """Federated credential and blob grant of the storage initializer's identity."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    model_server_image: pulumi.Input[str] | None = None
+    """The platform's model server image (images/model-server) set on every predictor's `model`
+    container; None leaves it to the operator's `predictor_servers.MLFLOW_SERVER.protocols.v2`."""
+    storage_initializer_image: pulumi.Input[str] | None = None
+    """The platform's storage initializer (images/storage-initializer) set on every graph node;
+    None leaves it to the operator's `storageInitializer.image`."""
 
 
 class ModelRollout(pulumi.ComponentResource):
@@ -86,6 +88,8 @@ class ModelRollout(pulumi.ComponentResource):
                 artifacts_destination=args.artifacts_destination,
                 storage_secret=args.storage_secret,
                 service_account=MODEL_READER_SERVICE_ACCOUNT,
+                model_server_image=args.model_server_image,
+                storage_initializer_image=args.storage_initializer_image,
             )
             kubernetes.apiextensions.CustomResource(
                 f"{name}-{plan.deployment}",
