@@ -50,8 +50,8 @@ def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequen
         ),
     )
 
-    model_server_image = image_in_registry(settings.model_server_image, azure.registry)
-    storage_initializer_image = image_in_registry(settings.storage_initializer_image, azure.registry)
+    model_server_image = azure.images.refs["model-server"]
+    storage_initializer_image = azure.images.refs["storage-initializer"]
     seldon = SeldonCore(
         "seldon",
         SeldonCoreArgs(

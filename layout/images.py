@@ -32,6 +32,18 @@ class PlatformImage:
 PLATFORM_IMAGES: Final[tuple[PlatformImage, ...]] = (
     PlatformImage("mlflow", "mlops/mlflow-server", "images/mlflow", "images/mlflow/Dockerfile", "3.17.2-1"),
     PlatformImage("mlopsctl", "mlops/mlopsctl", ".", "images/mlopsctl/Dockerfile", "0.1.0"),
+    # MLServer 1.7.1 + mlserver-mlflow + MLflow 3.17.2: the predictor server for MLFLOW_SERVER on v2.
+    PlatformImage(
+        "model-server", "mlops/model-server", "images/model-server", "images/model-server/Dockerfile", "1.7.1-1"
+    ),
+    # rclone 1.75.2 (`rclone copy`, workload identity): the init container of every graph node.
+    PlatformImage(
+        "storage-initializer",
+        "mlops/storage-initializer",
+        "images/storage-initializer",
+        "images/storage-initializer/Dockerfile",
+        "1.75.2-1",
+    ),
 )
 """Every image the platform builds: name (the `prebuiltImages` key) → repository, context, Dockerfile."""
 

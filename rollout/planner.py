@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from layout import cluster_layout, lineage, model_serving
+from layout.images import DIGEST_PULL_POLICY
 from observability.alerts import DeclaredPredictor
 from rollout.snapshot import ModelState, RegistrySnapshot, SnapshotError, VersionInfo
 from settings.rollout import ModelRolloutSettings
@@ -249,6 +250,7 @@ def seldon_deployment(
     }
     if model_server_image is not None:
         model_container["image"] = model_server_image
+        model_container["imagePullPolicy"] = DIGEST_PULL_POLICY
     predictors = []
     for predictor in plan.predictors:
         physical = physical_artifact_uri(predictor.version.download_uri, artifacts_destination)

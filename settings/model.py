@@ -378,19 +378,6 @@ class PlatformSettings(BaseModel):
         default="1.17.1",
         description="Version of the `seldon-core-operator` chart (1.17.1 is the last Apache-2.0 release).",
     )
-    model_server_image: ImageReference = Field(
-        default="model-server:1.7.1-1",
-        description="Model server image built from `images/model-server/` (MLServer 1.7.1, mlserver-mlflow, the "
-        "registry's MLflow, the supported model libraries), with a tag or `@sha256:` digest; the Seldon "
-        "operator's predictor server for MLFLOW_SERVER on protocol v2. Without a registry host it is pulled "
-        "from the stack's container registry.",
-    )
-    storage_initializer_image: ImageReference = Field(
-        default="storage-initializer:1.75.2-1",
-        description="Storage initializer image built from `images/storage-initializer/` (rclone 1.75.2, "
-        "`rclone copy` with workload identity), with a tag or `@sha256:` digest; used by every graph node. "
-        "Without a registry host it is pulled from the stack's container registry.",
-    )
     ingress_internal_load_balancer: bool = Field(
         default=True,
         description="Give the Istio ingress gateway an internal Azure load balancer (VNet address) "

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from layout import model_serving
-from mlopsctl.mock_engine import Evaluation
+from layout.images import DIGEST_PULL_POLICY, image_by_name, is_digest_reference
+from mlopsctl.mock_engine import Evaluation, _built_image
 from tests.services.serving import dockerfile_instruction
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,9 +36,17 @@ def _pins(path: Path) -> dict[str, str]:
     return pins
 
 
-def _registry_ref(evaluation: Evaluation, image: str) -> str:
-    login_server = evaluation.outputs["containerRegistryLoginServer"].value
-    return f"{login_server}/{image}"
+def _built(evaluation: Evaluation, name: str) -> tuple[str, str]:
+    """The digest reference of the platform image `name` the program builds, and its build's URN."""
+    repository = image_by_name(name).repository
+    (build,) = (
+        b
+        for b in evaluation.of_type("docker-build:index:Image")
+        if b.inputs["tags"][0].rpartition(":")[0].endswith("/" + repository)
+    )
+    reference = f"{build.inputs['tags'][0].rpartition(':')[0]}@{_built_image(build.inputs)['digest']}"
+    assert is_digest_reference(reference)
+    return reference, build.urn
 
 
 def test_model_server_pins_the_registrys_mlflow_and_a_working_uvloop() -> None:
@@ -73,27 +82,37 @@ def test_storage_initializer_is_pinned_rclone_copy_as_non_root() -> None:
     assert re.search(r"--hash=sha256:[0-9a-f]{64}", requirements)
 
 
-def test_the_operator_runs_the_platform_images(stack: Evaluation) -> None:
-    values = stack.one(RELEASE, "seldon-operator").inputs["values"]
+def test_the_operator_runs_the_platform_images_built_before_it(stack: Evaluation) -> None:
+    operator = stack.one(RELEASE, "seldon-operator")
+    values = operator.inputs["values"]
     server = values["predictor_servers"][model_serving.IMPLEMENTATION]["protocols"][model_serving.PROTOCOL]
+    model_server, model_server_build = _built(stack, "model-server")
+    initializer, initializer_build = _built(stack, "storage-initializer")
     # An empty version: the operator then uses `image` as it is (a digest reference stays whole).
-    assert server == {"image": _registry_ref(stack, "model-server:1.7.1-1"), "defaultImageVersion": ""}
-    assert values["storageInitializer"] == {"image": _registry_ref(stack, "storage-initializer:1.75.2-1")}
+    assert server == {"image": model_server, "defaultImageVersion": ""}
+    assert values["storageInitializer"] == {"image": initializer}
+    assert {model_server_build, initializer_build} <= set(operator.dependencies)
 
 
 def test_every_predictor_is_v2_mlflow_with_the_platform_images_and_a_model_startup_probe(stack: Evaluation) -> None:
-    deployments = [r.inputs for r in stack.of_type(SDEP)]
-    assert deployments
-    for manifest in deployments:
+    model_server, model_server_build = _built(stack, "model-server")
+    initializer, initializer_build = _built(stack, "storage-initializer")
+    resources = stack.of_type(SDEP)
+    assert resources
+    for resource in resources:
+        # A predictor's pod pulls both images: they are pushed before the SeldonDeployment exists.
+        assert {model_server_build, initializer_build} <= set(resource.dependencies)
+        manifest = resource.inputs
         assert manifest["spec"]["protocol"] == "v2"
         for predictor in manifest["spec"]["predictors"]:
             graph = predictor["graph"]
             assert graph["implementation"] == "MLFLOW_SERVER" and graph["children"] == []
-            assert graph["storageInitializerImage"] == _registry_ref(stack, "storage-initializer:1.75.2-1")
+            assert graph["storageInitializerImage"] == initializer
             assert graph["modelUri"].startswith(f"{model_serving.RCLONE_REMOTE}:")
             (container,) = predictor["componentSpecs"][0]["spec"]["containers"]
             assert container["name"] == graph["name"]  # the operator merges its MLServer container by name
-            assert container["image"] == _registry_ref(stack, "model-server:1.7.1-1")
+            assert container["image"] == model_server
+            assert container["imagePullPolicy"] == DIGEST_PULL_POLICY
             probe = container["startupProbe"]
             assert probe["httpGet"] == {"path": f"/v2/models/{graph['name']}/ready", "port": "http", "scheme": "HTTP"}
             # The operator replaces readiness and liveness handlers with /v2/health/*: not set here.
