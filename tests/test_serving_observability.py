@@ -101,13 +101,17 @@ def test_releases_depend_only_on_what_they_need(stack: Evaluation) -> None:
     assert _depends_on(stack, _release(stack, "istio-ingress-gateway")) == {"istio-istiod"} | pool
     # Seldon needs Istio's CRDs (it creates VirtualServices), not the control plane or monitoring;
     # its values name the platform's model server and storage initializer, pushed before it.
-    assert _depends_on(stack, _release(stack, "seldon-operator")) == {
-        "istio-base",
-        "seldon-system-namespace",
-        "images-model-server",
-        "images-storage-initializer",
-        "registry-registry",
-    } | pool
+    assert (
+        _depends_on(stack, _release(stack, "seldon-operator"))
+        == {
+            "istio-base",
+            "seldon-system-namespace",
+            "images-model-server",
+            "images-storage-initializer",
+            "registry-registry",
+        }
+        | pool
+    )
     # Prometheus needs injection for its mTLS certificates and the Grafana admin Secret; not Seldon.
     assert (
         _depends_on(stack, _release(stack, "monitoring-kube-prometheus-stack"))
