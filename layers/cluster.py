@@ -114,6 +114,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequen
             depends_on=[seldon],
             model_server_image=model_server_image,
             storage_initializer_image=storage_initializer_image,
+            image_pull_ready=azure.aks.image_pull_ready,
         ),
     )
 

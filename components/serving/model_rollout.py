@@ -52,6 +52,8 @@ class ModelRolloutArgs:
     storage_initializer_image: pulumi.Input[str] | None = None
     """The platform's storage initializer (images/storage-initializer) set on every graph node;
     None leaves it to the operator's `storageInitializer.image`."""
+    image_pull_ready: Sequence[pulumi.Resource] = ()
+    """The nodes' pull grant on the registry the serving images live in (empty: public images)."""
 
 
 class ModelRollout(pulumi.ComponentResource):
@@ -100,7 +102,13 @@ class ModelRollout(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     provider=args.provider,
-                    depends_on=[*args.depends_on, *args.reader_identity_ready, service_account, storage_config],
+                    depends_on=[
+                        *args.depends_on,
+                        *args.reader_identity_ready,
+                        *args.image_pull_ready,
+                        service_account,
+                        storage_config,
+                    ],
                     deleted_with=args.cluster,
                 ),
             )
