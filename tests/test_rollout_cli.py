@@ -59,7 +59,7 @@ MODELS = ("walks-healthy", "errors", "slow", "idle", "overlap", "dry-run")
 @pytest.fixture(scope="module")
 def stack_file(tmp_path_factory: pytest.TempPathFactory, mlflow_stack: Any, traffic: Any) -> Path:
     _, prometheus = traffic
-    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    document = yaml.safe_load((ROOT / "models" / "Pulumi.dev.yaml").read_text())
     analysis = {
         "window": WINDOW,
         "minRequests": MIN_REQUESTS,
@@ -67,10 +67,9 @@ def stack_file(tmp_path_factory: pytest.TempPathFactory, mlflow_stack: Any, traf
         "maxP95LatencySeconds": 0.5,
         "maxP95RatioToStable": 4,
     }
-    document["config"]["mlops-platform:rollout"] = {
+    document["config"]["mlops-models:rollout"] = {
         "trackingUri": mlflow_stack.tracking_uri,
         "prometheusUrl": prometheus.url,
-        "namespace": "models",
         "models": [{"name": name, "strategy": "canary", "steps": STEPS, "analysis": analysis} for name in MODELS],
     }
     path = tmp_path_factory.mktemp("stack") / "Pulumi.dev.yaml"
