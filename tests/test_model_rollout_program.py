@@ -120,7 +120,13 @@ def test_the_registry_read_defaults_to_the_platforms_in_cluster_mlflow() -> None
     outputs = json.loads(platform_outputs_example("dev").read_text())
     uri = f"http://127.0.0.1:{_closed_port()}"
     outputs["mlflowInClusterUri"] = uri
-    evaluation = evaluate("dev", project_dir=MODELS_DIR, registry_snapshot=None, platform_outputs=outputs)
+    evaluation = evaluate(
+        "dev",
+        project_dir=MODELS_DIR,
+        registry_snapshot=None,
+        platform_outputs=outputs,
+        environ={"MLFLOW_TRACKING_URI": ""},  # unset for the run: the platform's URL applies
+    )
     assert isinstance(evaluation.error, RegistryError)
     assert uri in str(evaluation.error) and evaluation.resources == []
 

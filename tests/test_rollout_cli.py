@@ -232,7 +232,9 @@ def _shape(expression: str) -> str:
 def test_the_cli_sends_the_dashboards_promql(traffic: Any, stack_file: Path) -> None:
     """Every query of the analysis is, signal for signal, an expression of the dashboards or alerts."""
     assert traffic  # Prometheus runs: the stack file points the CLI at it
-    args = argparse.Namespace(stack="dev", stack_file=stack_file, tracking_uri=None, prometheus_url=None)
+    args = argparse.Namespace(
+        stack="dev", stack_file=stack_file, tracking_uri=None, prometheus_url=None, namespace=None
+    )
     context = rollout_cli._context(args, {}, need_prometheus=True)
     model = context.settings.rollout.models[0]
     rollout_cli.measure(context, model)
