@@ -9,6 +9,8 @@ import yaml
 
 from mlopsctl import cli, config_reference
 from mlopsctl.mock_engine import MODELS_DIR, Evaluation, evaluate, platform_outputs_example, stack_config
+from mlopsctl.policy_check import mandatory
+from mlopsctl.preview import check, render_text
 from settings import SettingsError, config_key
 from settings.models import ModelsSettings
 
@@ -70,3 +72,19 @@ def test_the_platform_stack_files_no_longer_carry_rollouts() -> None:
     for stack in ("dev", "prod"):
         document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
         assert not any(key.endswith(":rollout") for key in document["config"])
+
+
+def test_the_policy_pack_passes_on_the_models_stacks(models_stack: Evaluation) -> None:
+    """Policies run on both projects; subscription-level rules (Defender) are the platform's only."""
+    report = check(models_stack)
+    assert not report.failed, render_text(report)
+    assert report.schema_problems == []
+
+
+def test_subscription_rules_still_bind_the_platform_stack() -> None:
+    """The models-stack exemption does not leak: prod without Defender still fails."""
+    config, secret_keys = stack_config("prod")
+    config["mlops-platform:defenderForContainers"] = "false"
+    evaluation = evaluate("prod", config, secret_keys)
+    assert evaluation.error is None, evaluation.error
+    assert "defender-for-containers" in {v.policy for v in mandatory(check(evaluation).violations)}
