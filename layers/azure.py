@@ -172,7 +172,7 @@ def declare(settings: PlatformSettings) -> AzureLayer:
                 cluster_layout.MLFLOW_ADMIN_PASSWORD: "password",
                 cluster_layout.GRAFANA_ADMIN_PASSWORD: "password",
                 cluster_layout.MLFLOW_FLASK_SECRET_KEY: "key",
-                cluster_layout.MODELS_STACK_PASSPHRASE: "passphrase",
+                cluster_layout.MODELS_STACK_PASSPHRASE: "password",
                 **{cluster_layout.database_uri_secret(db): "connection-string" for db in postgres.connection_uris},
             },
             expires=rotation.expires,
