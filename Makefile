@@ -5,9 +5,11 @@ PY := .venv/bin/python
 
 .PHONY: preview test lint typecheck unit docs
 
-preview:  ## offline preview of a stack (mock engine, no credentials)
+preview:  ## offline preview of both projects of a stack (mock engine, no credentials)
 	scripts/setup.sh python
-	$(PY) -m mlopsctl preview --stack $(STACK) --registry-snapshot $(SNAPSHOT)
+	$(PY) -m mlopsctl preview --stack $(STACK)
+	$(PY) -m mlopsctl preview --project models --stack $(STACK) --registry-snapshot $(SNAPSHOT) \
+		--platform-outputs examples/platform-outputs.$(STACK).json
 
 test: ## install everything the tests need, then lint, type-check and run the tests
 	scripts/setup.sh all

@@ -1,18 +1,15 @@
 """mlops-platform: settings → Azure layer → cluster layer → stack outputs. Wiring only.
 
-Settings are read and validated first: bad configuration raises before any resource exists. The
-registry is read (or the snapshot file loaded) and every rollout planned before anything is
-declared: an unreachable or inconsistent registry fails the program and deletes nothing. What
-each layer declares is in `layers/` (see ARCHITECTURE.md).
+Settings are read and validated first: bad configuration raises before any resource exists.
+The platform never talks to MLflow: model delivery is the models stack (`models/`), which reads
+this stack's outputs (`layers/outputs.py`) and the registry. What each layer declares is in
+`layers/` (see ARCHITECTURE.md).
 """
 
 from layers import azure, cluster, outputs
-from rollout.planner import plan_rollouts
-from rollout.source import registry_snapshot
-from settings.stack_file import from_pulumi_runtime
+from layers.config import platform_settings
 
-settings = from_pulumi_runtime()
-rollout_plans = plan_rollouts(registry_snapshot(settings.rollout), settings.rollout.models)
+settings = platform_settings()
 azure_layer = azure.declare(settings)
-cluster_layer = cluster.declare(settings, azure_layer, rollout_plans)
+cluster_layer = cluster.declare(settings, azure_layer)
 outputs.export(settings, azure_layer, cluster_layer)

@@ -159,7 +159,12 @@ def declare(settings: PlatformSettings) -> AzureLayer:
                 **{cluster_layout.database_uri_secret(db): uri for db, uri in postgres.connection_uris.items()},
             },
             generated_passwords=(cluster_layout.MLFLOW_FLASK_SECRET_KEY,),
-            bootstrap_passwords=(cluster_layout.MLFLOW_ADMIN_PASSWORD, cluster_layout.GRAFANA_ADMIN_PASSWORD),
+            bootstrap_passwords=(
+                cluster_layout.MLFLOW_ADMIN_PASSWORD,
+                cluster_layout.GRAFANA_ADMIN_PASSWORD,
+                # Never rotated: a new passphrase could not decrypt the models stack's state.
+                cluster_layout.MODELS_STACK_PASSPHRASE,
+            ),
             password_keepers=rotation.keepers,
             content_types={
                 cluster_layout.POSTGRES_ADMIN_PASSWORD: "password",
@@ -167,6 +172,7 @@ def declare(settings: PlatformSettings) -> AzureLayer:
                 cluster_layout.MLFLOW_ADMIN_PASSWORD: "password",
                 cluster_layout.GRAFANA_ADMIN_PASSWORD: "password",
                 cluster_layout.MLFLOW_FLASK_SECRET_KEY: "key",
+                cluster_layout.MODELS_STACK_PASSPHRASE: "password",
                 **{cluster_layout.database_uri_secret(db): "connection-string" for db in postgres.connection_uris},
             },
             expires=rotation.expires,

@@ -1,24 +1,25 @@
-"""The cluster layer: Istio, Seldon Core, monitoring, MLflow, model rollouts and their automation."""
+"""The cluster layer: Istio, Seldon Core, monitoring, MLflow and the rollout automation.
+
+Model delivery (the SeldonDeployments) is not here: the models stack (`models/`) declares it
+from the platform's outputs and the registry, so this layer never talks to MLflow.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 
-from components.azure.artifact_storage import artifacts_destination
 from components.cluster.istio_mesh import IstioMesh, IstioMeshArgs
 from components.cluster.mlflow_stack import MlflowStack, MlflowStackArgs, PodResources, RoleScaling
 from components.cluster.monitoring import Monitoring, MonitoringArgs, MonitoringValues
 from components.cluster.rollout_automation import OperatorArgs, RolloutAutomation, RolloutAutomationArgs
 from components.cluster.seldon_core import SeldonCore, SeldonCoreArgs
-from components.serving.model_rollout import ModelRollout, ModelRolloutArgs
 from layers.azure import AzureLayer
 from layout import cluster_layout
 from layout.mlflow_server import DatabaseServer, server_settings
+from layout.platform_outputs import mlflow_in_cluster_uri
 from observability.alerts import AlertThresholds
-from rollout.planner import DeploymentPlan, declared_predictors
 from settings.model import PlatformSettings
 
 
@@ -29,12 +30,11 @@ class ClusterLayer:
     mesh: IstioMesh
     seldon: SeldonCore
     monitoring: Monitoring
-    model_rollout: ModelRollout
     automation: RolloutAutomation
     mlflow: MlflowStack
 
 
-def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequence[DeploymentPlan]) -> ClusterLayer:
+def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
     """Declare everything that runs in the cluster, through the cluster's one Kubernetes provider."""
     mesh = IstioMesh(
         "istio",
@@ -94,27 +94,6 @@ def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequen
                 model_p95_latency_seconds=settings.alert_model_p95_latency_ms / 1000,
                 mlflow_5xx_ratio=settings.alert_mlflow_5xx_percent / 100,
             ),
-            declared_predictors=declared_predictors(rollout_plans, settings.models_namespace),
-        ),
-    )
-
-    model_rollout = ModelRollout(
-        "models",
-        ModelRolloutArgs(
-            plans=rollout_plans,
-            namespace=settings.models_namespace,
-            domain=settings.domain,
-            storage_account=azure.names.storage_account,
-            artifacts_destination=artifacts_destination(azure.names.storage_account, settings.artifact_container),
-            storage_secret=settings.rollout.storage_secret,
-            reader_client_id=azure.identities.client_ids["model-reader"],
-            reader_identity_ready=azure.identities.ready["model-reader"],
-            provider=azure.aks.provider,
-            cluster=azure.aks.cluster,
-            depends_on=[seldon],
-            model_server_image=model_server_image,
-            storage_initializer_image=storage_initializer_image,
-            image_pull_ready=azure.aks.image_pull_ready,
         ),
     )
 
@@ -128,9 +107,10 @@ def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequen
             analyzer_client_id=azure.identities.client_ids["rollout-analyzer"],
             tenant_id=azure.client.tenant_id,
             key_vault_name=azure.vault.vault_name,
-            tracking_uri=settings.rollout.tracking_uri,
+            tracking_uri=mlflow_in_cluster_uri(settings.mlflow_namespace),
             mlflow_username=settings.mlflow_admin_username,
-            prometheus_url=settings.rollout.prometheus_url or monitoring.prometheus_url,
+            prometheus_url=monitoring.prometheus_url,
+            models_namespace=settings.models_namespace,
             provider=azure.aks.provider,
             cluster=azure.aks.cluster,
             node_pools=azure.aks.user_node_pools,
@@ -143,9 +123,10 @@ def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequen
                 branch=settings.pulumi_project_branch,
                 backend_url=settings.pulumi_backend_url,
                 stack_name=settings.pulumi_stack_name,
-                deployer_client_id=settings.pulumi_deployer_client_id,
-                tenant_id=azure.client.tenant_id,
-                subscription_id=azure.client.subscription_id,
+                workspace_image=settings.pulumi_workspace_image,
+                deployer_client_id=azure.identities.client_ids["models-deployer"],
+                models_namespace=settings.models_namespace,
+                models_namespace_ready=seldon,
             )
             if settings.pulumi_operator
             else None,
@@ -198,7 +179,6 @@ def declare(settings: PlatformSettings, azure: AzureLayer, rollout_plans: Sequen
         mesh=mesh,
         seldon=seldon,
         monitoring=monitoring,
-        model_rollout=model_rollout,
         automation=automation,
         mlflow=mlflow,
     )

@@ -6,6 +6,8 @@ import pulumi
 
 from layers.azure import AzureLayer
 from layers.cluster import ClusterLayer
+from layout import cluster_layout
+from layout.platform_outputs import mlflow_in_cluster_uri
 from settings.model import PlatformSettings
 
 
@@ -28,7 +30,6 @@ def export(settings: PlatformSettings, azure: AzureLayer, cluster: ClusterLayer)
     pulumi.export("oidcIssuerUrl", azure.aks.oidc_issuer_url)
     pulumi.export("kubeconfig", azure.aks.kubeconfig)
     pulumi.export("workloadIdentityClientIds", azure.identities.client_ids)
-    pulumi.export("models", cluster.model_rollout.served)
     pulumi.export("gatewayAddress", cluster.mesh.gateway_address)
     pulumi.export("grafanaUrl", cluster.monitoring.grafana_url)
     pulumi.export("prometheusUrl", cluster.monitoring.prometheus_url)
@@ -36,3 +37,11 @@ def export(settings: PlatformSettings, azure: AzureLayer, cluster: ClusterLayer)
     pulumi.export("mlflowRegistryUri", cluster.mlflow.registry_uri)
     pulumi.export("mlflowArtifactsDestination", cluster.mlflow.artifacts_destination)
     pulumi.export("mlflowJobsNamespace", cluster.mlflow.jobs_namespace)
+    # What the models stack (`models/`) reads through StackReference (layout/platform_outputs.py).
+    reader = cluster_layout.workload_service_account("model-reader")
+    pulumi.export("domain", settings.domain)
+    pulumi.export("modelsNamespace", cluster.seldon.models_namespace)
+    pulumi.export("modelGatewayHost", cluster_layout.public_host("models", settings.domain))
+    pulumi.export("modelReaderClientId", azure.identities.client_ids[reader.key])
+    pulumi.export("modelReaderServiceAccount", reader.service_account)
+    pulumi.export("mlflowInClusterUri", mlflow_in_cluster_uri(settings.mlflow_namespace))

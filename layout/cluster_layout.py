@@ -19,6 +19,8 @@ GRAFANA_ADMIN_USER: Final = "grafana-admin-user"
 GRAFANA_ADMIN_LOGIN: Final = "admin"
 MLFLOW_FLASK_SECRET_KEY: Final = "mlflow-flask-secret-key"
 """Static key of the basic-auth app's CSRF protection, the same in every MLflow pod."""
+MODELS_STACK_PASSPHRASE: Final = "models-stack-passphrase"
+"""`PULUMI_CONFIG_PASSPHRASE` of the models stack's secrets provider, for the operator's workspace."""
 
 # What an MLflow server pod (any role) reads from the vault: the database password (the store
 # URIs carry no password, libpq takes it from PGPASSWORD), the bootstrap admin password and the
@@ -84,6 +86,16 @@ WORKLOAD_SERVICE_ACCOUNTS: tuple[WorkloadServiceAccount, ...] = (
         "Rollout analysis CronJob reads the MLflow credentials it writes decisions with",
     ),
     WorkloadServiceAccount(
+        "models-deployer",
+        "automation",
+        "models-deployer",
+        "secrets",
+        (MLFLOW_ADMIN_PASSWORD, MODELS_STACK_PASSPHRASE),
+        "The Pulumi Kubernetes Operator's workspace running the models stack reads the registry "
+        "credentials and the stack passphrase (no other Azure role; its Kubernetes rights end at the "
+        "models namespace)",
+    ),
+    WorkloadServiceAccount(
         "grafana",
         "monitoring",
         "grafana",
@@ -101,6 +113,15 @@ WORKLOAD_SERVICE_ACCOUNTS: tuple[WorkloadServiceAccount, ...] = (
         "they write through the MLflow artifacts proxy",
     ),
 )
+
+
+def workload_service_account(key: str) -> WorkloadServiceAccount:
+    """The table's entry for `key` (`model-reader`, `models-deployer`, ...)."""
+    for account in WORKLOAD_SERVICE_ACCOUNTS:
+        if account.key == key:
+            return account
+    raise KeyError(f"no workload service account {key!r}")
+
 
 MONITORING_NAMESPACE: Final = "monitoring"
 

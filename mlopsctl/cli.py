@@ -8,6 +8,7 @@ stderr (a settings error lists every bad key on the lines after it).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import NoReturn
 import yaml
 
 from mlopsctl import config_reference
-from mlopsctl.mock_engine import REPO_ROOT, evaluate, stack_config
+from mlopsctl.mock_engine import MODELS_DIR, REPO_ROOT, Evaluation, evaluate, platform_outputs_example, stack_config
 from mlopsctl.policy_check import load_pack_config
 from mlopsctl.preview import check, render_json, render_text
 from mlopsctl.rollout_cli import add_rollout_parser, run_rollout
@@ -24,6 +25,7 @@ from settings import SettingsError
 from settings.stack_file import engine_config_from_stack_file
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+PROJECT_DIRS = {"platform": REPO_ROOT, "models": MODELS_DIR}
 
 PULUMI_PROJECT_HEADER = {
     "name": "mlops-platform",
@@ -48,10 +50,15 @@ def _preview_config(args: argparse.Namespace) -> tuple[dict[str, str], list[str]
         if not args.stack_file.is_file():
             raise _UsageError(f"no stack file {args.stack_file}")
         return engine_config_from_stack_file(args.stack_file)
-    stacks = _stacks(REPO_ROOT)
+    project_dir = PROJECT_DIRS[args.project]
+    stacks = _stacks(project_dir)
     if args.stack not in stacks:
-        raise _UsageError(f"no stack {args.stack!r}; stack files present: {', '.join(stacks)}")
-    return stack_config(args.stack)
+        raise _UsageError(f"no {args.project} stack {args.stack!r}; stack files present: {', '.join(stacks)}")
+    if args.project == "models":
+        outputs = args.platform_outputs or platform_outputs_example(args.stack)
+        if not outputs.is_file():
+            raise _UsageError(f"no platform outputs file {outputs}")
+    return stack_config(args.stack, project_dir)
 
 
 def _preview(args: argparse.Namespace) -> int:
@@ -60,7 +67,17 @@ def _preview(args: argparse.Namespace) -> int:
     except _UsageError as error:
         print(f"mlopsctl: {error}", file=sys.stderr)
         return EXIT_USAGE
-    evaluation = evaluate(args.stack, config, secret_keys, registry_snapshot=args.registry_snapshot)
+    platform_outputs = None
+    if args.project == "models":
+        platform_outputs = json.loads((args.platform_outputs or platform_outputs_example(args.stack)).read_text())
+    evaluation = evaluate(
+        args.stack,
+        config,
+        secret_keys,
+        project_dir=PROJECT_DIRS[args.project],
+        registry_snapshot=args.registry_snapshot,
+        platform_outputs=platform_outputs,
+    )
     if isinstance(evaluation.error, SettingsError):
         print(f"mlopsctl: stack {args.stack}: {evaluation.error}", file=sys.stderr)
         return EXIT_USAGE
@@ -75,6 +92,36 @@ def _preview(args: argparse.Namespace) -> int:
     report = check(evaluation, pack_config)
     print(render_json(report) if args.json else render_text(report))
     return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def platform_outputs_document(evaluation: Evaluation) -> dict[str, object]:
+    """The platform's outputs as a `StackReference` reader sees them, secrets left out."""
+    return {name: output.value for name, output in sorted(evaluation.outputs.items()) if not output.secret}
+
+
+def platform_outputs_text(stack: str) -> str:
+    evaluation = evaluate(stack, platform_outputs={})
+    if evaluation.error is not None:
+        raise evaluation.error
+    return json.dumps(platform_outputs_document(evaluation), indent=2) + "\n"
+
+
+def _platform_outputs(args: argparse.Namespace) -> int:
+    stale = []
+    for stack in _stacks(REPO_ROOT):
+        path = platform_outputs_example(stack)
+        wanted = platform_outputs_text(stack)
+        if args.write:
+            path.write_text(wanted)
+        elif not path.is_file() or path.read_text() != wanted:
+            stale.append(str(path.relative_to(REPO_ROOT)))
+    if stale:
+        print(
+            f"mlopsctl: out of date: {', '.join(stale)}; run `python -m mlopsctl platform-outputs --write`",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def pulumi_yaml_text() -> str:
@@ -138,7 +185,26 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument(
         "--stack-file", type=Path, default=None, help="read configuration from this file instead of Pulumi.<stack>.yaml"
     )
+    preview.add_argument(
+        "--project",
+        choices=sorted(PROJECT_DIRS),
+        default="platform",
+        help="which Pulumi project: the platform (repository root) or model delivery (models/)",
+    )
+    preview.add_argument(
+        "--platform-outputs",
+        type=Path,
+        default=None,
+        help="models project: the platform stack's outputs (JSON) its StackReference reads "
+        "(default examples/platform-outputs.<stack>.json)",
+    )
     preview.set_defaults(handler=_preview)
+
+    outputs = commands.add_parser(
+        "platform-outputs", help="check (or --write) examples/platform-outputs.<stack>.json against the program"
+    )
+    outputs.add_argument("--write", action="store_true", help="regenerate instead of checking")
+    outputs.set_defaults(handler=_platform_outputs)
 
     reference = commands.add_parser("config-reference", help="check (or --write) Pulumi.yaml and the README table")
     reference.add_argument("--write", action="store_true", help="regenerate instead of checking")

@@ -38,7 +38,15 @@ from settings.problems import PROJECT
 from settings.stack_file import engine_config_from_stack_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = REPO_ROOT / "models"
 EXAMPLE_REGISTRY_SNAPSHOT = REPO_ROOT / "examples" / "registry-snapshot.json"
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
+
+def platform_outputs_example(stack: str) -> Path:
+    """What the platform exports for a committed stack, as the models project's preview reads it."""
+    return REPO_ROOT / "examples" / f"platform-outputs.{stack}.json"
+
 
 MOCK_TENANT_ID = "11111111-1111-4111-8111-111111111111"
 MOCK_SUBSCRIPTION_ID = "22222222-2222-4222-8222-222222222222"
@@ -243,14 +251,36 @@ class AzureLikeMocks(pulumi.runtime.Mocks):
     """Answers registrations and invokes with the values Azure computes (deterministically).
 
     `now` is the engine's clock: time-based keepers are created at it, so two evaluations at
-    times a rotation apart show what a rotation changes.
+    times a rotation apart show what a rotation changes. A `StackReference` read is answered with
+    `stack_outputs` (the platform's outputs, from an example file); without them the referenced
+    stack has no outputs, as before its first `up`.
     """
 
-    def __init__(self, now: datetime = MOCK_NOW) -> None:
+    def __init__(
+        self,
+        now: datetime = MOCK_NOW,
+        stack_outputs: Mapping[str, Any] | None = None,
+        secret_outputs: tuple[str, ...] = (),
+    ) -> None:
         self.now = now
+        self.stack_outputs = dict(stack_outputs or {})
+        self.secret_outputs = secret_outputs
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         inputs = dict(args.inputs)
+        if args.typ == STACK_REFERENCE:
+            return str(inputs.get("name", args.name)), {
+                **inputs,
+                "outputs": self.stack_outputs,
+                "secretOutputNames": list(self.secret_outputs),
+            }
+        if args.typ.startswith("azure-native:"):
+            return self._azure_resource(args, inputs)
+        return self._other_resource(args, inputs)
+
+    def _other_resource(
+        self, args: pulumi.runtime.MockResourceArgs, inputs: dict[str, Any]
+    ) -> tuple[str | None, dict[str, Any]]:
         if args.typ == "random:index/randomPassword:RandomPassword":
             # Deterministic stand-in with the requested length, letters and digits only; like the
             # provider, a different keeper gives a different password.
@@ -280,9 +310,12 @@ class AzureLikeMocks(pulumi.runtime.Mocks):
                 "metadata": metadata,
                 "status": {"loadBalancer": {"ingress": [{"ip": MOCK_LOAD_BALANCER_IP}]}},
             }
-        if not args.typ.startswith("azure-native:"):
-            # docker-build answers a pushed image with its digest; other providers echo their inputs.
-            return f"{args.name}-id", _built_image(inputs) if args.typ == "docker-build:index:Image" else inputs
+        # docker-build answers a pushed image with its digest; other providers echo their inputs.
+        return f"{args.name}-id", _built_image(inputs) if args.typ == "docker-build:index:Image" else inputs
+
+    def _azure_resource(
+        self, args: pulumi.runtime.MockResourceArgs, inputs: dict[str, Any]
+    ) -> tuple[str | None, dict[str, Any]]:
         name = _azure_name(args.typ, inputs, args.name)
         state: dict[str, Any] = {**inputs, "name": name}
         resource_id = _arm_id(args.typ, inputs, name)
@@ -444,6 +477,7 @@ def evaluate(
     registry_snapshot: Path | None = EXAMPLE_REGISTRY_SNAPSHOT,
     environ: Mapping[str, str] | None = None,
     now: datetime = MOCK_NOW,
+    platform_outputs: Mapping[str, Any] | None = None,
 ) -> Evaluation:
     """Run `<project_dir>/__main__.py` for `stack` under mocks and record everything it declares.
 
@@ -452,15 +486,20 @@ def evaluate(
     does); `environ` adds environment variables for the run (e.g. `MLFLOW_TRACKING_URI`); `now` is
     the time the run happens at (time-based keepers such as the credential rotation). The
     program's exception, if any, is returned in `Evaluation.error` with what was declared before it.
+    A `StackReference` (the models project's read of the platform) is answered with
+    `platform_outputs`, by default `examples/platform-outputs.<stack>.json` when it exists.
     """
     if config is None:
         config, secret_keys = stack_config(stack, project_dir)
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
+    if platform_outputs is None and platform_outputs_example(stack).exists():
+        platform_outputs = yaml.safe_load(platform_outputs_example(stack).read_text())
+    project = (yaml.safe_load((project_dir / "Pulumi.yaml").read_text()) or {}).get("name", PROJECT)
 
-    monitor = RecordingMonitor(AzureLikeMocks(now))
+    monitor = RecordingMonitor(AzureLikeMocks(now, platform_outputs))
     runtime_settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=True, monitor=monitor)
+    pulumi.runtime.set_mocks(monitor.mocks, project=str(project), stack=stack, preview=True, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config), secret_keys or [])
     runtime_settings.SETTINGS.rpc_manager.clear()
     runtime_settings.SETTINGS.outputs.clear()

@@ -1,9 +1,11 @@
 """`mlopsctl rollout status|advance|promote|rollback`: progressive delivery driven by metrics.
 
-Reads the stack's rollout settings, the registry (MLflow) and Prometheus; writes decisions to the
-registry only (no side effects on the cluster). Addresses come from flags, then the environment
-(`MLFLOW_TRACKING_URI`, `PROMETHEUS_URL`; credentials `MLFLOW_TRACKING_USERNAME` /
-`MLFLOW_TRACKING_PASSWORD`), then the stack settings (`rollout.trackingUri`, `rollout.prometheusUrl`).
+Reads the models stack's rollout settings (`models/Pulumi.<stack>.yaml`), the registry (MLflow)
+and Prometheus; writes decisions to the registry only (no side effects on the cluster). Addresses
+come from flags, then the environment (`MLFLOW_TRACKING_URI`, `PROMETHEUS_URL`, `MODELS_NAMESPACE`;
+credentials `MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`), then the stack settings
+(`rollout.trackingUri`, `rollout.prometheusUrl`). The platform's CronJob sets the environment
+from its own outputs (in-cluster MLflow and Prometheus, the models namespace).
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ from rollout.planner import DECIDED_AT_TAG, REASON_TAG, STATUS_TAG, PlanError, c
 from rollout.prometheus import PrometheusClient, PrometheusError
 from rollout.registry_reader import ReaderOptions, RegistryClient, RegistryError, read_model
 from rollout.snapshot import ModelState
-from settings import PlatformSettings, SettingsError
+from settings import SettingsError
+from settings.models import ModelsSettings
 from settings.rollout import ModelRolloutSettings
-from settings.stack_file import settings_from_stack_file
+from settings.stack_file import models_settings_from_stack_file
+
+DEFAULT_MODELS_NAMESPACE = "models"
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -37,20 +42,21 @@ class UsageError(Exception):
 
 @dataclass
 class Context:
-    settings: PlatformSettings
+    settings: ModelsSettings
     registry: RegistryClient
     prometheus: PrometheusClient | None
     dry_run: bool
+    models_namespace: str = DEFAULT_MODELS_NAMESPACE
 
 
-def _stack_settings(args: argparse.Namespace) -> PlatformSettings:
-    from mlopsctl.mock_engine import REPO_ROOT  # noqa: PLC0415 - keeps `rollout` free of the Pulumi harness
+def _stack_settings(args: argparse.Namespace) -> ModelsSettings:
+    from mlopsctl.mock_engine import MODELS_DIR  # noqa: PLC0415 - keeps `rollout` free of the Pulumi harness
 
-    path = args.stack_file or REPO_ROOT / f"Pulumi.{args.stack}.yaml"
+    path = args.stack_file or MODELS_DIR / f"Pulumi.{args.stack}.yaml"
     if not path.is_file():
         raise UsageError(f"no stack file {path}")
     try:
-        return settings_from_stack_file(path)
+        return models_settings_from_stack_file(path)
     except SettingsError as error:
         raise UsageError(
             f"stack {args.stack}: {len(error.problems)} bad setting(s): "
@@ -81,7 +87,8 @@ def _context(args: argparse.Namespace, environ: Mapping[str, str], need_promethe
     if need_prometheus and not prometheus_url:
         raise UsageError("no Prometheus: pass --prometheus-url, set PROMETHEUS_URL or rollout.prometheusUrl")
     prometheus = PrometheusClient(prometheus_url) if prometheus_url else None
-    return Context(settings, registry, prometheus, getattr(args, "dry_run", False))
+    namespace = args.namespace or environ.get("MODELS_NAMESPACE") or DEFAULT_MODELS_NAMESPACE
+    return Context(settings, registry, prometheus, getattr(args, "dry_run", False), namespace)
 
 
 def _model(context: Context, name: str) -> ModelRolloutSettings:
@@ -101,7 +108,7 @@ def measure(context: Context, model: ModelRolloutSettings) -> CanaryMetrics:
     assert context.prometheus is not None
     deployment, namespace, window = (
         deployment_name(model.name),
-        context.settings.models_namespace,
+        context.models_namespace,
         model.analysis.window,
     )
     candidate = promql.Target(deployment, candidate_predictor(model), namespace)
@@ -159,9 +166,7 @@ def _status_row(context: Context, model: ModelRolloutSettings) -> dict[str, Any]
         row["reason"] = candidate.tags.get(REASON_TAG)
         row["decidedAt"] = candidate.tags.get(DECIDED_AT_TAG)
         if context.prometheus is not None:
-            target = promql.Target(
-                deployment_name(model.name), candidate_predictor(model), context.settings.models_namespace
-            )
+            target = promql.Target(deployment_name(model.name), candidate_predictor(model), context.models_namespace)
             metrics = measure(context, model)
             row["observedShare"] = context.prometheus.scalar(promql.traffic_share(target, model.analysis.window))
             row["errorRate"], row["p95Seconds"] = metrics.error_rate, metrics.p95_seconds
@@ -260,7 +265,12 @@ def add_rollout_parser(commands: argparse._SubParsersAction[Any]) -> None:
     actions = rollout.add_subparsers(dest="action", required=True)
 
     def common(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--stack", required=True, help="stack whose rollout settings apply (Pulumi.<stack>.yaml)")
+        parser.add_argument(
+            "--stack", required=True, help="models stack whose rollout settings apply (models/Pulumi.<stack>.yaml)"
+        )
+        parser.add_argument(
+            "--namespace", default=None, help="models namespace (default: env MODELS_NAMESPACE, then `models`)"
+        )
         parser.add_argument("--stack-file", type=Path, default=None, help="read settings from this file instead")
         parser.add_argument("--tracking-uri", default=None, help="MLflow registry (default: env, then stack)")
         parser.add_argument("--prometheus-url", default=None, help="Prometheus (default: env, then stack)")

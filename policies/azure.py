@@ -316,6 +316,8 @@ def _audit_trail(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
 
 
 def _defender_for_containers(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
+    if not any(r.resource_type.startswith("azure-native:") for r in args.resources):
+        return  # not an Azure stack (the models stack): the subscription's plans are the platform's
     plans = [
         r for r in args.resources if r.resource_type == SECURITY_PRICING and r.props.get("pricingName") == "Containers"
     ]

@@ -1,8 +1,9 @@
 """Where the program's registry snapshot comes from: the live registry, or a snapshot file.
 
 `MLOPS_REGISTRY_SNAPSHOT=<file>` makes the program plan from a snapshot file (the offline
-preview's `--registry-snapshot`); otherwise it reads the registry at `MLFLOW_TRACKING_URI` or the
-stack's `rollout.trackingUri`, with `MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`.
+preview's `--registry-snapshot`); otherwise it reads the registry at `MLFLOW_TRACKING_URI`, else
+the stack's `rollout.trackingUri`, else the platform's in-cluster MLflow URL, with
+`MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`.
 """
 
 from __future__ import annotations
@@ -18,17 +19,19 @@ from settings.rollout import RolloutSettings
 SNAPSHOT_ENV = "MLOPS_REGISTRY_SNAPSHOT"
 
 
-def tracking_uri(settings: RolloutSettings, environ: Mapping[str, str]) -> str | None:
-    return environ.get("MLFLOW_TRACKING_URI") or settings.tracking_uri
+def tracking_uri(settings: RolloutSettings, environ: Mapping[str, str], default: str | None = None) -> str | None:
+    return environ.get("MLFLOW_TRACKING_URI") or settings.tracking_uri or default
 
 
-def registry_snapshot(settings: RolloutSettings, environ: Mapping[str, str] | None = None) -> RegistrySnapshot:
+def registry_snapshot(
+    settings: RolloutSettings, default_uri: str | None = None, environ: Mapping[str, str] | None = None
+) -> RegistrySnapshot:
     """The snapshot the rollouts are planned from. Raises RegistryError/SnapshotError, never guesses."""
     environ = os.environ if environ is None else environ
     snapshot_file = environ.get(SNAPSHOT_ENV)
     if snapshot_file:
         return RegistrySnapshot.load(Path(snapshot_file))
-    uri = tracking_uri(settings, environ)
+    uri = tracking_uri(settings, environ, default_uri)
     if not settings.models or uri is None:
         return RegistrySnapshot(tracking_uri=uri or "", taken_at="", models={})
     snapshot, _ = read_snapshot(

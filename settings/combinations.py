@@ -197,7 +197,7 @@ def _duplicate_problems(values: Values, key: KeyOf) -> list[Problem]:
     return problems
 
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def _operator_problems(values: Values, key: KeyOf) -> list[Problem]:
@@ -208,19 +208,14 @@ def _operator_problems(values: Values, key: KeyOf) -> list[Problem]:
     required = {
         "pulumi_project_repo": "the Git URL of this repository",
         "pulumi_backend_url": "the stack's state backend URL",
-        "pulumi_stack_name": "the fully qualified stack name (org/project/stack)",
+        "pulumi_stack_name": "the fully qualified models stack name (org/mlops-models/stack)",
     }
     for name, meaning in required.items():
         if not values[name]:
             problems.append(Problem(key(name), "nothing with pulumiOperator true", meaning))
-    if not _GUID.match(values["pulumi_deployer_client_id"]):
-        problems.append(
-            Problem(
-                key("pulumi_deployer_client_id"),
-                repr(values["pulumi_deployer_client_id"]),
-                "the client id (a GUID) of the identity the operator deploys as",
-            )
-        )
+    stack = values["pulumi_stack_name"]
+    if stack and not _STACK_NAME.match(stack):
+        problems.append(Problem(key("pulumi_stack_name"), repr(stack), "`<organization>/<project>/<stack>`"))
     return problems
 
 
@@ -315,7 +310,6 @@ COMBINATION_CHECKS: tuple[CombinationCheck, ...] = (
             "pulumi_project_repo",
             "pulumi_backend_url",
             "pulumi_stack_name",
-            "pulumi_deployer_client_id",
         ),
         _operator_problems,
     ),

@@ -8,18 +8,21 @@ can never leave a half-declared stack.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import types
 import typing
-from collections.abc import Mapping
-from typing import Any, get_args, get_origin
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from settings.combinations import COMBINATION_CHECKS
+from settings.combinations import COMBINATION_CHECKS, CombinationCheck
 from settings.model import PlatformSettings
-from settings.problems import Problem, SettingsError
+from settings.problems import PROJECT, Problem, SettingsError
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 def _wants_json(annotation: Any) -> bool:
@@ -84,30 +87,41 @@ def _field_problems(key: str, description: str, error: ValidationError, raw: obj
     return problems
 
 
-_ADAPTERS: dict[str, TypeAdapter[Any]] = {}
+_ADAPTERS: dict[tuple[type[BaseModel], str], TypeAdapter[Any]] = {}
 
 
-def _adapter(name: str) -> TypeAdapter[Any]:
-    if name not in _ADAPTERS:
-        field = PlatformSettings.model_fields[name]
+def _adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    if (model, name) not in _ADAPTERS:
+        field = model.model_fields[name]
         annotated: Any = typing.Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
-        _ADAPTERS[name] = TypeAdapter(annotated)
-    return _ADAPTERS[name]
+        _ADAPTERS[(model, name)] = TypeAdapter(annotated)
+    return _ADAPTERS[(model, name)]
 
 
-def config_key(name: str) -> str:
+def config_key(name: str, model: type[BaseModel] = PlatformSettings) -> str:
     """The stack-file key of a settings field (`postgres_sku_tier` → `postgresSkuTier`)."""
-    alias = PlatformSettings.model_fields[name].alias
+    alias = model.model_fields[name].alias
     return alias if alias is not None else name
 
 
 def load_settings(raw: Mapping[str, object]) -> PlatformSettings:
-    """Validate `raw` (stack-file keys without the project namespace) into settings.
+    """Validate `raw` (stack-file keys without the project namespace) into the platform's settings.
 
     Values may be typed (from YAML) or strings (as the Pulumi engine passes them: numbers,
     booleans and lists as text). Raises `SettingsError` naming every bad key.
     """
-    names_by_key = {config_key(name): name for name in PlatformSettings.model_fields}
+    return load_model(raw, PlatformSettings, COMBINATION_CHECKS, PROJECT)
+
+
+def load_model(
+    raw: Mapping[str, object], model: type[Model], checks: Sequence[CombinationCheck], project: str
+) -> Model:
+    """Validate `raw` into `model` (the settings of one Pulumi project), or raise `SettingsError`."""
+
+    def key_of(name: str) -> str:
+        return config_key(name, model)
+
+    names_by_key = {key_of(name): name for name in model.model_fields}
     problems: list[Problem] = []
     for key in raw:
         if key not in names_by_key:
@@ -117,7 +131,7 @@ def load_settings(raw: Mapping[str, object]) -> PlatformSettings:
 
     valid: dict[str, Any] = {}
     for key, name in names_by_key.items():
-        field = PlatformSettings.model_fields[name]
+        field = model.model_fields[name]
         if key not in raw:
             if field.is_required():
                 problems.append(Problem(key, "nothing (the key is required)", field.description or "a value"))
@@ -132,14 +146,14 @@ def load_settings(raw: Mapping[str, object]) -> PlatformSettings:
                 problems.append(Problem(key, _show(value), "a list or object (JSON when set as a string)"))
                 continue
         try:
-            valid[name] = _adapter(name).validate_python(value)
+            valid[name] = _adapter(model, name).validate_python(value)
         except ValidationError as error:
             problems.extend(_field_problems(key, field.description or "", error, value))
 
-    for check in COMBINATION_CHECKS:
+    for check in checks:
         if all(name in valid for name in check.names):
-            problems.extend(check.run(valid, config_key))
+            problems.extend(check.run(valid, key_of))
 
     if problems:
-        raise SettingsError(problems)
-    return PlatformSettings.model_validate({config_key(name): value for name, value in valid.items()})
+        raise SettingsError([dataclasses.replace(problem, project=project) for problem in problems])
+    return model.model_validate({key_of(name): value for name, value in valid.items()})

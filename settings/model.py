@@ -20,7 +20,6 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic.alias_generators import to_camel
 
 from layout.images import is_digest_reference
-from settings.rollout import RolloutSettings
 
 Environment = Literal["dev", "prod"]
 PostgresTier = Literal["Burstable", "GeneralPurpose", "MemoryOptimized"]
@@ -332,42 +331,44 @@ class PlatformSettings(BaseModel):
 
     # --- Kubernetes layout ----------------------------------------------------------------
     mlflow_namespace: Dns1123Label = Field(default="mlflow", description="Namespace of the MLflow services.")
+    models_namespace: Dns1123Label = Field(
+        default="models",
+        description="Namespace of the served models (SeldonDeployments), which the models stack "
+        "(`models/`) manages; exported as `modelsNamespace`.",
+    )
     # --- rollout automation ---------------------------------------------------------------
     rollout_analysis_schedule: Annotated[str, AfterValidator(_cron)] = Field(
         default="*/5 * * * *", description="Cron schedule of the CronJob that runs `mlopsctl rollout advance`."
     )
     pulumi_operator: bool = Field(
         default=False,
-        description="Install the Pulumi Kubernetes Operator with a Stack that re-runs this program on a resync "
-        "interval, so registry decisions reach the cluster without a person.",
+        description="Install the Pulumi Kubernetes Operator with a Stack that runs the models project "
+        "(`models/`) on a resync interval, so registry decisions reach the cluster without a person.",
     )
     pulumi_operator_chart_version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")] = Field(
         default="2.9.0", description="Pinned version of the pulumi-kubernetes-operator Helm chart."
     )
     pulumi_operator_resync_seconds: int = Field(
-        default=600, ge=60, le=86400, description="How often the operator re-runs the program for this stack."
+        default=600, ge=60, le=86400, description="How often the operator re-runs the models stack (the backstop)."
     )
     pulumi_project_repo: str = Field(
         default="", description="Git URL of this repository, for the operator (required with pulumiOperator)."
     )
     pulumi_project_branch: str = Field(default="main", description="Branch the operator deploys.")
+    pulumi_workspace_image: ImageReference = Field(
+        default="pulumi/pulumi:3.272.0-nonroot",
+        description="Image of the operator's workspace pod that runs the models stack (non-root, for the "
+        "restricted profile), pinned by tag or digest; the Pulumi CLI version matches CI's.",
+    )
     pulumi_backend_url: str = Field(
         default="",
-        description="State backend of the stack, e.g. `azblob://state?storage_account=...` "
+        description="State backend of the models stack, e.g. `azblob://state?storage_account=...` "
         "(required with pulumiOperator).",
     )
     pulumi_stack_name: str = Field(
-        default="", description="Fully qualified stack the operator updates, e.g. `org/mlops-platform/prod`."
-    )
-    pulumi_deployer_client_id: str = Field(
         default="",
-        description="Client id of the existing Azure identity the operator deploys as (workload identity; "
-        "required with pulumiOperator).",
-    )
-
-    rollout: RolloutSettings = Field(
-        default_factory=RolloutSettings,
-        description="Model rollouts: MLflow registry, models namespace and the served models (see README).",
+        description="Fully qualified models stack the operator updates, e.g. `organization/mlops-models/prod` "
+        "(required with pulumiOperator).",
     )
 
     # --- serving: Istio and Seldon Core ---------------------------------------------------
@@ -458,11 +459,6 @@ class PlatformSettings(BaseModel):
     @property
     def is_prod(self) -> bool:
         return self.environment == "prod"
-
-    @property
-    def models_namespace(self) -> str:
-        """Namespace of the SeldonDeployments (`rollout.namespace`)."""
-        return self.rollout.namespace
 
     @property
     def protect_stateful(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PROJECT = "mlops-platform"
+MODELS_PROJECT = "mlops-models"
 
 
 @dataclass(frozen=True)
@@ -14,9 +15,11 @@ class Problem:
     key: str
     found: str
     allowed: str
+    project: str = PROJECT
+    """The Pulumi project whose config namespace the key belongs to (`mlops-platform`, `mlops-models`)."""
 
     def render(self) -> str:
-        return f"{PROJECT}:{self.key}: found {self.found}; allowed: {self.allowed}"
+        return f"{self.project}:{self.key}: found {self.found}; allowed: {self.allowed}"
 
 
 class SettingsError(ValueError):

@@ -1,11 +1,12 @@
 """Settings of the model rollouts: which registered models are served, and how traffic moves.
 
-Set as one structured key, `mlops-platform:rollout`, in the stack file (Pulumi.yaml's project
-config schema has no object type, so this key is documented in the README only):
+Set as one structured key, `mlops-models:rollout`, in the models stack file
+(`models/Pulumi.<stack>.yaml`; Pulumi.yaml's project config schema has no object type, so this
+key is documented in the README only). The namespace, storage and the in-cluster MLflow and
+Prometheus addresses come from the platform stack's outputs; `trackingUri` / `prometheusUrl`
+only override them (e.g. a person previewing from outside the cluster):
 
-    mlops-platform:rollout:
-      trackingUri: https://mlflow.example.com
-      namespace: models
+    mlops-models:rollout:
       models:
         - name: fraud-detector
           strategy: canary
@@ -89,7 +90,6 @@ class ModelRolloutSettings(_Strict):
 class RolloutSettings(_Strict):
     tracking_uri: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$")] | None = None
     prometheus_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$")] | None = None
-    namespace: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] = "models"
     storage_secret: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] = (
         "model-storage-rclone"
     )
@@ -101,6 +101,4 @@ class RolloutSettings(_Strict):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"each registered model once; listed more than once: {duplicates}")
-        if self.models and self.tracking_uri is None:
-            raise ValueError("trackingUri is required when models are listed (MLFLOW_TRACKING_URI overrides it)")
         return self

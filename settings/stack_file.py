@@ -1,7 +1,8 @@
 """Read configuration the way the Pulumi engine hands it to a program.
 
-Used by the program itself (`from_pulumi_runtime`) and by the offline preview and tests, which
-have no engine and load `Pulumi.<stack>.yaml` themselves (`engine_config_from_stack_file`).
+Used by the programs (`layers/config.py` hands them the engine's map) and by the offline preview
+and tests, which have no engine and load `Pulumi.<stack>.yaml` themselves
+(`engine_config_from_stack_file`). No Pulumi import here.
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pulumi
 import yaml
 
 from settings.loader import load_settings
 from settings.model import PlatformSettings
-from settings.problems import PROJECT
+from settings.models import ModelsSettings, load_models_settings
+from settings.problems import MODELS_PROJECT, PROJECT
 
 
 def _engine_text(value: object) -> str:
@@ -56,12 +57,7 @@ def settings_from_stack_file(path: Path) -> PlatformSettings:
     return load_settings(project_values(dict(config)))
 
 
-def from_pulumi_runtime() -> PlatformSettings:
-    """Settings of the running stack. Reads every key of the project namespace at once.
-
-    `pulumi.Config` only answers for keys one asks about; to reject unknown keys (typos) the
-    loader needs the whole map, which the language host stores in the runtime config.
-    """
-    merged: dict[str, object] = dict(pulumi.runtime.config.get_config_env())
-    merged.update(pulumi.runtime.config.CONFIG.get())
-    return load_settings(project_values(merged))
+def models_settings_from_stack_file(path: Path) -> ModelsSettings:
+    """The settings the models program would read for `models/Pulumi.<stack>.yaml` (raises SettingsError)."""
+    config, _ = engine_config_from_stack_file(path)
+    return load_models_settings(project_values(dict(config), MODELS_PROJECT))

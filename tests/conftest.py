@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from layout import cluster_layout
-from mlopsctl.mock_engine import Evaluation, evaluate, stack_config
+from mlopsctl.mock_engine import MODELS_DIR, Evaluation, evaluate, stack_config
 from observability import alerts
 from tests.services import SYNTHETIC_MODEL
 from tests.services.exporter import SyntheticExporter
@@ -43,6 +43,23 @@ def prod(evaluations: dict[str, Evaluation]) -> Evaluation:
 def stack(request: pytest.FixtureRequest, evaluations: dict[str, Evaluation]) -> Evaluation:
     """Parametrises a test over every committed stack."""
     return evaluations[request.param]
+
+
+@pytest.fixture(scope="session")
+def models_evaluations() -> dict[str, Evaluation]:
+    """The models project (`models/`) per committed stack, from the example snapshot and the
+    example platform outputs (`examples/platform-outputs.<stack>.json`)."""
+    results = {stack: evaluate(stack, project_dir=MODELS_DIR) for stack in STACKS}
+    for stack, result in results.items():
+        if result.error is not None:
+            raise AssertionError(f"models stack {stack} failed to evaluate: {result.error!r}")
+    return results
+
+
+@pytest.fixture(params=STACKS)
+def models_stack(request: pytest.FixtureRequest, models_evaluations: dict[str, Evaluation]) -> Evaluation:
+    """Parametrises a test over every committed models stack."""
+    return models_evaluations[request.param]
 
 
 def evaluate_with(stack: str, change: Callable[[dict[str, str]], None]) -> Evaluation:

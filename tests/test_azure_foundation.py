@@ -132,6 +132,7 @@ def test_key_vault_holds_every_generated_secret(dev: Evaluation, prod: Evaluatio
         cluster_layout.GRAFANA_ADMIN_PASSWORD,
         cluster_layout.GRAFANA_ADMIN_USER,
         cluster_layout.MLFLOW_FLASK_SECRET_KEY,
+        cluster_layout.MODELS_STACK_PASSPHRASE,
         "mlflow-db-uri",
         "mlflow-registry-db-uri",
         "mlflow-auth-db-uri",
@@ -240,6 +241,7 @@ def test_workload_identities_are_least_privilege(stack: Evaluation) -> None:
         "system:serviceaccount:mlflow:mlflow-server",
         "system:serviceaccount:models:model-storage-reader",
         "system:serviceaccount:mlops-system:rollout-analyzer",
+        "system:serviceaccount:mlops-system:models-deployer",
         "system:serviceaccount:monitoring:grafana",
         "system:serviceaccount:ml-jobs:mlflow-job-runner",
     }
@@ -258,7 +260,7 @@ def test_workload_identities_are_least_privilege(stack: Evaluation) -> None:
     assert roles.count(azure_roles.STORAGE_BLOB_DATA_CONTRIBUTOR) == 1
     assert roles.count(azure_roles.STORAGE_BLOB_DATA_READER) == 2  # model serving, MLflow Projects jobs
     assert roles.count(azure_roles.ACR_PULL) == 1
-    assert len(identities) == 7  # six workloads + the AKS control plane
+    assert len(identities) == 8  # seven workloads + the AKS control plane
 
 
 def test_stack_outputs_and_secrets(stack: Evaluation) -> None:

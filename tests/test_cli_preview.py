@@ -56,4 +56,4 @@ def test_preview_of_bad_config_exits_2_naming_the_keys(tmp_path: Path) -> None:
 def test_unknown_stack_is_a_usage_error() -> None:
     result = _mlopsctl("preview", "--stack", "staging")
     assert result.returncode == 2
-    assert result.stderr.strip() == "mlopsctl: no stack 'staging'; stack files present: dev, prod"
+    assert result.stderr.strip() == "mlopsctl: no platform stack 'staging'; stack files present: dev, prod"

@@ -331,6 +331,7 @@ def test_network_policies(stack: Evaluation) -> None:
     assert sources == {
         "allow-gateway": "istio-system",
         "allow-metrics": "monitoring",
+        "allow-automation": "mlops-system",  # rollout analysis, and the operator's models workspace
         "allow-model-artifact-reads": "models",
     }
     assert policies["allow-model-artifact-reads"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == (

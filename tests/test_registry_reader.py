@@ -11,13 +11,13 @@ from azure.storage.blob import BlobServiceClient
 from mlflow import MlflowClient
 
 from layout import lineage
-from mlopsctl.mock_engine import evaluate, stack_config
+from mlopsctl.mock_engine import MODELS_DIR, evaluate, platform_outputs_example, stack_config
 from mlopsctl.schema_validation import schema_problems
 from rollout.planner import WEIGHT_TAG, physical_artifact_uri
 from rollout.registry_reader import RegistryError, read_snapshot
 
 GIT_COMMIT = "3f2c9a1b7d4e5f60718293a4b5c6d7e8f9a0b1c2"
-P = "mlops-platform:"
+P = "mlops-models:"
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_wrong_credentials_fail_naming_the_registry(mlflow_stack: Any, registere
 
 
 def test_the_program_serves_what_the_live_registry_says(mlflow_stack: Any, registered: MlflowClient) -> None:
-    config, secret_keys = stack_config("dev")
+    config, secret_keys = stack_config("dev", MODELS_DIR)
     config[P + "rollout"] = json.dumps(
         {
             "trackingUri": mlflow_stack.tracking_uri,
@@ -95,7 +95,7 @@ def test_the_program_serves_what_the_live_registry_says(mlflow_stack: Any, regis
         "MLFLOW_TRACKING_USERNAME": mlflow_stack.admin_username,
         "MLFLOW_TRACKING_PASSWORD": mlflow_stack.admin_password,
     }
-    evaluation = evaluate("dev", config, secret_keys, registry_snapshot=None, environ=environ)
+    evaluation = evaluate("dev", config, secret_keys, project_dir=MODELS_DIR, registry_snapshot=None, environ=environ)
     assert evaluation.error is None, evaluation.error
     deployments = {
         r.inputs["metadata"]["name"]: r.inputs
@@ -108,7 +108,7 @@ def test_the_program_serves_what_the_live_registry_says(mlflow_stack: Any, regis
 
     # Every declared model location holds the model: the stack's artifact root is the storage
     # account in Azure; the same paths live under the local deployment's root in Azurite.
-    stack_root = evaluation.outputs["artifactsDestination"].value
+    stack_root = json.loads(platform_outputs_example("dev").read_text())["artifactsDestination"]
     container = BlobServiceClient.from_connection_string(mlflow_stack.azurite_connection_string).get_container_client(
         mlflow_stack.artifact_container
     )
@@ -120,6 +120,6 @@ def test_the_program_serves_what_the_live_registry_says(mlflow_stack: Any, regis
             assert container.get_blob_client(f"{path}/MLmodel").exists(), physical
 
     bad = {**environ, "MLFLOW_TRACKING_PASSWORD": "wrong"}
-    refused = evaluate("dev", config, secret_keys, registry_snapshot=None, environ=bad)
+    refused = evaluate("dev", config, secret_keys, project_dir=MODELS_DIR, registry_snapshot=None, environ=bad)
     assert isinstance(refused.error, RegistryError) and refused.resources == []
     assert mlflow_stack.tracking_uri in str(refused.error) and "reader-canary" in str(refused.error)

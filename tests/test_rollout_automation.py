@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import yaml
 
-from mlopsctl.mock_engine import Evaluation
+from layout import cluster_layout
+from mlopsctl.mock_engine import MODELS_DIR, Evaluation, evaluate
 from mlopsctl.schema_validation import schema_problems
 from settings import SettingsError
 from tests.conftest import evaluate_with
@@ -45,35 +46,109 @@ def test_the_analyzer_has_no_kubernetes_permissions(stack: Evaluation) -> None:
         assert all(s.get("name") != "rollout-analyzer" for s in subjects), binding.name
 
 
-def test_pulumi_operator_stack_resyncs_without_git_changes() -> None:
-    def enable(config: dict[str, str]) -> None:
-        config[P + "pulumiOperator"] = "true"
-        config[P + "pulumiProjectRepo"] = "https://github.com/example/mlops-platform.git"
-        config[P + "pulumiBackendUrl"] = "azblob://state?storage_account=examplestate"
-        config[P + "pulumiStackName"] = "example/mlops-platform/prod"
-        config[P + "pulumiDeployerClientId"] = "5f1c9a4e-2b7d-4c8e-9f3a-6d0e1b2c3a41"
+def _enable_operator(config: dict[str, str]) -> None:
+    config[P + "pulumiOperator"] = "true"
+    config[P + "pulumiProjectRepo"] = "https://github.com/example/mlops-platform.git"
+    config[P + "pulumiBackendUrl"] = "azblob://state?storage_account=examplestate"
+    config[P + "pulumiStackName"] = "organization/mlops-models/prod"
 
-    evaluation = evaluate_with("prod", enable)
+
+def test_pulumi_operator_runs_the_models_project_and_resyncs_without_git_changes() -> None:
+    evaluation = evaluate_with("prod", _enable_operator)
     assert evaluation.error is None, evaluation.error
-    stack = evaluation.one("kubernetes:pulumi.com/v1:Stack").inputs["spec"]
+    stack_cr = evaluation.one("kubernetes:pulumi.com/v1:Stack")
+    assert stack_cr.inputs["metadata"] == {
+        "name": cluster_layout.MODELS_STACK_CR_NAME,
+        "namespace": cluster_layout.MODELS_STACK_CR_NAMESPACE,
+    }
+    stack = stack_cr.inputs["spec"]
+    assert stack["repoDir"] == "models"
+    assert stack["stack"] == "organization/mlops-models/prod"
     assert stack["continueResyncOnCommitMatch"] is True
     assert stack["resyncFrequencySeconds"] == 600
-    assert stack["stack"] == "example/mlops-platform/prod"
+    assert stack["serviceAccountName"] == "models-deployer"
     release = evaluation.one("kubernetes:helm.sh/v3:Release", "automation-pulumi-operator").inputs
     assert release["chart"].startswith("oci://") and release["version"] == "2.9.0"
     assert schema_problems(evaluation, "1.34.2") == []
+
+
+def test_operator_workspace_is_restricted_and_reads_its_credentials_from_key_vault() -> None:
+    evaluation = evaluate_with("prod", _enable_operator)
+    assert evaluation.error is None, evaluation.error
+    spec = evaluation.one("kubernetes:pulumi.com/v1:Stack").inputs["spec"]
+    workspace = spec["workspaceTemplate"]["spec"]
+    assert workspace["securityProfile"] == "restricted"  # PKO 2.9: non-root, seccomp, no capabilities
+    assert workspace["image"].endswith("-nonroot") and ":" in workspace["image"]
+    # PKO 2.9 refuses FS and Env references; secrets come as Secret refs, no literal secret anywhere.
+    refs = spec["envRefs"]
+    assert {ref["type"] for ref in refs.values()} <= {"Secret", "Literal"}
+    assert refs["MLFLOW_TRACKING_PASSWORD"] == {
+        "type": "Secret",
+        "secret": {"name": "models-deployer-credentials", "key": "mlflow-admin-password"},
+    }
+    assert refs["PULUMI_CONFIG_PASSPHRASE"]["secret"]["key"] == "models-stack-passphrase"
+    # That Secret is the CSI driver's copy of the Key Vault secrets, mounted by the workspace pod.
+    provider = evaluation.one(
+        "kubernetes:secrets-store.csi.x-k8s.io/v1:SecretProviderClass", "automation-deployer-credentials"
+    )
+    synced = provider.inputs["spec"]["secretObjects"][0]
+    assert synced["secretName"] == "models-deployer-credentials"
+    assert {d["objectName"] for d in synced["data"]} == {"mlflow-admin-password", "models-stack-passphrase"}
+    parameters = provider.inputs["spec"]["parameters"]
+    assert parameters["clientID"] == evaluation.outputs["workloadIdentityClientIds"].value["models-deployer"]
+    volumes = workspace["podTemplate"]["spec"]["volumes"]
+    assert volumes[0]["csi"]["volumeAttributes"] == {"secretProviderClass": "models-deployer-credentials"}
+    # The identity may read exactly those two secrets and has no other Azure role.
+    assignments = [
+        r
+        for r in evaluation.of_type("azure-native:authorization:RoleAssignment")
+        if r.name.startswith("identities-models-deployer")
+    ]
+    assert assignments and all("/secrets/" in r.inputs["scope"] for r in assignments)
+    assert {r.inputs["scope"].rsplit("/", 1)[-1] for r in assignments} == {
+        "mlflow-admin-password",
+        "models-stack-passphrase",
+    }
+
+
+def test_operator_rights_end_at_the_models_namespace() -> None:
+    evaluation = evaluate_with("prod", _enable_operator)
+    assert evaluation.error is None, evaluation.error
+    rbac = [r for r in evaluation.resources if r.type.startswith("kubernetes:rbac.authorization.k8s.io/v1:")]
+    cluster_wide = [r for r in rbac if r.type.endswith((":ClusterRole", ":ClusterRoleBinding"))]
+    for binding in cluster_wide:
+        subjects = binding.inputs.get("subjects") or []
+        if any(s.get("name") == "models-deployer" for s in subjects):
+            assert binding.inputs["roleRef"]["name"] == "system:auth-delegator", binding.name  # token review only
+    role = evaluation.one("kubernetes:rbac.authorization.k8s.io/v1:Role", "automation-model-delivery").inputs
+    assert role["metadata"]["namespace"] == "models"
+    kinds = {(rule["apiGroups"][0], kind) for rule in role["rules"] for kind in rule["resources"]}
+    assert ("machinelearning.seldon.io", "seldondeployments") in kinds
+    assert ("networking.istio.io", "virtualservices") in kinds
+    assert all("*" not in rule["resources"] and "*" not in rule["verbs"] for rule in role["rules"])
+    binding = evaluation.one("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "automation-model-delivery")
+    assert binding.inputs["metadata"]["namespace"] == "models"
+    assert binding.inputs["subjects"] == [
+        {"kind": "ServiceAccount", "name": "models-deployer", "namespace": "mlops-system"}
+    ]
+    # Everything the models program declares is a kind this Role grants.
+    models = evaluate("prod", project_dir=MODELS_DIR)
+    assert models.error is None, models.error
+    for resource in models.resources:
+        if not resource.custom or resource.type.startswith("pulumi:providers:"):
+            continue
+        group_version, kind = resource.type.removeprefix("kubernetes:").split(":")
+        group = group_version.rsplit("/", 1)[0] if "/" in group_version else ""
+        group = "" if group == "core" else group
+        assert (group, kind.lower() + "s") in kinds, resource.type
+        assert resource.inputs["metadata"]["namespace"] == "models", resource.name
 
 
 def test_operator_without_its_settings_is_a_settings_error() -> None:
     evaluation = evaluate_with("prod", lambda config: config.__setitem__(P + "pulumiOperator", "true"))
     assert isinstance(evaluation.error, SettingsError)
     assert evaluation.resources == []
-    assert evaluation.error.keys == [
-        "pulumiBackendUrl",
-        "pulumiDeployerClientId",
-        "pulumiProjectRepo",
-        "pulumiStackName",
-    ]
+    assert evaluation.error.keys == ["pulumiBackendUrl", "pulumiProjectRepo", "pulumiStackName"]
 
 
 def test_analysis_image_pinned_by_tag_is_a_settings_error() -> None:

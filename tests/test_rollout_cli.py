@@ -59,7 +59,7 @@ MODELS = ("walks-healthy", "errors", "slow", "idle", "overlap", "dry-run")
 @pytest.fixture(scope="module")
 def stack_file(tmp_path_factory: pytest.TempPathFactory, mlflow_stack: Any, traffic: Any) -> Path:
     _, prometheus = traffic
-    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    document = yaml.safe_load((ROOT / "models" / "Pulumi.dev.yaml").read_text())
     analysis = {
         "window": WINDOW,
         "minRequests": MIN_REQUESTS,
@@ -67,10 +67,9 @@ def stack_file(tmp_path_factory: pytest.TempPathFactory, mlflow_stack: Any, traf
         "maxP95LatencySeconds": 0.5,
         "maxP95RatioToStable": 4,
     }
-    document["config"]["mlops-platform:rollout"] = {
+    document["config"]["mlops-models:rollout"] = {
         "trackingUri": mlflow_stack.tracking_uri,
         "prometheusUrl": prometheus.url,
-        "namespace": "models",
         "models": [{"name": name, "strategy": "canary", "steps": STEPS, "analysis": analysis} for name in MODELS],
     }
     path = tmp_path_factory.mktemp("stack") / "Pulumi.dev.yaml"
@@ -233,7 +232,9 @@ def _shape(expression: str) -> str:
 def test_the_cli_sends_the_dashboards_promql(traffic: Any, stack_file: Path) -> None:
     """Every query of the analysis is, signal for signal, an expression of the dashboards or alerts."""
     assert traffic  # Prometheus runs: the stack file points the CLI at it
-    args = argparse.Namespace(stack="dev", stack_file=stack_file, tracking_uri=None, prometheus_url=None)
+    args = argparse.Namespace(
+        stack="dev", stack_file=stack_file, tracking_uri=None, prometheus_url=None, namespace=None
+    )
     context = rollout_cli._context(args, {}, need_prometheus=True)
     model = context.settings.rollout.models[0]
     rollout_cli.measure(context, model)

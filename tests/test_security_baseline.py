@@ -152,7 +152,7 @@ def test_every_secret_has_a_content_type_and_expires_after_rotation_plus_grace(s
     rotation = MOCK_NOW + timedelta(days=90)
     expected = int(rotation.timestamp()) + 14 * SECONDS_PER_DAY
     secrets = stack.of_type(SECRET)
-    assert len(secrets) == 8
+    assert len(secrets) == 9  # 8 platform credentials + the models stack passphrase
     for secret in secrets:
         properties = secret.inputs["properties"]
         assert properties["contentType"] in {"password", "username", "key", "connection-string"}, secret.name

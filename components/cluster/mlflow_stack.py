@@ -694,6 +694,17 @@ class MlflowStack(pulumi.ComponentResource):
                 )
             ],
         )
+        # The rollout analysis writes decisions and the operator's models workspace reads the
+        # registry, both from the automation namespace, in-cluster (layout/platform_outputs.py).
+        policy(
+            "allow-automation",
+            app,
+            ingress=[
+                k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                    from_=[from_namespace(cluster_layout.AUTOMATION_NAMESPACE)], ports=port
+                )
+            ],
+        )
         policy(
             "allow-model-artifact-reads",
             selector("artifacts"),

@@ -4,9 +4,16 @@
    and writes decisions to the MLflow registry only; its service account has no Kubernetes
    permissions (no RoleBinding), and its MLflow password comes from Key Vault (CSI driver,
    workload identity), read from a file.
-2. Reconciliation (optional): the Pulumi Kubernetes Operator re-runs this program for the stack
-   every `pulumiOperatorResyncSeconds`, even when Git has not changed, so a registry decision
-   becomes declared traffic without a person running `pulumi up`.
+2. Reconciliation (optional): the Pulumi Kubernetes Operator runs the *models* project
+   (`models/`, Stack CR with `repoDir: models`) every `pulumiOperatorResyncSeconds` even when Git
+   has not changed (the backstop; a reconcile request makes it run at once), so a registry
+   decision becomes declared traffic without a person running `pulumi up`. Its workspace runs as
+   `models-deployer`: a Role in the models namespace for exactly the kinds model delivery
+   declares (no ClusterRole beyond the operator's documented token review), an Azure identity
+   that may only read two Key Vault secrets, and the restricted Pod Security profile. The MLflow
+   password and the stack passphrase come from Key Vault: the CSI driver mounts them into the
+   workspace pod and syncs them into a Secret that the Stack's `envRefs` name (PKO 2.9 accepts
+   `Secret` and `Literal` references only; `FS` and `Env` are refused).
 """
 
 from __future__ import annotations
@@ -24,10 +31,23 @@ from layout.images import DIGEST_PULL_POLICY
 from layout.key_vault_csi import key_vault_provider_parameters
 
 ANALYZER = "rollout-analyzer"
-DEPLOYER = "pulumi-deployer"
+DEPLOYER = cluster_layout.workload_service_account("models-deployer").service_account
+DEPLOYER_CREDENTIALS = "models-deployer-credentials"
+"""Key Vault → SecretProviderClass → this Secret (synced while the workspace pod mounts it) → envRefs."""
+MODELS_PROJECT_DIR = "models"
+WORKSPACE_CONTAINER = "pulumi"
+"""The workspace's main container in PKO 2.9 (`WorkspacePulumiContainerName`)."""
+# What model delivery declares in the models namespace (components/serving/model_rollout.py);
+# the operator's workspace may manage these and nothing else.
+MODEL_DELIVERY_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("machinelearning.seldon.io", ("seldondeployments",)),
+    ("networking.istio.io", ("virtualservices", "destinationrules")),
+    ("monitoring.coreos.com", ("prometheusrules",)),
+    ("", ("serviceaccounts", "secrets", "services", "configmaps")),
+)
+MANAGE_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
 SECRETS_MOUNT = "/mnt/secrets"
 OPERATOR_CHART = "oci://ghcr.io/pulumi/helm-charts/pulumi-kubernetes-operator"
-FEDERATED_TOKEN_FILE = "/var/run/secrets/azure/tokens/azure-identity-token"
 
 
 def analysis_command(stack: str) -> list[str]:
@@ -42,9 +62,12 @@ class OperatorArgs:
     branch: str
     backend_url: str
     stack_name: str
-    deployer_client_id: str
-    tenant_id: pulumi.Input[str]
-    subscription_id: pulumi.Input[str]
+    """The models stack (`<org>/mlops-models/<env>`)."""
+    workspace_image: str
+    deployer_client_id: pulumi.Input[str]
+    models_namespace: str
+    models_namespace_ready: pulumi.Resource
+    """What creates the models namespace: the RoleBinding in it waits for it."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +83,7 @@ class RolloutAutomationArgs:
     tracking_uri: str | None
     mlflow_username: str
     prometheus_url: pulumi.Input[str] | None
+    models_namespace: str
     provider: kubernetes.Provider
     cluster: pulumi.Resource
     node_pools: Sequence[pulumi.Resource]
@@ -119,6 +143,7 @@ class RolloutAutomation(pulumi.ComponentResource):
             env.append(kubernetes.core.v1.EnvVarArgs(name="MLFLOW_TRACKING_URI", value=args.tracking_uri))
         if args.prometheus_url is not None:
             env.append(kubernetes.core.v1.EnvVarArgs(name="PROMETHEUS_URL", value=args.prometheus_url))
+        env.append(kubernetes.core.v1.EnvVarArgs(name="MODELS_NAMESPACE", value=args.models_namespace))
         labels = {"app.kubernetes.io/name": ANALYZER, "app.kubernetes.io/part-of": "mlops-platform"}
         kubernetes.batch.v1.CronJob(
             f"{name}-analysis",
@@ -201,6 +226,11 @@ class RolloutAutomation(pulumi.ComponentResource):
     def _operator(
         self, name: str, args: RolloutAutomationArgs, operator: OperatorArgs, namespace: kubernetes.core.v1.Namespace
     ) -> None:
+        def opts(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(
+                parent=self, provider=args.provider, depends_on=list(depends_on), deleted_with=args.cluster
+            )
+
         release = kubernetes.helm.v3.Release(
             f"{name}-pulumi-operator",
             name="pulumi-kubernetes-operator",
@@ -208,12 +238,7 @@ class RolloutAutomation(pulumi.ComponentResource):
             version=operator.chart_version,
             namespace=args.namespace,
             values={"resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}},
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                provider=args.provider,
-                depends_on=[namespace, *args.node_pools],
-                deleted_with=args.cluster,
-            ),
+            opts=opts(namespace, *args.node_pools),
         )
         deployer = kubernetes.core.v1.ServiceAccount(
             f"{name}-deployer",
@@ -222,11 +247,10 @@ class RolloutAutomation(pulumi.ComponentResource):
                 namespace=args.namespace,
                 annotations={cluster_layout.WORKLOAD_IDENTITY_CLIENT_ID: operator.deployer_client_id},
             ),
-            opts=pulumi.ResourceOptions(
-                parent=self, provider=args.provider, depends_on=[namespace], deleted_with=args.cluster
-            ),
+            opts=opts(namespace),
         )
-        # Workspaces authenticate to the operator with TokenReview (the operator's documented need).
+        # Workspaces authenticate to the operator with TokenReview (the operator's documented need);
+        # `system:auth-delegator` allows token and access reviews only.
         delegator = kubernetes.rbac.v1.ClusterRoleBinding(
             f"{name}-deployer-auth-delegator",
             metadata=kubernetes.meta.v1.ObjectMetaArgs(name=f"{DEPLOYER}:system:auth-delegator"),
@@ -234,14 +258,56 @@ class RolloutAutomation(pulumi.ComponentResource):
                 api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="system:auth-delegator"
             ),
             subjects=[kubernetes.rbac.v1.SubjectArgs(kind="ServiceAccount", name=DEPLOYER, namespace=args.namespace)],
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, deleted_with=args.cluster),
+            opts=opts(),
         )
-        azure_env = {
-            "ARM_USE_OIDC": "true",
-            "ARM_CLIENT_ID": operator.deployer_client_id,
-            "ARM_TENANT_ID": operator.tenant_id,
-            "ARM_SUBSCRIPTION_ID": operator.subscription_id,
-            "ARM_OIDC_TOKEN_FILE_PATH": FEDERATED_TOKEN_FILE,
+        role = kubernetes.rbac.v1.Role(
+            f"{name}-model-delivery",
+            metadata=kubernetes.meta.v1.ObjectMetaArgs(name="model-delivery", namespace=operator.models_namespace),
+            rules=[
+                kubernetes.rbac.v1.PolicyRuleArgs(api_groups=[group], resources=list(kinds), verbs=list(MANAGE_VERBS))
+                for group, kinds in MODEL_DELIVERY_RULES
+            ],
+            opts=opts(operator.models_namespace_ready),
+        )
+        binding = kubernetes.rbac.v1.RoleBinding(
+            f"{name}-model-delivery",
+            metadata=kubernetes.meta.v1.ObjectMetaArgs(name="model-delivery", namespace=operator.models_namespace),
+            role_ref=kubernetes.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="Role", name="model-delivery"
+            ),
+            subjects=[kubernetes.rbac.v1.SubjectArgs(kind="ServiceAccount", name=DEPLOYER, namespace=args.namespace)],
+            opts=opts(role, operator.models_namespace_ready),
+        )
+        secret_keys = {
+            cluster_layout.MLFLOW_ADMIN_PASSWORD: "MLFLOW_TRACKING_PASSWORD",
+            cluster_layout.MODELS_STACK_PASSPHRASE: "PULUMI_CONFIG_PASSPHRASE",
+        }
+        credentials = kubernetes.apiextensions.CustomResource(
+            f"{name}-deployer-credentials",
+            api_version="secrets-store.csi.x-k8s.io/v1",
+            kind="SecretProviderClass",
+            metadata={"name": DEPLOYER_CREDENTIALS, "namespace": args.namespace},
+            spec={
+                "provider": "azure",
+                "parameters": pulumi.Output.all(operator.deployer_client_id, args.key_vault_name, args.tenant_id).apply(
+                    lambda ids: key_vault_provider_parameters(ids[0], ids[1], ids[2], list(secret_keys))
+                ),
+                "secretObjects": [
+                    {
+                        "secretName": DEPLOYER_CREDENTIALS,
+                        "type": "Opaque",
+                        "data": [{"objectName": secret, "key": secret} for secret in secret_keys],
+                    }
+                ],
+            },
+            opts=opts(namespace),
+        )
+        env_refs: dict[str, dict[str, object]] = {
+            "MLFLOW_TRACKING_USERNAME": {"type": "Literal", "literal": {"value": args.mlflow_username}},
+            **{
+                variable: {"type": "Secret", "secret": {"name": DEPLOYER_CREDENTIALS, "key": secret}}
+                for secret, variable in secret_keys.items()
+            },
         }
         kubernetes.apiextensions.CustomResource(
             f"{name}-stack",
@@ -255,6 +321,7 @@ class RolloutAutomation(pulumi.ComponentResource):
                 "stack": operator.stack_name,
                 "projectRepo": operator.project_repo,
                 "branch": operator.branch,
+                "repoDir": MODELS_PROJECT_DIR,
                 "backend": operator.backend_url,
                 "serviceAccountName": DEPLOYER,
                 "refresh": True,
@@ -262,15 +329,36 @@ class RolloutAutomation(pulumi.ComponentResource):
                 # Re-run on the interval even when Git is unchanged: registry decisions are the change.
                 "continueResyncOnCommitMatch": True,
                 "destroyOnFinalize": False,
-                "envRefs": {key: {"type": "Literal", "literal": {"value": value}} for key, value in azure_env.items()},
+                "envRefs": env_refs,
                 "workspaceTemplate": {
-                    "spec": {"podTemplate": {"metadata": {"labels": {cluster_layout.WORKLOAD_IDENTITY_USE: "true"}}}}
+                    "spec": {
+                        "securityProfile": "restricted",
+                        "image": operator.workspace_image,
+                        "podTemplate": {
+                            "metadata": {"labels": {cluster_layout.WORKLOAD_IDENTITY_USE: "true"}},
+                            "spec": {
+                                "containers": [
+                                    {
+                                        "name": WORKSPACE_CONTAINER,
+                                        "volumeMounts": [
+                                            {"name": "credentials", "mountPath": SECRETS_MOUNT, "readOnly": True}
+                                        ],
+                                    }
+                                ],
+                                "volumes": [
+                                    {
+                                        "name": "credentials",
+                                        "csi": {
+                                            "driver": "secrets-store.csi.k8s.io",
+                                            "readOnly": True,
+                                            "volumeAttributes": {"secretProviderClass": DEPLOYER_CREDENTIALS},
+                                        },
+                                    }
+                                ],
+                            },
+                        },
+                    }
                 },
             },
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                provider=args.provider,
-                depends_on=[release, deployer, delegator],
-                deleted_with=args.cluster,
-            ),
+            opts=opts(release, deployer, delegator, binding, credentials),
         )

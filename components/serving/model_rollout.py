@@ -15,7 +15,8 @@ import pulumi_kubernetes as kubernetes
 
 from layout import cluster_layout, model_serving
 from layout.cluster_layout import public_host
-from rollout.planner import MODEL_NODE, DeploymentPlan, seldon_deployment
+from observability import alerts
+from rollout.planner import MODEL_NODE, DeploymentPlan, declared_predictors, seldon_deployment
 
 MODEL_READER_SERVICE_ACCOUNT = "model-storage-reader"
 
@@ -41,11 +42,14 @@ class ModelRolloutArgs:
     storage_secret: str
     reader_client_id: pulumi.Input[str]
     provider: kubernetes.Provider
-    cluster: pulumi.Resource
-    """In-cluster objects go with the cluster (`deleted_with`)."""
-    reader_identity_ready: Sequence[pulumi.Resource]
-    """Federated credential and blob grant of the storage initializer's identity."""
+    cluster: pulumi.Resource | None = None
+    """In-cluster objects go with the cluster (`deleted_with`) when it is in the same program."""
+    reader_identity_ready: Sequence[pulumi.Resource] = ()
+    """Federated credential and blob grant of the storage initializer's identity, when declared in the
+    same program; the models stack reads them from a platform stack that is already deployed."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    reader_service_account: str = MODEL_READER_SERVICE_ACCOUNT
+    """The service account federated with the reader identity (the platform's `modelReaderServiceAccount`)."""
     model_server_image: pulumi.Input[str] | None = None
     """The platform's model server image (images/model-server) set on every predictor's `model`
     container; None leaves it to the operator's `predictor_servers.MLFLOW_SERVER.protocols.v2`."""
@@ -68,7 +72,7 @@ class ModelRollout(pulumi.ComponentResource):
         service_account = kubernetes.core.v1.ServiceAccount(
             f"{name}-reader",
             metadata=kubernetes.meta.v1.ObjectMetaArgs(
-                name=MODEL_READER_SERVICE_ACCOUNT,
+                name=args.reader_service_account,
                 namespace=args.namespace,
                 annotations={cluster_layout.WORKLOAD_IDENTITY_CLIENT_ID: args.reader_client_id},
             ),
@@ -82,6 +86,20 @@ class ModelRollout(pulumi.ComponentResource):
             string_data=rclone_remote_config(args.storage_account),
             opts=k8s,
         )
+        # The declared traffic share of every predictor, as recording rules: the platform's alerts
+        # (namespace-wide) compare it with the traffic observed.
+        predictors = declared_predictors(args.plans, args.namespace)
+        if predictors:
+            kubernetes.apiextensions.CustomResource(
+                f"{name}-declared-traffic",
+                api_version="monitoring.coreos.com/v1",
+                kind="PrometheusRule",
+                metadata={"name": "mlops-declared-traffic", "namespace": args.namespace},
+                spec={
+                    "groups": [{"name": "mlops-declared-traffic", "rules": alerts.declared_traffic_rules(predictors)}]
+                },
+                opts=k8s,
+            )
         self.served = {}
         for plan in args.plans:
             manifest = seldon_deployment(
@@ -89,7 +107,7 @@ class ModelRollout(pulumi.ComponentResource):
                 namespace=args.namespace,
                 artifacts_destination=args.artifacts_destination,
                 storage_secret=args.storage_secret,
-                service_account=MODEL_READER_SERVICE_ACCOUNT,
+                service_account=args.reader_service_account,
                 model_server_image=args.model_server_image,
                 storage_initializer_image=args.storage_initializer_image,
             )

@@ -1,0 +1,76 @@
+"""The models layer: what the models project (`models/`) reads and declares.
+
+Order, each step before any resource is declared:
+1. `read_platform`: the platform stack's outputs through a `StackReference` (a read, not a
+   declaration), validated into a `PlatformContract`; a missing output names the stack and keys.
+2. `plan`: one registry snapshot (a few batched calls per model) and the pure plan; registry
+   unreachable → `RegistryError` naming the registry and the models, nothing declared, so no
+   SeldonDeployment is ever deleted by an outage.
+3. `declare`: a Kubernetes provider confined to the models namespace and the `ModelRollout`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pulumi
+import pulumi_kubernetes as kubernetes
+from pulumi.runtime.sync_await import _sync_await
+
+from components.serving.model_rollout import ModelRollout, ModelRolloutArgs
+from layout.platform_outputs import CONTRACT_OUTPUTS, PlatformContract, contract_from_outputs
+from rollout.planner import DeploymentPlan, plan_rollouts
+from rollout.source import registry_snapshot
+from settings.models import ModelsSettings
+
+
+def read_platform(settings: ModelsSettings) -> PlatformContract:
+    """The platform's outputs contract, resolved now (the registry read and the plan need plain values)."""
+    reference = pulumi.StackReference("platform", stack_name=settings.platform_stack)
+    outputs: dict[str, object] = {}
+    for name in CONTRACT_OUTPUTS:
+        details = _sync_await(reference.get_output_details(name))
+        outputs[name] = details.value if details.value is not None else details.secret_value
+    return contract_from_outputs(settings.platform_stack, outputs)
+
+
+def plan(
+    settings: ModelsSettings, platform: PlatformContract, environ: Mapping[str, str] | None = None
+) -> list[DeploymentPlan]:
+    """Read the registry (or the snapshot file of an offline preview) and plan every rollout."""
+    snapshot = registry_snapshot(settings.rollout, platform.mlflow_uri, environ)
+    return plan_rollouts(snapshot, settings.rollout.models)
+
+
+def declare(settings: ModelsSettings, platform: PlatformContract, plans: Sequence[DeploymentPlan]) -> ModelRollout:
+    """Declare model delivery through a provider that can only reach the models namespace.
+
+    The provider uses the ambient credentials: in the operator's workspace pod its service
+    account (rights in the models namespace only); for a person, their kubeconfig.
+    """
+    provider = kubernetes.Provider(
+        "models-cluster",
+        namespace=platform.models_namespace,
+        enable_server_side_apply=True,
+        delete_unreachable=False,
+    )
+    return ModelRollout(
+        "models",
+        ModelRolloutArgs(
+            plans=plans,
+            namespace=platform.models_namespace,
+            domain=platform.domain,
+            storage_account=platform.storage_account,
+            artifacts_destination=platform.artifacts_destination,
+            storage_secret=settings.rollout.storage_secret,
+            reader_client_id=platform.model_reader_client_id,
+            reader_service_account=platform.model_reader_service_account,
+            provider=provider,
+            cluster=provider,
+        ),
+    )
+
+
+def export(rollout: ModelRollout, platform: PlatformContract) -> None:
+    pulumi.export("modelsNamespace", platform.models_namespace)
+    pulumi.export("models", rollout.served)
