@@ -18,7 +18,7 @@ import pulumi_kubernetes as kubernetes
 from pulumi.runtime.sync_await import _sync_await
 
 from components.serving.model_rollout import ModelRollout, ModelRolloutArgs
-from layout.platform_outputs import CONTRACT_OUTPUTS, PlatformContract, contract_from_outputs
+from layout.platform_outputs import CONTRACT_OUTPUTS, IMAGES_OUTPUT, PlatformContract, contract_from_outputs
 from rollout.planner import DeploymentPlan, plan_rollouts
 from rollout.source import registry_snapshot
 from settings.models import ModelsSettings
@@ -28,7 +28,7 @@ def read_platform(settings: ModelsSettings) -> PlatformContract:
     """The platform's outputs contract, resolved now (the registry read and the plan need plain values)."""
     reference = pulumi.StackReference("platform", stack_name=settings.platform_stack)
     outputs: dict[str, object] = {}
-    for name in CONTRACT_OUTPUTS:
+    for name in (*CONTRACT_OUTPUTS, IMAGES_OUTPUT):
         details = _sync_await(reference.get_output_details(name))
         outputs[name] = details.value if details.value is not None else details.secret_value
     return contract_from_outputs(settings.platform_stack, outputs)
@@ -65,6 +65,8 @@ def declare(settings: ModelsSettings, platform: PlatformContract, plans: Sequenc
             storage_secret=settings.rollout.storage_secret,
             reader_client_id=platform.model_reader_client_id,
             reader_service_account=platform.model_reader_service_account,
+            model_server_image=platform.model_server_image,
+            storage_initializer_image=platform.storage_initializer_image,
             provider=provider,
             cluster=provider,
         ),

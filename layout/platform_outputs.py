@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from layout import cluster_layout
+from layout.images import is_digest_reference
 
 # Output name → PlatformContract field; every one a non-empty string.
 CONTRACT_OUTPUTS: Final[dict[str, str]] = {
@@ -30,6 +31,12 @@ CONTRACT_OUTPUTS: Final[dict[str, str]] = {
     "artifactsDestination": "artifacts_destination",
     "mlflowInClusterUri": "mlflow_uri",
     "prometheusUrl": "prometheus_url",
+}
+IMAGES_OUTPUT: Final = "platformImages"
+# Image name in the `platformImages` output → PlatformContract field; every one a digest reference.
+CONTRACT_IMAGES: Final[dict[str, str]] = {
+    "model-server": "model_server_image",
+    "storage-initializer": "storage_initializer_image",
 }
 
 
@@ -57,6 +64,10 @@ class PlatformContract:
     mlflow_uri: str
     """MLflow's in-cluster URL (registry role, which answers registry and tracking reads)."""
     prometheus_url: str
+    model_server_image: str
+    """`<registry>/mlops/model-server@sha256:...`: the model server every predictor runs."""
+    storage_initializer_image: str
+    """`<registry>/mlops/storage-initializer@sha256:...`: the init container of every graph node."""
 
 
 def mlflow_in_cluster_uri(mlflow_namespace: str) -> str:
@@ -75,6 +86,16 @@ def contract_from_outputs(stack: str, outputs: Mapping[str, object]) -> Platform
             problems.append(f"{output}: found {found}; expected a non-empty string")
         else:
             values[field] = value
+    images = outputs.get(IMAGES_OUTPUT)
+    images = images if isinstance(images, Mapping) else {}
+    for name, field in CONTRACT_IMAGES.items():
+        image = images.get(name)
+        if not is_digest_reference(image):
+            found = "nothing" if image is None else repr(image)
+            expected = "`<registry>/<repository>@sha256:<digest>`"
+            problems.append(f"{IMAGES_OUTPUT}.{name}: found {found}; expected {expected}")
+        else:
+            values[field] = str(image)
     if problems:
         raise PlatformOutputsError(
             f"platform stack {stack} does not export what the models stack needs "

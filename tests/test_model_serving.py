@@ -11,9 +11,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from layout import model_serving
 from layout.images import DIGEST_PULL_POLICY, image_by_name, is_digest_reference
-from mlopsctl.mock_engine import Evaluation, _built_image
+from layout.platform_outputs import PlatformOutputsError
+from mlopsctl.mock_engine import MODELS_DIR, Evaluation, _built_image, evaluate, platform_outputs_example
 from tests.services.serving import dockerfile_instruction
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,29 +97,56 @@ def test_the_operator_runs_the_platform_images_built_before_it(stack: Evaluation
     assert {model_server_build, initializer_build} <= set(operator.dependencies)
 
 
-def test_every_predictor_is_v2_mlflow_with_the_platform_images_and_a_model_startup_probe(stack: Evaluation) -> None:
-    model_server, model_server_build = _built(stack, "model-server")
-    initializer, initializer_build = _built(stack, "storage-initializer")
-    resources = stack.of_type(SDEP)
-    assert resources
-    for resource in resources:
-        # A predictor's pod pulls both images: they are pushed before the SeldonDeployment exists.
-        assert {model_server_build, initializer_build} <= set(resource.dependencies)
-        manifest = resource.inputs
+def _platform_images(stack: str) -> dict[str, str]:
+    images: dict[str, str] = json.loads(platform_outputs_example(stack).read_text())["platformImages"]
+    return images
+
+
+def test_every_predictor_is_v2_mlflow_with_the_platform_images_and_a_model_startup_probe(
+    models_stack: Evaluation,
+) -> None:
+    """The models stack takes both images from the platform's `platformImages` output (by digest)."""
+    images = _platform_images(models_stack.stack)
+    deployments = [r.inputs for r in models_stack.of_type(SDEP)]
+    assert deployments
+    for manifest in deployments:
         assert manifest["spec"]["protocol"] == "v2"
         for predictor in manifest["spec"]["predictors"]:
             graph = predictor["graph"]
             assert graph["implementation"] == "MLFLOW_SERVER" and graph["children"] == []
-            assert graph["storageInitializerImage"] == initializer
+            assert graph["storageInitializerImage"] == images["storage-initializer"]
             assert graph["modelUri"].startswith(f"{model_serving.RCLONE_REMOTE}:")
             (container,) = predictor["componentSpecs"][0]["spec"]["containers"]
             assert container["name"] == graph["name"]  # the operator merges its MLServer container by name
-            assert container["image"] == model_server
+            assert container["image"] == images["model-server"]
             assert container["imagePullPolicy"] == DIGEST_PULL_POLICY
             probe = container["startupProbe"]
             assert probe["httpGet"] == {"path": f"/v2/models/{graph['name']}/ready", "port": "http", "scheme": "HTTP"}
             # The operator replaces readiness and liveness handlers with /v2/health/*: not set here.
             assert "readinessProbe" not in container and "livenessProbe" not in container
+
+
+def test_the_platforms_image_outputs_are_the_images_it_builds(stack: Evaluation) -> None:
+    images = stack.outputs["platformImages"].value
+    for name in ("model-server", "storage-initializer"):
+        assert images[name] == _built(stack, name)[0]
+
+
+@pytest.mark.parametrize(
+    ("image", "value"),
+    [("model-server", None), ("storage-initializer", "acr.azurecr.io/mlops/storage-initializer:1.75.2-1")],
+)
+def test_a_platform_without_digest_serving_images_fails_the_models_stack_naming_them(
+    image: str, value: str | None
+) -> None:
+    outputs = json.loads(platform_outputs_example("dev").read_text())
+    if value is None:
+        del outputs["platformImages"][image]
+    else:
+        outputs["platformImages"][image] = value
+    evaluation = evaluate("dev", project_dir=MODELS_DIR, platform_outputs=outputs)
+    assert isinstance(evaluation.error, PlatformOutputsError)
+    assert f"platformImages.{image}" in str(evaluation.error) and evaluation.resources == []
 
 
 def _strings(value: Any) -> list[str]:
@@ -127,17 +157,20 @@ def _strings(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else []
 
 
-def test_no_storage_key_or_sas_anywhere_in_the_serving_path(stack: Evaluation) -> None:
-    (storage,) = (
-        s.inputs for s in stack.of_type("kubernetes:core/v1:Secret") if s.inputs["metadata"]["namespace"] == "models"
-    )
+def test_no_storage_key_or_sas_anywhere_in_the_serving_path(stack: Evaluation, models_stack: Evaluation) -> None:
+    (storage,) = (s.inputs for s in models_stack.of_type("kubernetes:core/v1:Secret"))
     remote = model_serving.RCLONE_REMOTE.upper()
+    platform = json.loads(platform_outputs_example(models_stack.stack).read_text())
     assert storage["stringData"] == {
         f"RCLONE_CONFIG_{remote}_TYPE": "azureblob",
-        f"RCLONE_CONFIG_{remote}_ACCOUNT": stack.outputs["storageAccountName"].value,
+        f"RCLONE_CONFIG_{remote}_ACCOUNT": platform["storageAccountName"],
         f"RCLONE_CONFIG_{remote}_ENV_AUTH": "true",
     }
-    serving_objects = [*(r.inputs for r in stack.of_type(SDEP)), storage, stack.one(RELEASE, "seldon-operator").inputs]
+    serving_objects = [
+        *(r.inputs for r in models_stack.of_type(SDEP)),
+        storage,
+        stack.one(RELEASE, "seldon-operator").inputs,
+    ]
     text = json.dumps(serving_objects)
     for credential in ("_KEY", "SAS_URL", "AccountKey", "sig=", "connection_string", "CONNECTION_STRING"):
         assert credential not in text, credential

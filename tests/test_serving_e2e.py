@@ -1,7 +1,7 @@
-"""End to end, nothing mocked on the serving path: registry → program → initializer → MLServer → V2.
+"""End to end, nothing mocked on the serving path: registry → models program → initializer → MLServer → V2.
 
 Real MLflow (PostgreSQL, artifacts in Azurite) holds scikit-learn models registered by a training
-run; the program reads that registry (the real registry reader) and declares SeldonDeployments
+run; the models program (models/) reads that registry (the real registry reader) and declares SeldonDeployments
 under the mock engine (it stands in for Kubernetes only). For each declared predictor the test
 does what its pod would: the storage initializer's exact `rclone copy <modelUri> /mnt/models`
 with the declared remote env (only authentication swapped for Azurite's key and endpoint), then
@@ -31,7 +31,7 @@ from mlflow.models import infer_signature
 from sklearn.linear_model import LinearRegression  # type: ignore[import-untyped]
 
 from layout import model_serving
-from mlopsctl.mock_engine import Evaluation, evaluate, stack_config
+from mlopsctl.mock_engine import MODELS_DIR, Evaluation, evaluate, stack_config
 from rollout.planner import CANARY, STABLE
 from tests.services import serving
 from tests.services.stack import MlflowDeployment
@@ -97,8 +97,10 @@ def served(mlflow_stack: MlflowDeployment) -> Iterator[Served]:
             for version in range(1, len(kinds) + 1)
         }
 
-    config, secret_keys = stack_config("dev")
-    config["mlops-platform:rollout"] = json.dumps(
+    # The models program (models/), as the in-cluster operator runs it, against the live registry;
+    # the platform's outputs come from the committed example (its StackReference in a cluster).
+    config, secret_keys = stack_config("dev", MODELS_DIR)
+    config["mlops-models:rollout"] = json.dumps(
         {
             "trackingUri": mlflow_stack.tracking_uri,
             "models": [
@@ -108,7 +110,7 @@ def served(mlflow_stack: MlflowDeployment) -> Iterator[Served]:
         }
     )
     environ = {key: value for key, value in credentials.items() if key != "MLFLOW_TRACKING_URI"}
-    evaluation = evaluate("dev", config, secret_keys, registry_snapshot=None, environ=environ)
+    evaluation = evaluate("dev", config, secret_keys, project_dir=MODELS_DIR, registry_snapshot=None, environ=environ)
     assert evaluation.error is None, evaluation.error
     deployments = {r.inputs["metadata"]["name"]: r.inputs for r in evaluation.of_type(SDEP)}
     yield Served(evaluation, deployments, test_rows, local)
