@@ -403,7 +403,9 @@ def postgres_dns_requirements(graph: DeployGraph) -> list[Requirement]:
     return requirements
 
 
-def cluster_access_requirements(graph: DeployGraph, deployer_object_ids: Sequence[str]) -> list[Requirement]:
+def cluster_access_requirements(graph: DeployGraph, deployer_object_ids: Sequence[str] | None) -> list[Requirement]:
+    """`deployer_object_ids` None: the principals the program grants (the offline preview, which
+    checks the order; the tests also check the grants are exactly the configured ones)."""
     requirements = []
     for provider in graph.of_type(KUBERNETES_PROVIDER):
         clusters = [graph.by_urn[u] for u in graph.waits_for(provider.urn) if graph.by_urn.get(u, None) is not None]
@@ -414,11 +416,16 @@ def cluster_access_requirements(graph: DeployGraph, deployer_object_ids: Sequenc
                 if str(g.inputs.get("roleDefinitionId", "")).endswith(f"/{AKS_RBAC_CLUSTER_ADMIN}")
                 and g.inputs.get("scope") == cluster.id
             ]
-            if not deployer_object_ids:
+            principals = (
+                sorted({str(g.inputs.get("principalId")) for g in grants})
+                if deployer_object_ids is None
+                else list(deployer_object_ids)
+            )
+            if not principals:
                 requirements.append(
                     Requirement("cluster-access", provider.urn, frozenset(), "a configured deployer principal")
                 )
-            for principal in deployer_object_ids:
+            for principal in principals:
                 matching = frozenset(g.urn for g in grants if g.inputs.get("principalId") == principal)
                 requirements.append(
                     Requirement(
@@ -441,7 +448,7 @@ def cluster_access_requirements(graph: DeployGraph, deployer_object_ids: Sequenc
 RuleFunction = Callable[[DeployGraph], list[Requirement]]
 
 
-def rules(deployer_object_ids: Sequence[str]) -> dict[str, RuleFunction]:
+def rules(deployer_object_ids: Sequence[str] | None) -> dict[str, RuleFunction]:
     return {
         "crd": crd_requirements,
         "node-pool": node_pool_requirements,
@@ -453,8 +460,14 @@ def rules(deployer_object_ids: Sequence[str]) -> dict[str, RuleFunction]:
     }
 
 
-def requirements(graph: DeployGraph, deployer_object_ids: Sequence[str]) -> list[Requirement]:
+def requirements(graph: DeployGraph, deployer_object_ids: Sequence[str] | None = None) -> list[Requirement]:
     return [r for rule in rules(deployer_object_ids).values() for r in rule(graph)]
+
+
+def order_problems(resources: Sequence[RecordedResource]) -> list[str]:
+    """Every broken ordering rule of a recorded program, one line each (the offline preview)."""
+    graph = DeployGraph(resources)
+    return [r.describe() for r in graph.violations(requirements(graph))]
 
 
 def cut(resources: Sequence[RecordedResource], requirement: Requirement) -> list[RecordedResource]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from mlopsctl.deploy_order import order_problems
 from mlopsctl.mock_engine import Evaluation, RecordedResource
 from mlopsctl.policy_check import PackConfig, Violation, load_pack_config, mandatory, run_policies
 from mlopsctl.schema_validation import schema_problems
@@ -32,11 +33,13 @@ class PreviewReport:
     violations: list[Violation]
     schema_problems: list[str]
     kubernetes_version: str
+    order_problems: list[str] = field(default_factory=list)
+    """Broken deploy-order rules (mlopsctl/deploy_order.py): a first `up` would not converge."""
 
     @property
     def failed(self) -> bool:
-        """A mandatory policy violation or an invalid Kubernetes object fails the preview."""
-        return bool(mandatory(self.violations) or self.schema_problems)
+        """A mandatory policy violation, an invalid Kubernetes object or a broken deploy order fails."""
+        return bool(mandatory(self.violations) or self.schema_problems or self.order_problems)
 
 
 def kubernetes_version(evaluation: Evaluation) -> str:
@@ -50,7 +53,12 @@ def check(evaluation: Evaluation, pack_config: PackConfig | None = None) -> Prev
     config = pack_config if pack_config is not None else load_pack_config(evaluation.stack)
     version = kubernetes_version(evaluation)
     return PreviewReport(
-        evaluation, config, run_policies(evaluation, config), schema_problems(evaluation, version), version
+        evaluation,
+        config,
+        run_policies(evaluation, config),
+        schema_problems(evaluation, version),
+        version,
+        order_problems(evaluation.resources),
     )
 
 
@@ -103,6 +111,8 @@ def render_text(report: PreviewReport) -> str:
         lines.append(f"  {name}: {json.dumps(value)}")
     lines += ["", f"schema problems (Kubernetes {report.kubernetes_version}):"]
     lines += [f"  {p}" for p in report.schema_problems] or ["  none"]
+    lines += ["", "deploy order (what a first `up` must create first):"]
+    lines += [f"  {p}" for p in report.order_problems] or ["  none"]
     strict = len(mandatory(report.violations))
     lines += [
         "",
@@ -131,6 +141,7 @@ def render_json(report: PreviewReport) -> str:
         "outputs": masked_outputs(evaluation),
         "kubernetesVersion": report.kubernetes_version,
         "schemaProblems": report.schema_problems,
+        "deployOrderProblems": report.order_problems,
         "policyConfig": report.pack_config.source,
         "violations": [v.as_json() for v in report.violations],
         "failed": report.failed,

@@ -31,6 +31,7 @@ from mlopsctl.deploy_order import (
     requirements,
 )
 from mlopsctl.mock_engine import MOCK_DEPLOYER_OBJECT_ID, Evaluation, RecordedResource, evaluate, stack_config
+from mlopsctl.preview import check, render_text
 from settings import SettingsError
 from tests.conftest import evaluate_with
 
@@ -252,3 +253,15 @@ def test_cluster_access_settings_are_validated(stack: str, change: dict[str, str
     assert evaluation.resources == []
     assert key in evaluation.error.keys
     assert explanation in str(evaluation.error)
+
+
+def test_the_offline_preview_fails_on_a_broken_order(dev: Evaluation) -> None:
+    """`make preview` (CI on every pull request) runs the same rules: a lost edge fails it, by name."""
+    assert check(dev).order_problems == []
+    graph, found = _requirements(dev)
+    target = next(r for r in found if r.rule == "crd" and _named(graph, r) == "mlflow-routes")
+    broken = Evaluation(dev.stack, resources=cut(dev.resources, target), outputs=dev.outputs)
+    report = check(broken)
+    assert report.failed
+    assert report.order_problems == [target.describe()]
+    assert "mlflow-routes must wait for Helm release of chart 'base'" in render_text(report)
