@@ -465,8 +465,15 @@ def requirements(graph: DeployGraph, deployer_object_ids: Sequence[str] | None =
 
 
 def order_problems(resources: Sequence[RecordedResource]) -> list[str]:
-    """Every broken ordering rule of a recorded program, one line each (the offline preview)."""
+    """Every broken ordering rule of a recorded program, one line each (the offline preview).
+
+    Only a program that declares the cluster is checked: the models stack (`models/`) takes the
+    cluster, CRDs, node pools and identities from the platform stack it references, which exists
+    before it (its order across stacks is the platform-first deployment, see the README).
+    """
     graph = DeployGraph(resources)
+    if not graph.of_type(MANAGED_CLUSTER):
+        return []
     return [r.describe() for r in graph.violations(requirements(graph))]
 
 

@@ -28,6 +28,7 @@ from mlopsctl.deploy_order import (
     Requirement,
     crd_requirements,
     cut,
+    order_problems,
     requirements,
 )
 from mlopsctl.mock_engine import MOCK_DEPLOYER_OBJECT_ID, Evaluation, RecordedResource, evaluate, stack_config
@@ -265,3 +266,14 @@ def test_the_offline_preview_fails_on_a_broken_order(dev: Evaluation) -> None:
     assert report.failed
     assert report.order_problems == [target.describe()]
     assert "mlflow-routes must wait for Helm release of chart 'base'" in render_text(report)
+
+
+def test_the_models_stack_takes_its_prerequisites_from_the_platform(dev: Evaluation) -> None:
+    """The models program declares no cluster: what its objects wait for lives in the platform
+    stack it references (deployed first), so its preview is not failed for edges it cannot own."""
+    with_cluster = list(dev.resources)
+    without_cluster = [r for r in with_cluster if r.type != "azure-native:containerservice:ManagedCluster"]
+    assert order_problems(with_cluster) == []
+    graph = DeployGraph(without_cluster)
+    assert graph.violations(requirements(graph))  # the rules themselves still see the gaps
+    assert order_problems(without_cluster) == []
