@@ -29,7 +29,17 @@ from layout import model_serving
 from tests.services import processes
 from tests.services.processes import REPO_ROOT, Azurite
 
-SERVING_VENV = REPO_ROOT / ".venv-serving"
+
+def _serving_venv() -> Path:
+    """`.venv-serving` of this checkout, else the one beside the `.venv` it uses (a git worktree
+    that links the main checkout's `.venv` shares its serving venv too)."""
+    own = REPO_ROOT / ".venv-serving"
+    if own.exists():
+        return own
+    return (REPO_ROOT / ".venv").resolve().parent / ".venv-serving"
+
+
+SERVING_VENV = _serving_venv()
 SERVING_BIN = SERVING_VENV / "bin"
 MODEL_SERVER_DOCKERFILE = REPO_ROOT / "images" / "model-server" / "Dockerfile"
 STORAGE_INITIALIZER_DOCKERFILE = REPO_ROOT / "images" / "storage-initializer" / "Dockerfile"
