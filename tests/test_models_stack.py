@@ -88,3 +88,15 @@ def test_subscription_rules_still_bind_the_platform_stack() -> None:
     evaluation = evaluate("prod", config, secret_keys)
     assert evaluation.error is None, evaluation.error
     assert "defender-for-containers" in {v.policy for v in mandatory(check(evaluation).violations)}
+
+
+def test_ci_previews_both_projects() -> None:
+    """`make preview STACK=<s>` (what .ci/run and the workflow run) previews the platform and models."""
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\npreview:", 1)[1].split("\n\n", 1)[0]
+    assert "mlopsctl preview --stack $(STACK)" in recipe
+    assert "--project models --stack $(STACK)" in recipe and "platform-outputs.$(STACK).json" in recipe
+    workflow = (ROOT / ".github" / "workflows" / "infrastructure.yml").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    for stack in ("dev", "prod"):
+        assert f"make preview STACK={stack}" in workflow and f"make preview STACK={stack}" in ci
