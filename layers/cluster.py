@@ -170,7 +170,10 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
             monitoring_crds=monitoring.release,
             image_pull_ready=azure.aks.image_pull_ready,
             deleted_with=azure.aks.cluster,
-            credentials_generation=azure.rotation.generation,
+            # The generation as of the Key Vault write: pods roll only after the vault holds the new values.
+            credentials_generation=pulumi.Output.all(azure.rotation.generation, *azure.vault.secret_ids.values()).apply(
+                lambda values: str(values[0])
+            ),
         ),
         opts=pulumi.ResourceOptions(providers=[azure.aks.provider]),
     )

@@ -31,6 +31,9 @@ PULUMI_PROJECT_HEADER = {
     "name": "mlops-platform",
     "description": "MLflow tracking/registry, Seldon Core serving and model rollouts on Azure (AKS), per environment.",
     "runtime": {"name": "python", "options": {"toolchain": "pip", "virtualenv": ".venv", "typechecker": "mypy"}},
+    # Every preview and up refreshes first: the credential keeper (pulumiverse-time `Rotating`)
+    # rotates only when a read sees that its rotation time has passed.
+    "options": {"refresh": "always"},
 }
 
 

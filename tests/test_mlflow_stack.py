@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.cluster.mlflow_stack import job_template
+from components.cluster.mlflow_stack import job_template, synced_secret_name
 from layout import cluster_layout, mlflow_routing
 from layout.images import image_by_name
 from layout.mlflow_server import (
@@ -347,9 +347,13 @@ def test_pod_monitors_label_the_role(stack: Evaluation) -> None:
         relabel = endpoint["relabelings"][0]
         assert relabel["sourceLabels"] == ["__meta_kubernetes_pod_label_app_kubernetes_io_component"]
         assert relabel["targetLabel"] == cluster_layout.MLFLOW_ROLE_METRIC_LABEL
-        # basic-auth protects /metrics: the admin password from the CSI-synced Secret.
+        # basic-auth protects /metrics: the admin password from the CSI-synced Secret (named for
+        # the credentials generation, like the one the server pods read).
         password = endpoint["basicAuth"]["password"]
-        assert password == {"name": "mlflow-server-secrets", "key": cluster_layout.MLFLOW_ADMIN_PASSWORD}
+        assert password == {
+            "name": synced_secret_name("mlflow-server", "2026-01-05T09:00:00Z"),
+            "key": cluster_layout.MLFLOW_ADMIN_PASSWORD,
+        }
     username = _named(stack, "Secret", endpoint["basicAuth"]["username"]["name"])
     assert username["stringData"] == {"username": committed_settings(stack.stack).mlflow_admin_username}
 

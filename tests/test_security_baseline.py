@@ -180,8 +180,21 @@ def test_advancing_the_keeper_rotates_the_credentials_and_nothing_else() -> None
         *rotated_passwords,
         "postgres-server",  # administratorLoginPassword: the new value reaches PostgreSQL
         *(secret.name for secret in before.of_type(SECRET)),  # new value and/or new expiry
-        *server_pods,  # the restart annotation: the pods read the new password
+        # The pods: the CSI driver syncs into a Secret named for the new generation, the server
+        # Deployments roll (and the idempotent migration Job re-runs) reading it, and the
+        # PodMonitors' basic-auth follows the Secret's name.
+        "mlflow-secret-provider-mlflow-server",
+        "mlflow-secret-provider-mlflow-artifacts",
+        "mlflow-migrate",
+        *server_pods,
+        *(f"{pod}-pod-monitor" for pod in server_pods),
     }
+    for evaluation in (before, after):
+        tracking = {r.name: r for r in evaluation.resources}["mlflow-tracking"]
+        env = tracking.inputs["spec"]["template"]["spec"]["containers"][0]["env"]
+        referenced = {e["valueFrom"]["secretKeyRef"]["name"] for e in env if "valueFrom" in e}
+        assert referenced == {_synced_secrets(evaluation)["mlflow-secret-provider-mlflow-server"]}
+    assert set(_synced_secrets(before).values()).isdisjoint(_synced_secrets(after).values())
     assert (
         after.one(POSTGRES).inputs["administratorLoginPassword"]
         != before.one(POSTGRES).inputs["administratorLoginPassword"]
@@ -210,3 +223,12 @@ def test_advancing_the_keeper_rotates_the_credentials_and_nothing_else() -> None
     # Bootstrap passwords (stored by MLflow and Grafana at first start) keep their value.
     for password in before.of_type(PASSWORD):
         assert ("keepers" in password.inputs) == (password.name in rotated_passwords), password.name
+
+
+def _synced_secrets(evaluation: Evaluation) -> dict[str, str]:
+    """The Secret each MLflow SecretProviderClass syncs into."""
+    return {
+        r.name: r.inputs["spec"]["secretObjects"][0]["secretName"]
+        for r in evaluation.of_type("kubernetes:secrets-store.csi.x-k8s.io/v1:SecretProviderClass")
+        if r.name.startswith("mlflow-secret-provider")
+    }

@@ -23,6 +23,7 @@ In the jobs namespace: the service account and job template of `mlflow run --bac
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -111,9 +112,11 @@ class MlflowStackArgs:
     deleted_with: pulumi.Resource | None = None
     """The cluster: its deletion takes these objects along, so they are not deleted one by one."""
     credentials_generation: pulumi.Input[str] | None = None
-    """Base timestamp of the current generated credentials (CredentialRotation.generation): a
-    rotation changes it, which rolls the server pods so they read the new database password (an
-    environment variable from the CSI-synced Secret is read only when a container starts)."""
+    """Generation of the rotated credentials (CredentialRotation.generation, carrying the Key Vault
+    secrets as dependencies). A rotation changes it: the CSI driver syncs into a new Secret named
+    for the generation, and the pods roll to read it. Environment variables from a Secret are read
+    only at container start, and the driver never updates an existing synced Secret when a pod
+    mounts (only on its next rotation poll), so reusing one name could hand new pods the old value."""
 
 
 CREDENTIALS_GENERATION_ANNOTATION = "mlops.io/credentials-generation"
@@ -138,9 +141,12 @@ def _account(key: str) -> cluster_layout.WorkloadServiceAccount:
     return next(a for a in cluster_layout.WORKLOAD_SERVICE_ACCOUNTS if a.key == key)
 
 
-def synced_secret_name(account_key: str) -> str:
-    """The Kubernetes Secret the CSI driver syncs an identity's Key Vault secrets into."""
-    return f"{account_key}-secrets"
+def synced_secret_name(account_key: str, generation: str = "") -> str:
+    """The Kubernetes Secret the CSI driver syncs an identity's Key Vault secrets into (one per
+    credentials generation, so a rotation never reuses a Secret holding the old values)."""
+    if not generation:
+        return f"{account_key}-secrets"
+    return f"{account_key}-secrets-{hashlib.sha256(generation.encode()).hexdigest()[:8]}"
 
 
 def secret_provider_parameters(
@@ -256,6 +262,11 @@ class MlflowStack(pulumi.ComponentResource):
         self._args = args
         self._name = name
         ns = args.namespace
+        generation = pulumi.Output.from_input(args.credentials_generation or "")
+        self._synced: dict[str, pulumi.Output[str]] = {
+            key: generation.apply(functools.partial(synced_secret_name, key))
+            for key in ("mlflow-server", "mlflow-artifacts")
+        }
 
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
@@ -300,7 +311,7 @@ class MlflowStack(pulumi.ComponentResource):
                     "parameters": parameters,
                     "secretObjects": [
                         {
-                            "secretName": synced_secret_name(key),
+                            "secretName": self._synced[key],
                             "type": "Opaque",
                             "data": [{"objectName": secret, "key": secret} for secret in account.secrets],
                         }
@@ -436,7 +447,7 @@ class MlflowStack(pulumi.ComponentResource):
     ) -> k8s.batch.v1.Job:
         args, ns = self._args, self._args.namespace
         plain, secret = migration_env()
-        env = _env(plain, secret, synced_secret_name("mlflow-server"))
+        env = self._synced["mlflow-server"].apply(lambda secret_name: _env(plain, secret, secret_name))
         commands = settings.apply(lambda s: [list(c) for c in migration_commands(s.database)])
         names = ("tracking", "registry", "auth")
 
@@ -501,8 +512,9 @@ class MlflowStack(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions,
     ) -> k8s.apps.v1.Deployment:
         args, ns = self._args, self._args.namespace
-        secret_name = synced_secret_name(account_key)
-        env = command.apply(lambda c: _env(c.env, c.secret_env, secret_name))
+        env = pulumi.Output.all(command, self._synced[account_key]).apply(
+            lambda v: _env(v[0].env, v[0].secret_env, v[1])
+        )
         probe_port = cluster_layout.MLFLOW_METRICS_PORT_NAME
 
         def probe(period: int, failures: int) -> k8s.core.v1.ProbeArgs:
@@ -767,7 +779,7 @@ class MlflowStack(pulumi.ComponentResource):
                             "basicAuth": {
                                 "username": {"name": METRICS_CREDENTIALS_SECRET, "key": "username"},
                                 "password": {
-                                    "name": synced_secret_name("mlflow-server"),
+                                    "name": self._synced["mlflow-server"],
                                     "key": cluster_layout.MLFLOW_ADMIN_PASSWORD,
                                 },
                             },
