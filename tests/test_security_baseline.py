@@ -8,9 +8,13 @@ catch a stack without them (compliant and violating runs of each).
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 
 from components.azure.credential_rotation import SECONDS_PER_DAY, expiry_epoch
 from layout.audit import AUDIT_SOURCES
@@ -86,6 +90,40 @@ def test_audit_policy_names_the_resource_without_its_setting(prod: Evaluation) -
     ]
 
 
+# --- dev's conveniences in a prod stack file ----------------------------------------------------
+
+
+def test_a_prod_stack_file_with_a_dev_convenience_fails_the_preview_naming_it(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    document = yaml.safe_load((root / "Pulumi.prod.yaml").read_text())
+    document["config"]["mlops-platform:aksEncryptionAtHost"] = False
+    document["config"]["mlops-platform:defenderForContainers"] = False
+    modified = tmp_path / "Pulumi.prod.yaml"
+    modified.write_text(yaml.safe_dump(document))
+    snapshot = ("--registry-snapshot", str(root / "examples" / "registry-snapshot.json"))
+    result = subprocess.run(
+        [sys.executable, "-m", "mlopsctl", "preview", "--stack", "prod", "--stack-file", str(modified), *snapshot],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "policy violations (3 mandatory, 0 advisory; levels from policies/config/prod.json):" in result.stdout
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    assert (
+        "aks-encryption-at-host aks-cluster mandatory agentPoolProfiles[system]: enableEncryptionAtHost is "
+        "False, must be True" in lines
+    )
+    assert (
+        "aks-encryption-at-host aks-workload mandatory agent pool workload: enableEncryptionAtHost is False, "
+        "must be True" in lines
+    )
+    assert any(line.startswith("defender-for-containers mlops-platform-prod mandatory no Defender") for line in lines)
+    assert result.stdout.rstrip().endswith("result: FAILED")
+
+
 # --- encryption at host, Defender, Entra --------------------------------------------------------
 
 
@@ -157,6 +195,12 @@ def test_every_secret_has_a_content_type_and_expires_after_rotation_plus_grace(s
         properties = secret.inputs["properties"]
         assert properties["contentType"] in {"password", "username", "key", "connection-string"}, secret.name
         assert properties["attributes"] == {"enabled": True, "expires": expected}, secret.name
+
+
+def test_csi_rotation_is_on_so_mounted_files_follow_the_vault(stack: Evaluation) -> None:
+    cluster = stack.one("azure-native:containerservice:ManagedCluster")
+    addon = cluster.inputs["addonProfiles"]["azureKeyvaultSecretsProvider"]
+    assert addon == {"enabled": True, "config": {"enableSecretRotation": "true", "rotationPollInterval": "2m"}}
 
 
 def test_expiry_epoch() -> None:
