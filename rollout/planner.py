@@ -7,9 +7,14 @@ Registry state drives the plan. The stable alias (`champion`) is the version in 
 canary alias (`challenger`), when set and different, is the candidate. Its traffic share is:
 - `canary`: the integer in the candidate's `mlops.rollout.weight` tag (written by the rollout
   analysis), else the first step; it must be one of the steps;
-- `ab`: the fixed `abWeight`;
+- `ab`: the fixed `abWeight`, or, with `match`, 0 (the routing sends matching requests to it);
 - `shadow`: 0, with the candidate as a shadow predictor receiving a mirror of the traffic;
 - `single`: no candidate is served.
+
+A model that holds before traffic (`mirror`, a first-step approval gate or a pre-rollout hook)
+gives a candidate that has not *started* no user traffic: weight 0, mirrored when `mirror` is
+set. The analysis starts it (weight tag for `canary`, `mlops.rollout.started_at` otherwise) once
+the hooks answered 2xx, the mirror analysis is healthy and the gate is approved.
 """
 
 from __future__ import annotations
@@ -23,12 +28,16 @@ from layout import cluster_layout, lineage, model_serving
 from layout.images import DIGEST_PULL_POLICY
 from observability.alerts import DeclaredPredictor
 from rollout.snapshot import ModelState, RegistrySnapshot, SnapshotError, VersionInfo
-from settings.rollout import ModelRolloutSettings
+from settings.rollout import ModelRolloutSettings, RouteMatch, StickySettings
 
 WEIGHT_TAG = "mlops.rollout.weight"
 STATUS_TAG = "mlops.rollout.status"
 REASON_TAG = "mlops.rollout.reason"
 DECIDED_AT_TAG = "mlops.rollout.decided_at"
+STARTED_TAG = "mlops.rollout.started_at"
+APPROVAL_TAG_PREFIX = "mlops.rollout.approved."
+"""`mlops.rollout.approved.first-step` / `.promotion` on the candidate version: who approved, when."""
+GATES = ("first-step", "promotion")
 
 STABLE, CANARY, SHADOW = "stable", "canary", "shadow"
 MAX_DEPLOYMENT_NAME = 40
@@ -54,6 +63,21 @@ class PredictorPlan:
 
 
 @dataclass(frozen=True)
+class RoutePlan:
+    """How requests reach the predictors beyond the weights (rendered by `rollout.routing`)."""
+
+    candidate: str | None = None
+    """The candidate's predictor name, when one is served."""
+    candidate_version: str | None = None
+    match: tuple[RouteMatch, ...] = ()
+    """Requests matching any of these go to the candidate (header/cookie A/B)."""
+    sticky: StickySettings | None = None
+    """Clients sent to the candidate get a cookie that keeps them there."""
+    mirror_percent: int | None = None
+    """Share of the stable's traffic copied to the candidate (responses dropped)."""
+
+
+@dataclass(frozen=True)
 class DeploymentPlan:
     model: str
     deployment: str
@@ -62,6 +86,9 @@ class DeploymentPlan:
     replicas: int
     cpu: str
     memory: str
+    route: RoutePlan = RoutePlan()
+    phase: str = "stable"
+    """`stable` (no candidate), `pending` (candidate waiting to start), `running` (candidate served)."""
 
     @property
     def weights(self) -> dict[str, int]:
@@ -109,6 +136,15 @@ def canary_weight(model: str, candidate: VersionInfo, steps: list[int]) -> int:
     return weight
 
 
+def started(candidate: VersionInfo) -> bool:
+    """Whether the analysis has started the candidate's rollout (it then gets user traffic)."""
+    return WEIGHT_TAG in candidate.tags or STARTED_TAG in candidate.tags
+
+
+def approved(candidate: VersionInfo, gate: str) -> bool:
+    return bool(candidate.tags.get(APPROVAL_TAG_PREFIX + gate))
+
+
 def plan_model(state: ModelState, settings: ModelRolloutSettings, deployment: str) -> DeploymentPlan:
     model = settings.name
     try:
@@ -127,18 +163,29 @@ def plan_model(state: ModelState, settings: ModelRolloutSettings, deployment: st
         candidate = None
 
     predictors: tuple[PredictorPlan, ...]
+    route, phase = RoutePlan(), "running"
+    mirror = settings.mirror.percent if settings.mirror is not None else None
     if candidate is None or settings.strategy == "single":
-        predictors = (PredictorPlan(STABLE, stable, 100),)
+        predictors, phase = (PredictorPlan(STABLE, stable, 100),), "stable"
+    elif settings.strategy == "shadow":
+        predictors = (PredictorPlan(STABLE, stable, 100), PredictorPlan(SHADOW, candidate, mirror or 0, shadow=True))
+        route = RoutePlan(SHADOW, candidate.version, mirror_percent=mirror or 100)
+        phase = "running" if started(candidate) or not settings.holds_before_traffic else "pending"
+    elif settings.holds_before_traffic and not started(candidate):
+        # Deployed and warm, no user traffic: mirrored if asked, until the analysis starts it.
+        predictors = (
+            PredictorPlan(STABLE, stable, 100),
+            PredictorPlan(CANARY, candidate, mirror or 0, shadow=mirror is not None),
+        )
+        route, phase = RoutePlan(CANARY, candidate.version, mirror_percent=mirror), "pending"
     elif settings.strategy == "canary":
         weight = canary_weight(model, candidate, settings.steps)
         predictors = (PredictorPlan(STABLE, stable, 100 - weight), PredictorPlan(CANARY, candidate, weight))
+        route = RoutePlan(CANARY, candidate.version, sticky=settings.sticky)
     elif settings.strategy == "ab":
-        predictors = (
-            PredictorPlan(STABLE, stable, 100 - settings.ab_weight),
-            PredictorPlan(CANARY, candidate, settings.ab_weight),
-        )
-    elif settings.strategy == "shadow":
-        predictors = (PredictorPlan(STABLE, stable, 100), PredictorPlan(SHADOW, candidate, 0, shadow=True))
+        weight = 0 if settings.match else settings.ab_weight
+        predictors = (PredictorPlan(STABLE, stable, 100 - weight), PredictorPlan(CANARY, candidate, weight))
+        route = RoutePlan(CANARY, candidate.version, match=tuple(settings.match), sticky=settings.sticky)
     else:
         raise PlanError(f"model {model!r}: unknown strategy {settings.strategy!r}")
     return DeploymentPlan(
@@ -149,6 +196,8 @@ def plan_model(state: ModelState, settings: ModelRolloutSettings, deployment: st
         replicas=settings.replicas,
         cpu=settings.resources.cpu,
         memory=settings.resources.memory,
+        route=route,
+        phase=phase,
     )
 
 
@@ -173,7 +222,7 @@ def plan_rollouts(snapshot: RegistrySnapshot, models: list[ModelRolloutSettings]
 def declared_predictors(plans: Iterable[DeploymentPlan], namespace: str) -> list[DeclaredPredictor]:
     """What the plans declare, for the declared-traffic recording rules and the no-traffic alert."""
     return [
-        DeclaredPredictor(namespace, plan.deployment, p.name, p.traffic, p.version.version)
+        DeclaredPredictor(namespace, plan.deployment, p.name, 0 if p.shadow else p.traffic, p.version.version)
         for plan in plans
         for p in plan.predictors
     ]

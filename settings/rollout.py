@@ -56,6 +56,96 @@ class AnalysisSettings(_Strict):
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
     max_p95_latency_seconds: float = Field(default=0.5, gt=0)
     max_p95_ratio_to_stable: float = Field(default=1.5, ge=1)
+    max_error_rate_above_stable: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Shadow and mirror analysis: how much the candidate's error rate may exceed the stable's.",
+    )
+
+
+HEADER_NAME = r"^[a-z0-9][a-z0-9-]{0,127}$"
+COOKIE_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$"
+Duration = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*[smhd]$")]
+HookEvent = Literal["pre-rollout", "step", "promotion", "rollback"]
+HOOK_EVENTS: tuple[HookEvent, ...] = ("pre-rollout", "step", "promotion", "rollback")
+AbMetric = Literal["error_ratio", "latency_p50", "latency_p95", "latency_p99"]
+
+
+class RouteMatch(_Strict):
+    """One condition that sends a request to the candidate: a header or a cookie.
+
+    `header` with `exact` or `regex`; or `cookie` with `value` (the cookie must be set to it).
+    """
+
+    header: Annotated[str, StringConstraints(pattern=HEADER_NAME)] | None = None
+    cookie: Annotated[str, StringConstraints(pattern=COOKIE_NAME)] | None = None
+    exact: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    regex: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    value: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._~+/=-]{1,256}$")] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> RouteMatch:
+        if (self.header is None) == (self.cookie is None):
+            raise ValueError("set exactly one of `header` or `cookie`")
+        if self.header is not None and (self.exact is None) == (self.regex is None):
+            raise ValueError(f"header {self.header!r}: set exactly one of `exact` or `regex`")
+        if self.header is not None and self.value is not None:
+            raise ValueError(f"header {self.header!r}: `value` is for cookies; use `exact` or `regex`")
+        if self.cookie is not None and (self.value is None or self.exact or self.regex):
+            raise ValueError(f"cookie {self.cookie!r}: set `value` (and not `exact`/`regex`)")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as error:
+                raise ValueError(f"regex {self.regex!r} does not compile: {error}") from error
+        return self
+
+
+class StickySettings(_Strict):
+    """Sticky canary: a client that landed on the candidate keeps landing there (a cookie)."""
+
+    cookie: Annotated[str, StringConstraints(pattern=COOKIE_NAME)] = "mlops-canary"
+    max_age_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
+
+
+class MirrorSettings(_Strict):
+    """Mirror phase: a share of the traffic is copied to the candidate (responses dropped) and
+    analysed against the stable before any user traffic shifts. With `shadow` it is the share mirrored."""
+
+    percent: int = Field(default=100, ge=1, le=100)
+
+
+class ApprovalSettings(_Strict):
+    """Manual gates: the analysis waits at each until `mlopsctl rollout approve MODEL` records an approval."""
+
+    before_first_step: bool = False
+    before_promotion: bool = False
+
+
+class HookSettings(_Strict):
+    """An HTTP endpoint receiving a signed POST on rollout events."""
+
+    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$")]
+    events: list[HookEvent] = Field(default_factory=lambda: list(HOOK_EVENTS), min_length=1)
+    timeout_seconds: float = Field(default=10, gt=0, le=60)
+
+    @field_validator("events")
+    @classmethod
+    def _distinct(cls, events: list[HookEvent]) -> list[HookEvent]:
+        if len(set(events)) != len(events):
+            raise ValueError("each event once")
+        return events
+
+
+class AbSettings(_Strict):
+    """A/B analysis: run for `duration`, then compare `metric` (lower is better) of candidate and stable."""
+
+    duration: Duration = "1h"
+    metric: AbMetric = "error_ratio"
+    max_ratio_to_stable: float = Field(
+        default=1.0, ge=0, description="Promote when candidate metric <= this x the stable's; else roll back."
+    )
 
 
 class ModelRolloutSettings(_Strict):
@@ -70,6 +160,26 @@ class ModelRolloutSettings(_Strict):
     replicas: int = Field(default=1, ge=1, le=100)
     resources: ModelResources = Field(default_factory=ModelResources)
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
+    match: list[RouteMatch] = Field(
+        default_factory=list,
+        max_length=10,
+        description="`ab` only: requests matching any of these go to the candidate, all others to the stable.",
+    )
+    sticky: StickySettings | None = None
+    mirror: MirrorSettings | None = None
+    approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    hooks: list[HookSettings] = Field(default_factory=list, max_length=10)
+    ab: AbSettings = Field(default_factory=AbSettings)
+
+    @property
+    def holds_before_traffic(self) -> bool:
+        """The candidate gets no user traffic until pre-rollout hooks, mirror analysis and the first
+        gate have passed (the analysis then marks the rollout started)."""
+        return (
+            self.mirror is not None
+            or self.approval.before_first_step
+            or any("pre-rollout" in hook.events for hook in self.hooks)
+        )
 
     @field_validator("steps")
     @classmethod
@@ -84,6 +194,18 @@ class ModelRolloutSettings(_Strict):
     def _distinct_aliases(self) -> ModelRolloutSettings:
         if self.stable_alias == self.canary_alias:
             raise ValueError(f"stableAlias and canaryAlias must differ (both {self.stable_alias!r})")
+        return self
+
+    @model_validator(mode="after")
+    def _strategy_features(self) -> ModelRolloutSettings:
+        if self.match and self.strategy != "ab":
+            raise ValueError(f"`match` routes requests with strategy `ab` only (strategy is {self.strategy!r})")
+        if self.sticky is not None and self.strategy not in ("canary", "ab"):
+            raise ValueError(f"`sticky` needs strategy `canary` or `ab` (strategy is {self.strategy!r})")
+        if self.sticky is not None and self.match:
+            raise ValueError("`sticky` and `match` exclude each other: with `match` the request decides")
+        if self.mirror is not None and self.strategy == "single":
+            raise ValueError("`mirror` needs a candidate: strategy `single` serves the stable only")
         return self
 
 
