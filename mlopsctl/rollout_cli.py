@@ -1,4 +1,4 @@
-"""`mlopsctl rollout status|advance|promote|rollback`: progressive delivery driven by metrics.
+"""`mlopsctl rollout status|advance|promote|rollback|approve`: progressive delivery driven by metrics.
 
 Reads the models stack's rollout settings (`models/Pulumi.<stack>.yaml`), the registry (MLflow)
 and Prometheus; writes decisions to the registry only (no side effects on the cluster). Addresses
@@ -6,6 +6,7 @@ come from flags, then the environment (`MLFLOW_TRACKING_URI`, `PROMETHEUS_URL`, 
 credentials `MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`), then the stack settings
 (`rollout.trackingUri`, `rollout.prometheusUrl`). The platform's CronJob sets the environment
 from its own outputs (in-cluster MLflow and Prometheus, the models namespace).
+Event hooks are signed with `MLOPS_HOOK_SECRET` (or the file `MLOPS_HOOK_SECRET_FILE` names).
 """
 
 from __future__ import annotations
@@ -15,20 +16,43 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from observability import promql
-from rollout.actions import Outcome, write_decision
-from rollout.analysis import CanaryMetrics, Decision, decide
-from rollout.planner import DECIDED_AT_TAG, REASON_TAG, STATUS_TAG, PlanError, canary_weight, deployment_name
+from rollout import hooks
+from rollout.actions import Outcome, record_approval, write_decision
+from rollout.analysis import (
+    AbObservation,
+    CanaryMetrics,
+    Decision,
+    compare_to_stable,
+    decide,
+    decide_ab,
+    gate,
+    mirrored_summary,
+)
+from rollout.planner import (
+    APPROVAL_TAG_PREFIX,
+    DECIDED_AT_TAG,
+    GATES,
+    REASON_TAG,
+    STARTED_TAG,
+    STATUS_TAG,
+    PlanError,
+    approved,
+    canary_weight,
+    deployment_name,
+    started,
+)
 from rollout.prometheus import PrometheusClient, PrometheusError
 from rollout.registry_reader import ReaderOptions, RegistryClient, RegistryError, read_model
-from rollout.snapshot import ModelState
+from rollout.snapshot import ModelState, VersionInfo
 from settings import SettingsError
 from settings.models import ModelsSettings
-from settings.rollout import ModelRolloutSettings
+from settings.rollout import HookEvent, ModelRolloutSettings
 from settings.stack_file import models_settings_from_stack_file
 
 DEFAULT_MODELS_NAMESPACE = "models"
@@ -47,6 +71,7 @@ class Context:
     prometheus: PrometheusClient | None
     dry_run: bool
     models_namespace: str = DEFAULT_MODELS_NAMESPACE
+    environ: Mapping[str, str] = field(default_factory=dict)
 
 
 def _stack_settings(args: argparse.Namespace) -> ModelsSettings:
@@ -88,7 +113,7 @@ def _context(args: argparse.Namespace, environ: Mapping[str, str], need_promethe
         raise UsageError("no Prometheus: pass --prometheus-url, set PROMETHEUS_URL or rollout.prometheusUrl")
     prometheus = PrometheusClient(prometheus_url) if prometheus_url else None
     namespace = args.namespace or environ.get("MODELS_NAMESPACE") or DEFAULT_MODELS_NAMESPACE
-    return Context(settings, registry, prometheus, getattr(args, "dry_run", False), namespace)
+    return Context(settings, registry, prometheus, getattr(args, "dry_run", False), namespace, environ)
 
 
 def _model(context: Context, name: str) -> ModelRolloutSettings:
@@ -103,22 +128,48 @@ def candidate_predictor(model: ModelRolloutSettings) -> str:
     return "shadow" if model.strategy == "shadow" else "canary"
 
 
+def _targets(context: Context, model: ModelRolloutSettings) -> tuple[promql.Target, promql.Target]:
+    deployment, namespace = deployment_name(model.name), context.models_namespace
+    return (
+        promql.Target(deployment, candidate_predictor(model), namespace),
+        promql.Target(deployment, "stable", namespace),
+    )
+
+
 def measure(context: Context, model: ModelRolloutSettings) -> CanaryMetrics:
     """The candidate's traffic, errors and latency over the analysis window (same PromQL as the dashboards)."""
     assert context.prometheus is not None
-    deployment, namespace, window = (
-        deployment_name(model.name),
-        context.models_namespace,
-        model.analysis.window,
-    )
-    candidate = promql.Target(deployment, candidate_predictor(model), namespace)
-    stable = promql.Target(deployment, "stable", namespace)
+    candidate, stable = _targets(context, model)
+    window = model.analysis.window
     query = context.prometheus.scalar
     return CanaryMetrics(
         requests=query(promql.request_count(candidate, window)) or 0.0,
         error_rate=query(promql.error_ratio(candidate, window)),
         p95_seconds=query(promql.latency_quantile(candidate, 0.95, window)),
         stable_p95_seconds=query(promql.latency_quantile(stable, 0.95, window)),
+        stable_error_rate=query(promql.error_ratio(stable, window)),
+    )
+
+
+AB_QUANTILES = {"latency_p50": 0.5, "latency_p95": 0.95, "latency_p99": 0.99}
+
+
+def ab_expression(metric: str, target: promql.Target, window: str) -> str:
+    """The A/B decision metric, from `observability.promql` (what the dashboards plot)."""
+    if metric == "error_ratio":
+        return promql.error_ratio(target, window)
+    return promql.latency_quantile(target, AB_QUANTILES[metric], window)
+
+
+def measure_ab(context: Context, model: ModelRolloutSettings) -> AbObservation:
+    assert context.prometheus is not None
+    candidate, stable = _targets(context, model)
+    window = model.ab.duration
+    query = context.prometheus.scalar
+    return AbObservation(
+        requests=query(promql.request_count(candidate, window)) or 0.0,
+        candidate=query(ab_expression(model.ab.metric, candidate, window)),
+        stable=query(ab_expression(model.ab.metric, stable, window)),
     )
 
 
@@ -126,15 +177,108 @@ def _state(context: Context, model: ModelRolloutSettings) -> ModelState:
     return read_model(context.registry, model.name, (model.stable_alias, model.canary_alias))
 
 
-def _analyse(context: Context, model: ModelRolloutSettings, state: ModelState) -> Decision | None:
-    candidate = state.aliased(model.canary_alias)
-    stable = state.aliased(model.stable_alias)
+def _candidate(model: ModelRolloutSettings, state: ModelState) -> VersionInfo | None:
+    candidate, stable = state.aliased(model.canary_alias), state.aliased(model.stable_alias)
     if candidate is None or (stable is not None and candidate.version == stable.version):
         return None
-    if model.strategy != "canary":
-        return Decision("hold", None, f"strategy {model.strategy}: promote or roll back by hand")
-    weight = canary_weight(model.name, candidate, model.steps)
-    return decide(measure(context, model), model.analysis, model.steps, weight)
+    return candidate
+
+
+def _payload(model: ModelRolloutSettings, state: ModelState, candidate: VersionInfo, **extra: Any) -> dict[str, Any]:
+    stable = state.aliased(model.stable_alias)
+    return {
+        "model": model.name,
+        "deployment": deployment_name(model.name),
+        "strategy": model.strategy,
+        "candidateVersion": candidate.version,
+        "stableVersion": stable.version if stable else None,
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        **extra,
+    }
+
+
+def _pre_rollout(
+    context: Context, model: ModelRolloutSettings, state: ModelState, candidate: VersionInfo
+) -> Decision | None:
+    """Before a rollout starts: pre-rollout hooks, the mirror analysis, the first-step gate."""
+    if any("pre-rollout" in hook.events for hook in model.hooks) and not context.dry_run:  # dry run: not called
+        payload = _payload(model, state, candidate)
+        results = hooks.deliver(model.hooks, "pre-rollout", payload, _hook_secret(context))
+        failed = [r for r in results if not r.ok]
+        if failed:
+            return Decision("hold", None, "pre-rollout hook " + "; ".join(f"{r.url}: {r.detail}" for r in failed))
+    mirrored = ""
+    if model.mirror is not None and model.strategy != "shadow":
+        metrics = measure(context, model)
+        verdict = compare_to_stable(metrics, model.analysis)
+        if verdict is not None:
+            return Decision(verdict.action, None, f"mirror phase: {verdict.reason}")
+        mirrored = f"mirror phase healthy: {mirrored_summary(metrics)}"
+    weight = model.steps[0] if model.strategy == "canary" else None
+    start = Decision("start", weight, mirrored or "pre-rollout checks passed")
+    return gate(start, model.approval.before_first_step, approved(candidate, "first-step"), "the first step")
+
+
+def _elapsed_seconds(candidate: VersionInfo) -> float:
+    raw = candidate.tags.get(STARTED_TAG, "")
+    try:
+        since = datetime.fromisoformat(raw)
+    except ValueError:
+        return 0.0
+    return (datetime.now(UTC) - since).total_seconds()
+
+
+def _analyse(context: Context, model: ModelRolloutSettings, state: ModelState) -> Decision | None:
+    candidate = _candidate(model, state)
+    if candidate is None:
+        return None
+    if model.strategy == "single":
+        return Decision("hold", None, "strategy single: the candidate is not served")
+    if not started(candidate) and (model.holds_before_traffic or model.strategy == "ab"):
+        # ab without pre-rollout checks starts at once: its duration counts from here.
+        return _pre_rollout(context, model, state, candidate)
+    if model.strategy == "shadow":
+        metrics = measure(context, model)
+        verdict = compare_to_stable(metrics, model.analysis)
+        decision = verdict or Decision("promote", None, f"shadow healthy: {mirrored_summary(metrics)}")
+    elif model.strategy == "ab":
+        observation = measure_ab(context, model)
+        decision = decide_ab(observation, model.ab, model.analysis.min_requests, _elapsed_seconds(candidate))
+    else:
+        weight = canary_weight(model.name, candidate, model.steps)
+        decision = decide(measure(context, model), model.analysis, model.steps, weight)
+    if decision.action != "promote":
+        return decision
+    return gate(decision, model.approval.before_promotion, approved(candidate, "promotion"), "promotion")
+
+
+def _hook_secret(context: Context) -> str | None:
+    try:
+        return hooks.secret_from(context.environ)
+    except OSError as error:
+        raise UsageError(f"cannot read {hooks.SECRET_FILE_ENV}: {error}") from error
+
+
+HOOK_EVENT_BY_ACTION: dict[str, HookEvent] = {
+    "start": "step",
+    "advance": "step",
+    "promote": "promotion",
+    "rollback": "rollback",
+}
+
+
+def _notify(
+    context: Context, model: ModelRolloutSettings, state: ModelState, decision: Decision, outcome: Outcome
+) -> list[hooks.HookResult]:
+    """Event hooks after a written decision (best effort: failures are reported, nothing else)."""
+    event = HOOK_EVENT_BY_ACTION.get(decision.action)
+    candidate = _candidate(model, state)
+    if event is None or not outcome.written or candidate is None:
+        return []
+    if event == "step" and decision.weight is None:
+        return []  # an A/B or shadow start shifts no step
+    payload = _payload(model, state, candidate, action=decision.action, weight=decision.weight, reason=decision.reason)
+    return hooks.deliver(model.hooks, event, payload, _hook_secret(context))
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -147,7 +291,7 @@ def _status_row(context: Context, model: ModelRolloutSettings) -> dict[str, Any]
         "model": model.name,
         "strategy": model.strategy,
         "stable": stable.version if stable else None,
-        "candidate": candidate.version if candidate and (not stable or candidate.version != stable.version) else None,
+        "candidate": candidate.version if _candidate(model, state) is not None and candidate else None,
         "declaredWeight": None,
         "observedShare": None,
         "errorRate": None,
@@ -156,12 +300,15 @@ def _status_row(context: Context, model: ModelRolloutSettings) -> dict[str, Any]
         "decidedAt": None,
     }
     if row["candidate"] is not None and candidate is not None:
-        if model.strategy == "canary":
+        if model.holds_before_traffic and not started(candidate) and model.strategy != "shadow":
+            row["declaredWeight"] = 0
+        elif model.strategy == "canary":
             row["declaredWeight"] = canary_weight(model.name, candidate, model.steps)
         elif model.strategy == "ab":
-            row["declaredWeight"] = model.ab_weight
+            row["declaredWeight"] = 0 if model.match else model.ab_weight
         else:
             row["declaredWeight"] = 0
+        row["approvals"] = ",".join(g for g in GATES if approved(candidate, g)) or None
         row["lastDecision"] = candidate.tags.get(STATUS_TAG)
         row["reason"] = candidate.tags.get(REASON_TAG)
         row["decidedAt"] = candidate.tags.get(DECIDED_AT_TAG)
@@ -226,7 +373,10 @@ def cmd_advance(args: argparse.Namespace, context: Context) -> int:
             outcome = Outcome(model.name, decision.action, False, f"dry run: {decision.reason}")
         else:
             outcome = write_decision(context.registry, model, state, decision)
-        results.append({**asdict(outcome), "weight": decision.weight})
+        notified = _notify(context, model, state, decision, outcome)
+        results.append(
+            {**asdict(outcome), "weight": decision.weight, "hooks": [f"{r.url}: {r.detail}" for r in notified]}
+        )
         failed |= decision.action == "rollback"
     if args.json:
         print(json.dumps(results, indent=2))
@@ -238,14 +388,15 @@ def cmd_advance(args: argparse.Namespace, context: Context) -> int:
 def _manual(args: argparse.Namespace, context: Context, action: str, reason: str) -> int:
     model = _model(context, args.model)
     state = _state(context, model)
-    candidate, stable = state.aliased(model.canary_alias), state.aliased(model.stable_alias)
-    if candidate is None or (stable is not None and candidate.version == stable.version):
+    candidate = _candidate(model, state)
+    if candidate is None:
         raise UsageError(f"model {model.name!r} has no candidate (alias {model.canary_alias!r} is not set)")
     decision = Decision("promote" if action == "promote" else "rollback", None, reason)
     if context.dry_run:
         outcome = Outcome(model.name, decision.action, False, f"dry run: would {action} version {candidate.version}")
     else:
         outcome = write_decision(context.registry, model, state, decision)
+        _notify(context, model, state, decision, outcome)
     print(json.dumps(asdict(outcome)) if args.json else f"{outcome.model}: {outcome.action}: {outcome.detail}")
     if not outcome.written and not context.dry_run:
         return EXIT_FAILED
@@ -258,6 +409,43 @@ def cmd_promote(args: argparse.Namespace, context: Context) -> int:
 
 def cmd_rollback(args: argparse.Namespace, context: Context) -> int:
     return _manual(args, context, "rollback", args.reason)
+
+
+def _waiting_gate(model: ModelRolloutSettings, candidate: VersionInfo) -> str | None:
+    """The gate the rollout waits at (or will wait at next), if any is configured and unapproved."""
+    if model.approval.before_first_step and not started(candidate) and not approved(candidate, "first-step"):
+        return "first-step"
+    if model.approval.before_promotion and not approved(candidate, "promotion"):
+        return "promotion"
+    return None
+
+
+def cmd_approve(args: argparse.Namespace, context: Context) -> int:
+    model = _model(context, args.model)
+    state = _state(context, model)
+    candidate = _candidate(model, state)
+    if candidate is None:
+        raise UsageError(f"model {model.name!r} has no candidate (alias {model.canary_alias!r} is not set)")
+    configured = [g for g, on in zip(GATES, (model.approval.before_first_step, model.approval.before_promotion),
+                                     strict=True) if on]  # fmt: skip
+    gate_name = args.gate or _waiting_gate(model, candidate)
+    if gate_name is None or gate_name not in configured:
+        raise UsageError(
+            f"model {model.name!r} version {candidate.version}: no "
+            + (f"{gate_name!r} gate configured" if gate_name else "unapproved gate")
+            + f" (configured: {', '.join(configured) or 'none'})"
+        )
+    who = args.by or context.environ.get("MLFLOW_TRACKING_USERNAME") or context.environ.get("USER") or "unknown"
+    if context.dry_run:
+        print(f"{model.name}: dry run: would approve {gate_name} of version {candidate.version} as {who}")
+        return EXIT_OK
+    value = record_approval(context.registry, model, candidate.version, gate_name, who)
+    tag = APPROVAL_TAG_PREFIX + gate_name
+    if args.json:
+        print(json.dumps({"model": model.name, "version": candidate.version, "gate": gate_name, tag: value}))
+    else:
+        print(f"{model.name}: version {candidate.version}: {gate_name} approved ({tag}={value})")
+    return EXIT_OK
 
 
 def add_rollout_parser(commands: argparse._SubParsersAction[Any]) -> None:
@@ -300,6 +488,14 @@ def add_rollout_parser(commands: argparse._SubParsersAction[Any]) -> None:
     rollback.add_argument("--dry-run", action="store_true")
     rollback.set_defaults(rollout_handler=cmd_rollback, need_prometheus=False)
 
+    approve = actions.add_parser("approve", help="approve the candidate at a manual gate (recorded in the registry)")
+    approve.add_argument("model")
+    common(approve)
+    approve.add_argument("--gate", choices=GATES, default=None, help="default: the gate the rollout waits at")
+    approve.add_argument("--by", default=None, help="who approves (default: MLFLOW_TRACKING_USERNAME, then USER)")
+    approve.add_argument("--dry-run", action="store_true")
+    approve.set_defaults(rollout_handler=cmd_approve, need_prometheus=False)
+
 
 def run_rollout(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
@@ -309,6 +505,6 @@ def run_rollout(args: argparse.Namespace, environ: Mapping[str, str] | None = No
     except UsageError as error:
         print(f"mlopsctl: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (RegistryError, PrometheusError, PlanError) as error:
+    except (RegistryError, PrometheusError, PlanError, hooks.HookSecretError) as error:
         print(f"mlopsctl: {error}", file=sys.stderr)
         return EXIT_FAILED

@@ -18,13 +18,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from rollout.analysis import Decision
-from rollout.planner import DECIDED_AT_TAG, REASON_TAG, STATUS_TAG, WEIGHT_TAG
+from rollout.planner import (
+    APPROVAL_TAG_PREFIX,
+    DECIDED_AT_TAG,
+    REASON_TAG,
+    STARTED_TAG,
+    STATUS_TAG,
+    WEIGHT_TAG,
+)
 from rollout.registry_reader import NotFoundError, RegistryClient, read_model
 from rollout.snapshot import ModelState
 from settings.rollout import ModelRolloutSettings
 
 LEASE_TAG = "mlops.rollout.lease"
-STATUS_BY_ACTION = {"hold": "holding", "advance": "progressing", "promote": "promoted", "rollback": "rolled_back"}
+STATUS_BY_ACTION = {
+    "hold": "holding",
+    "start": "progressing",
+    "advance": "progressing",
+    "promote": "promoted",
+    "rollback": "rolled_back",
+}
 RETIRED = "retired"
 
 
@@ -49,6 +62,7 @@ def rollout_fingerprint(state: ModelState, settings: ModelRolloutSettings) -> tu
         tags.get(WEIGHT_TAG),
         tags.get(STATUS_TAG),
         tags.get(DECIDED_AT_TAG),
+        tags.get(STARTED_TAG),
     )
 
 
@@ -120,6 +134,8 @@ def write_decision(
         }
         if decision.weight is not None:
             tags[WEIGHT_TAG] = str(decision.weight)
+        if decision.action == "start":
+            tags[STARTED_TAG] = tags[DECIDED_AT_TAG]
         _set_tags(client, model, candidate.version, tags)
         if decision.action == "promote":
             client.post(
@@ -134,3 +150,10 @@ def write_decision(
         return Outcome(model, decision.action, True, decision.reason)
     finally:
         lease.release()
+
+
+def record_approval(client: RegistryClient, settings: ModelRolloutSettings, version: str, gate: str, who: str) -> str:
+    """Tag the candidate version `mlops.rollout.approved.<gate>` = `<who> at <time>`; returns the value."""
+    value = f"{who} at {_now()}"
+    _set_tags(client, settings.name, version, {APPROVAL_TAG_PREFIX + gate: value})
+    return value

@@ -238,7 +238,7 @@ def test_the_cli_sends_the_dashboards_promql(traffic: Any, stack_file: Path) -> 
     context = rollout_cli._context(args, {}, need_prometheus=True)
     model = context.settings.rollout.models[0]
     rollout_cli.measure(context, model)
-    assert context.prometheus is not None and len(context.prometheus.queries) == 4
+    assert context.prometheus is not None and len(context.prometheus.queries) == 5
     dashboard = dashboards.model_rollouts()
     known = {_shape(expr) for _, expr in dashboards.dashboard_expressions(dashboard)}
     rules = alerts.model_alerts(alerts.AlertThresholds())
