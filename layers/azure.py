@@ -135,6 +135,7 @@ def declare(settings: PlatformSettings) -> AzureLayer:
             shared_key_access=settings.storage_shared_key_access,
             blob_soft_delete_days=settings.blob_soft_delete_days,
             container_soft_delete_days=settings.container_soft_delete_days,
+            version_retention_days=settings.blob_version_retention_days,
             exposure=exposure,
             private_endpoint=placement("blob"),
             tags=tags,

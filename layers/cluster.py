@@ -169,6 +169,8 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
             istio_crds=mesh.base,
             monitoring_crds=monitoring.release,
             image_pull_ready=azure.aks.image_pull_ready,
+            gc_schedule=settings.mlflow_gc_schedule,
+            gc_older_than=settings.mlflow_gc_older_than,
             deleted_with=azure.aks.cluster,
             # The generation as of the Key Vault write: pods roll only after the vault holds the new values.
             credentials_generation=pulumi.Output.all(azure.rotation.generation, *azure.vault.secret_ids.values()).apply(

@@ -165,6 +165,43 @@ def server_command(role: Role, settings: ServerSettings) -> ServerCommand:
     return ServerCommand(role=role, args=tuple(args), env=env, secret_env=dict(SECRET_ENV))
 
 
+GC_SECRET_ENV: Final[Mapping[str, str]] = {
+    "PGPASSWORD": cluster_layout.POSTGRES_ADMIN_PASSWORD,
+    "MLFLOW_TRACKING_PASSWORD": cluster_layout.MLFLOW_ADMIN_PASSWORD,
+}
+
+
+def gc_command(settings: ServerSettings, older_than: str, artifacts_url: str) -> ServerCommand:
+    """`mlflow gc`: runs, experiments and logged models deleted longer ago than `older_than` are
+    removed from the tracking database, and their artifacts deleted.
+
+    Their artifact URIs are `mlflow-artifacts:/...`, which MLflow resolves through the tracking
+    URI: `artifacts_url` is the artifacts role (`--artifacts-only`), which deletes the blobs with
+    its workload identity; gc logs in as the basic-auth admin (`MLFLOW_TRACKING_USERNAME` /
+    `_PASSWORD`). The database password comes from `PGPASSWORD` (libpq), never the command line.
+    """
+    args = (
+        "mlflow",
+        "gc",
+        "--backend-store-uri",
+        settings.database.uri(TRACKING_DATABASE),
+        "--artifacts-destination",
+        settings.artifacts_destination,
+        "--older-than",
+        older_than,
+        "--tracking-uri",
+        artifacts_url,
+    )
+    env = {
+        "MLFLOW_TRACKING_USERNAME": settings.admin_username,
+        "PYTHONUNBUFFERED": "1",
+        "HOME": "/tmp",
+        "TMPDIR": "/tmp",
+        **settings.extra_env,
+    }
+    return ServerCommand(role="gc", args=args, env=env, secret_env=dict(GC_SECRET_ENV))
+
+
 def migration_commands(database: DatabaseServer) -> tuple[tuple[str, ...], ...]:
     """Schema upgrades, in order: tracking, registry, auth. Each is idempotent (alembic to head)."""
     return (

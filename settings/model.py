@@ -182,6 +182,26 @@ class PlatformSettings(BaseModel):
     container_soft_delete_days: int = Field(
         default=14, ge=1, le=365, description="Container soft-delete retention in days."
     )
+    blob_version_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Lifecycle management: previous blob versions and snapshots are deleted this many days "
+        "after they were created (a deleted or overwritten artifact lives on as a previous version until then).",
+    )
+    mlflow_gc_schedule: Annotated[str, AfterValidator(_cron)] = Field(
+        default="30 3 * * *",
+        description="Cron schedule (UTC) of the CronJob running `mlflow gc`: deleted runs, experiments and logged "
+        "models lose their metadata and artifacts.",
+    )
+    mlflow_gc_older_than: Annotated[str, StringConstraints(pattern=r"^([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?$")] = (
+        Field(
+            default="30d",
+            min_length=2,
+            description="`mlflow gc --older-than`: only what was deleted longer ago than this (`#d#h#m#s`, e.g. "
+            "`30d`, `12h`) is removed for good.",
+        )
+    )
 
     storage_shared_key_access: bool = Field(
         default=False,

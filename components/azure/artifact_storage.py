@@ -1,5 +1,11 @@
 """Blob storage for MLflow artifacts: private, HTTPS/TLS 1.2 only, versioned, soft-deleted.
 
+Space comes back in two steps: `mlflow gc` (a CronJob in the MLflow namespace) deletes the
+artifacts of deleted runs and logged models; with versioning on, a deleted blob lives on as a
+previous version, which the lifecycle management policy deletes `blob_version_retention_days`
+after it was created (snapshots likewise). Soft-deleted blobs and versions are purged by the
+soft-delete retention (`blob_soft_delete_days`): lifecycle rules do not act on soft-deleted data.
+
 Pods authenticate with workload identity (Entra ID), never with account keys; in prod shared-key
 access is off, so a leaked key or SAS cannot read models.
 """
@@ -20,6 +26,36 @@ def artifacts_destination(account: str, container: str) -> str:
     return f"wasbs://{container}@{account}.blob.core.windows.net/"
 
 
+def lifecycle_policy(container: str, version_retention_days: int) -> storage.ManagementPolicySchemaArgs:
+    """Delete previous versions and snapshots of the artifact blobs `version_retention_days` after creation."""
+    return storage.ManagementPolicySchemaArgs(
+        rules=[
+            storage.ManagementPolicyRuleArgs(
+                name="expire-previous-versions",
+                enabled=True,
+                type=storage.RuleType.LIFECYCLE,
+                definition=storage.ManagementPolicyDefinitionArgs(
+                    filters=storage.ManagementPolicyFilterArgs(
+                        blob_types=["blockBlob"], prefix_match=[f"{container}/"]
+                    ),
+                    actions=storage.ManagementPolicyActionArgs(
+                        version=storage.ManagementPolicyVersionArgs(
+                            delete=storage.DateAfterCreationArgs(
+                                days_after_creation_greater_than=version_retention_days
+                            )
+                        ),
+                        snapshot=storage.ManagementPolicySnapShotArgs(
+                            delete=storage.DateAfterCreationArgs(
+                                days_after_creation_greater_than=version_retention_days
+                            )
+                        ),
+                    ),
+                ),
+            )
+        ]
+    )
+
+
 @dataclass(frozen=True)
 class ArtifactStorageArgs:
     resource_group_name: pulumi.Input[str]
@@ -30,6 +66,7 @@ class ArtifactStorageArgs:
     shared_key_access: bool
     blob_soft_delete_days: int
     container_soft_delete_days: int
+    version_retention_days: int
     exposure: PublicExposure
     private_endpoint: PrivateEndpointPlacement | None
     tags: dict[str, str] = field(default_factory=dict)
@@ -98,6 +135,14 @@ class ArtifactStorage(pulumi.ComponentResource):
             resource_group_name=args.resource_group_name,
             public_access=storage.PublicAccess.NONE,
             opts=pulumi.ResourceOptions(parent=account, protect=args.protect, depends_on=[blob_service]),
+        )
+        storage.ManagementPolicy(
+            f"{name}-lifecycle",
+            management_policy_name="default",
+            account_name=account.name,
+            resource_group_name=args.resource_group_name,
+            policy=lifecycle_policy(args.container_name, args.version_retention_days),
+            opts=pulumi.ResourceOptions(parent=account, depends_on=[blob_service]),
         )
         if args.private_endpoint is not None:
             PrivateLink(

@@ -15,7 +15,10 @@ In the MLflow namespace (Pod Security `restricted`):
 - basic-auth configured by a ConfigMap (`basic_auth.ini` via `MLFLOW_AUTH_CONFIG_PATH`);
 - NetworkPolicies: default deny, then the gateway, the monitoring namespace (metrics), the models
   namespace (artifact reads) and the egress the servers need;
-- a PodMonitor per role that copies `app.kubernetes.io/component` into the `role` label.
+- a PodMonitor per role that copies `app.kubernetes.io/component` into the `role` label;
+- a CronJob running `mlflow gc` (`layout.mlflow_server.gc_command`) on `gc_schedule`: what was
+  deleted longer ago than `gc_older_than` leaves the database, its artifacts leave blob storage
+  through the artifacts role.
 
 In the jobs namespace: the service account and job template of `mlflow run --backend kubernetes`.
 """
@@ -42,6 +45,7 @@ from layout.mlflow_server import (
     ServerCommand,
     ServerSettings,
     auth_config,
+    gc_command,
     migration_commands,
     migration_env,
     server_command,
@@ -109,6 +113,8 @@ class MlflowStackArgs:
     """The kube-prometheus-stack release installing `PodMonitor`."""
     image_pull_ready: Sequence[pulumi.Resource] = ()
     """The nodes' pull grant on the registry `image` lives in (empty: a public image)."""
+    gc_schedule: str = "30 3 * * *"
+    gc_older_than: str = "30d"
     deleted_with: pulumi.Resource | None = None
     """The cluster: its deletion takes these objects along, so they are not deleted one by one."""
     credentials_generation: pulumi.Input[str] | None = None
@@ -388,6 +394,7 @@ class MlflowStack(pulumi.ComponentResource):
         )
         self._network_policies(in_ns)
         self._pod_monitors(in_ns)
+        self._gc_cronjob(settings, hosts["artifacts"], provider_classes["mlflow-server"], migration, in_ns)
 
         # --- MLflow Projects jobs -----------------------------------------------------------
         jobs_account = _account("ml-jobs")
@@ -498,6 +505,65 @@ class MlflowStack(pulumi.ComponentResource):
                     *args.identities_ready["mlflow-server"],
                 ],
             ),
+        )
+
+    def _gc_cronjob(
+        self,
+        settings: pulumi.Output[ServerSettings],
+        artifacts_host: str,
+        provider_class: str,
+        migration: k8s.batch.v1.Job,
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.batch.v1.CronJob:
+        args, ns = self._args, self._args.namespace
+        artifacts_url = f"http://{artifacts_host}:{cluster_layout.MLFLOW_SERVER_PORT}"
+        command = settings.apply(lambda s: gc_command(s, args.gc_older_than, artifacts_url))
+        pod_labels = {**labels("gc"), WORKLOAD_IDENTITY_LABEL: "true"}
+        return k8s.batch.v1.CronJob(
+            f"{self._name}-gc",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="mlflow-gc", namespace=ns, labels=labels("gc")),
+            spec=k8s.batch.v1.CronJobSpecArgs(
+                schedule=args.gc_schedule,
+                time_zone="Etc/UTC",
+                concurrency_policy="Forbid",
+                starting_deadline_seconds=3600,
+                successful_jobs_history_limit=3,
+                failed_jobs_history_limit=3,
+                job_template=k8s.batch.v1.JobTemplateSpecArgs(
+                    spec=k8s.batch.v1.JobSpecArgs(
+                        backoff_limit=2,
+                        active_deadline_seconds=6 * 3600,
+                        template=k8s.core.v1.PodTemplateSpecArgs(
+                            metadata=k8s.meta.v1.ObjectMetaArgs(labels=pod_labels),
+                            spec=k8s.core.v1.PodSpecArgs(
+                                service_account_name=_account("mlflow-server").service_account,
+                                automount_service_account_token=False,
+                                restart_policy="Never",
+                                security_context=restricted_pod(MLFLOW_UID, group=MLFLOW_UID, fs_group=MLFLOW_UID),
+                                containers=[
+                                    k8s.core.v1.ContainerArgs(
+                                        name="gc",
+                                        image=args.image,
+                                        command=command.apply(lambda c: list(c.args)),
+                                        env=command.apply(
+                                            lambda c: _env(c.env, c.secret_env, synced_secret_name("mlflow-server"))
+                                        ),
+                                        resources=k8s.core.v1.ResourceRequirementsArgs(
+                                            requests={"cpu": "100m", "memory": "512Mi"},
+                                            limits={"cpu": "1", "memory": "1Gi"},
+                                        ),
+                                        security_context=restricted_container(MLFLOW_UID),
+                                        volume_mounts=_mounts(auth_config=False),
+                                    )
+                                ],
+                                volumes=_volumes(provider_class, None),
+                            ),
+                        ),
+                    )
+                ),
+            ),
+            # The schema it cleans must be migrated first.
+            opts=self._opts(opts, depends_on=[migration]),
         )
 
     def _deployment(
@@ -746,6 +812,36 @@ class MlflowStack(pulumi.ComponentResource):
             ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=443, protocol="TCP")]
         )
         policy("allow-server-egress", app, egress=[dns, database, https], types=("Egress",))
+        # `mlflow gc` deletes artifacts through the artifacts role.
+        policy(
+            "allow-gc-to-artifacts",
+            selector("artifacts"),
+            ingress=[
+                k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                    from_=[
+                        k8s.networking.v1.NetworkPolicyPeerArgs(
+                            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector("gc"))
+                        )
+                    ],
+                    ports=port,
+                )
+            ],
+        )
+        policy(
+            "allow-gc-egress",
+            selector("gc"),
+            egress=[
+                k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                    to=[
+                        k8s.networking.v1.NetworkPolicyPeerArgs(
+                            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector("artifacts"))
+                        )
+                    ],
+                    ports=port,
+                )
+            ],
+            types=("Egress",),
+        )
 
     def _pod_monitors(self, opts: pulumi.ResourceOptions) -> None:
         ns = self._args.namespace
