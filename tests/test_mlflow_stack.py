@@ -326,7 +326,7 @@ def test_network_policies(stack: Evaluation) -> None:
     sources = {
         name: spec["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
         for name, spec in policies.items()
-        if spec.get("ingress")
+        if spec.get("ingress") and "namespaceSelector" in spec["ingress"][0]["from"][0]
     }
     assert sources == {
         "allow-gateway": "istio-system",
@@ -334,6 +334,13 @@ def test_network_policies(stack: Evaluation) -> None:
         "allow-automation": "mlops-system",  # rollout analysis, and the operator's models workspace
         "allow-model-artifact-reads": "models",
     }
+    # `mlflow gc` reaches the artifacts role, and only it, from its own pods
+    gc_in, gc_out = policies["allow-gc-to-artifacts"], policies["allow-gc-egress"]
+    component = "app.kubernetes.io/component"
+    assert gc_in["podSelector"]["matchLabels"][component] == "artifacts"
+    assert gc_in["ingress"][0]["from"][0]["podSelector"]["matchLabels"][component] == "gc"
+    assert gc_out["podSelector"]["matchLabels"][component] == "gc"
+    assert gc_out["egress"][0]["to"][0]["podSelector"]["matchLabels"][component] == "artifacts"
     assert policies["allow-model-artifact-reads"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == (
         "artifacts"
     )
