@@ -14,7 +14,7 @@ P = "mlops-platform:"
 
 
 def test_analysis_cronjob(stack: Evaluation) -> None:
-    cronjob = stack.one("kubernetes:batch/v1:CronJob").inputs
+    cronjob = stack.one("kubernetes:batch/v1:CronJob", "automation-analysis").inputs
     spec = cronjob["spec"]
     assert spec["schedule"] == "*/5 * * * *"
     assert spec["concurrencyPolicy"] == "Forbid"
