@@ -544,6 +544,7 @@ class MlflowStack(pulumi.ComponentResource):
                                     k8s.core.v1.ContainerArgs(
                                         name="gc",
                                         image=args.image,
+                                        image_pull_policy=DIGEST_PULL_POLICY,
                                         command=command.apply(lambda c: list(c.args)),
                                         env=command.apply(
                                             lambda c: _env(c.env, c.secret_env, synced_secret_name("mlflow-server"))
