@@ -159,7 +159,7 @@ def declare(settings: PlatformSettings) -> AzureLayer:
                 cluster_layout.GRAFANA_ADMIN_USER: cluster_layout.GRAFANA_ADMIN_LOGIN,
                 **{cluster_layout.database_uri_secret(db): uri for db, uri in postgres.connection_uris.items()},
             },
-            generated_passwords=(cluster_layout.MLFLOW_FLASK_SECRET_KEY,),
+            generated_passwords=(cluster_layout.MLFLOW_FLASK_SECRET_KEY, cluster_layout.ROLLOUT_HOOK_SIGNING_KEY),
             bootstrap_passwords=(
                 cluster_layout.MLFLOW_ADMIN_PASSWORD,
                 cluster_layout.GRAFANA_ADMIN_PASSWORD,
@@ -173,6 +173,7 @@ def declare(settings: PlatformSettings) -> AzureLayer:
                 cluster_layout.MLFLOW_ADMIN_PASSWORD: "password",
                 cluster_layout.GRAFANA_ADMIN_PASSWORD: "password",
                 cluster_layout.MLFLOW_FLASK_SECRET_KEY: "key",
+                cluster_layout.ROLLOUT_HOOK_SIGNING_KEY: "key",
                 cluster_layout.MODELS_STACK_PASSPHRASE: "password",
                 **{cluster_layout.database_uri_secret(db): "connection-string" for db in postgres.connection_uris},
             },

@@ -18,6 +18,8 @@ GRAFANA_ADMIN_USER: Final = "grafana-admin-user"
 """Grafana's admin login; in the vault too because the chart reads user and password from one Secret."""
 GRAFANA_ADMIN_LOGIN: Final = "admin"
 MLFLOW_FLASK_SECRET_KEY: Final = "mlflow-flask-secret-key"
+ROLLOUT_HOOK_SIGNING_KEY: Final = "rollout-hook-signing-key"
+"""HMAC key of the rollout event hooks (`X-Mlops-Signature`); hook receivers read it from the vault."""
 """Static key of the basic-auth app's CSRF protection, the same in every MLflow pod."""
 MODELS_STACK_PASSPHRASE: Final = "models-stack-passphrase"
 """`PULUMI_CONFIG_PASSPHRASE` of the models stack's secrets provider, for the operator's workspace."""
@@ -82,8 +84,9 @@ WORKLOAD_SERVICE_ACCOUNTS: tuple[WorkloadServiceAccount, ...] = (
         "automation",
         "rollout-analyzer",
         "secrets",
-        (MLFLOW_ADMIN_PASSWORD,),
-        "Rollout analysis CronJob reads the MLflow credentials it writes decisions with",
+        (MLFLOW_ADMIN_PASSWORD, ROLLOUT_HOOK_SIGNING_KEY),
+        "Rollout analysis CronJob reads the MLflow credentials it writes decisions with, and the key it "
+        "signs event hooks with",
     ),
     WorkloadServiceAccount(
         "models-deployer",

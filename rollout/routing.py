@@ -23,7 +23,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from layout import cluster_layout
 from rollout.planner import DeploymentPlan
 from settings.rollout import RouteMatch
 
@@ -139,7 +138,3 @@ def virtual_service(plan: DeploymentPlan, *, namespace: str, host: str, gateway:
         },
         "spec": {"hosts": [host], "gateways": [gateway], "http": http},
     }
-
-
-def model_host(domain: str) -> str:
-    return cluster_layout.public_host("models", domain)

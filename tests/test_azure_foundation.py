@@ -132,6 +132,7 @@ def test_key_vault_holds_every_generated_secret(dev: Evaluation, prod: Evaluatio
         cluster_layout.GRAFANA_ADMIN_PASSWORD,
         cluster_layout.GRAFANA_ADMIN_USER,
         cluster_layout.MLFLOW_FLASK_SECRET_KEY,
+        cluster_layout.ROLLOUT_HOOK_SIGNING_KEY,
         cluster_layout.MODELS_STACK_PASSPHRASE,
         "mlflow-db-uri",
         "mlflow-registry-db-uri",

@@ -132,11 +132,10 @@ def _models(hook_url: str) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def stack_file(tmp_path_factory: pytest.TempPathFactory, mlflow_stack: Any, traffic: Any, receiver: Any) -> Path:
     _, prometheus = traffic
-    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
-    document["config"]["mlops-platform:rollout"] = {
+    document = yaml.safe_load((ROOT / "models" / "Pulumi.dev.yaml").read_text())
+    document["config"]["mlops-models:rollout"] = {
         "trackingUri": mlflow_stack.tracking_uri,
         "prometheusUrl": prometheus.url,
-        "namespace": "models",
         "models": _models(receiver.url),
     }
     path = tmp_path_factory.mktemp("stack") / "Pulumi.dev.yaml"

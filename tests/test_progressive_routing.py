@@ -10,6 +10,7 @@ declared routes).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -17,9 +18,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from mlopsctl.mock_engine import MODELS_DIR, Evaluation, evaluate, stack_config
 from mlopsctl.schema_validation import validate_object
 from rollout.planner import STARTED_TAG, WEIGHT_TAG, DeploymentPlan, declared_predictors, plan_model
-from rollout.routing import virtual_service
+from rollout.routing import API_VERSION, virtual_service
 from rollout.snapshot import ModelState, VersionInfo
 from settings.rollout import ModelRolloutSettings
 
@@ -203,3 +205,41 @@ def test_shadow_mirrors_its_share() -> None:
 def test_bad_progressive_settings_are_refused(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(message)):
         ModelRolloutSettings.model_validate({"name": "fd", **settings})
+
+
+# --- the models program declares the routing -------------------------------------------------
+
+VS = "kubernetes:networking.istio.io/v1:VirtualService"
+SDEP = "kubernetes:machinelearning.seldon.io/v1:SeldonDeployment"
+
+
+def test_the_models_stack_declares_one_valid_virtual_service_per_model_after_its_deployment(
+    models_stack: Evaluation,
+) -> None:
+    services = {r.inputs["metadata"]["name"]: r for r in models_stack.of_type(VS)}
+    deployments = {r.inputs["metadata"]["name"]: r for r in models_stack.of_type(SDEP)}
+    assert set(services) == {f"{name}-routing" for name in deployments}
+    for name, deployment in deployments.items():
+        service = services[f"{name}-routing"]
+        assert deployment.urn in service.dependencies
+        assert validate_object({"apiVersion": API_VERSION, "kind": "VirtualService", **service.inputs}, "1.34.2") == []
+        spec = service.inputs["spec"]
+        assert spec["gateways"] == [GATEWAY] and spec["hosts"][0].startswith("models.")
+        assert spec["http"][0]["match"][0]["uri"] == {"prefix": f"/seldon/models/{name}/"}
+    recommender = services["recommender-routing"].inputs["spec"]["http"][0]
+    assert recommender["mirror"]["host"] == "recommender-shadow.models.svc.cluster.local"
+
+
+def test_a_header_match_in_the_models_stack_file_reaches_the_virtual_service() -> None:
+    config, secret_keys = stack_config("dev", MODELS_DIR)
+    rollout = json.loads(config["mlops-models:rollout"])
+    churn = next(m for m in rollout["models"] if m["name"] == "churn-predictor")
+    churn["match"] = [{"header": "x-user-group", "exact": "beta"}]
+    config["mlops-models:rollout"] = json.dumps(rollout)
+    evaluation = evaluate("dev", config, secret_keys, project_dir=MODELS_DIR)
+    assert evaluation.error is None, evaluation.error
+    [churn_vs] = [r for r in evaluation.of_type(VS) if r.inputs["metadata"]["name"] == "churn-predictor-routing"]
+    first = churn_vs.inputs["spec"]["http"][0]
+    assert first["name"] == "http-candidate"
+    assert first["match"][0]["headers"] == {"x-user-group": {"exact": "beta"}}
+    assert first["route"][0]["destination"]["host"] == "churn-predictor-canary.models.svc.cluster.local"

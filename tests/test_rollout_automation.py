@@ -27,6 +27,7 @@ def test_analysis_cronjob(stack: Evaluation) -> None:
     assert pod["serviceAccountName"] == "rollout-analyzer" and pod["automountServiceAccountToken"] is False
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["MLFLOW_TRACKING_PASSWORD_FILE"] == "/mnt/secrets/mlflow-admin-password"
+    assert env["MLOPS_HOOK_SECRET_FILE"] == "/mnt/secrets/rollout-hook-signing-key"  # event hooks are signed
     assert env["MLFLOW_TRACKING_USERNAME"] == "mlflow-admin"  # the basic-auth admin the MLflow pods create
     assert "MLFLOW_TRACKING_PASSWORD" not in env
     provider = stack.one(
@@ -34,7 +35,10 @@ def test_analysis_cronjob(stack: Evaluation) -> None:
     )
     parameters = provider.inputs["spec"]["parameters"]
     objects = [yaml.safe_load(o) for o in yaml.safe_load(parameters["objects"])["array"]]
-    assert objects == [{"objectName": "mlflow-admin-password", "objectType": "secret"}]
+    assert objects == [
+        {"objectName": "mlflow-admin-password", "objectType": "secret"},
+        {"objectName": "rollout-hook-signing-key", "objectType": "secret"},
+    ]
     assert parameters["clientID"] == stack.outputs["workloadIdentityClientIds"].value["rollout-analyzer"]
     assert schema_problems(stack, "1.34.2") == []
 

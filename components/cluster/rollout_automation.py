@@ -26,7 +26,7 @@ import pulumi_kubernetes as kubernetes
 
 from components.cluster.pod_security import restricted_container, restricted_pod
 from layout import cluster_layout
-from layout.cluster_layout import MLFLOW_ADMIN_PASSWORD
+from layout.cluster_layout import MLFLOW_ADMIN_PASSWORD, ROLLOUT_HOOK_SIGNING_KEY
 from layout.images import DIGEST_PULL_POLICY
 from layout.key_vault_csi import key_vault_provider_parameters
 
@@ -128,7 +128,9 @@ class RolloutAutomation(pulumi.ComponentResource):
             spec={
                 "provider": "azure",
                 "parameters": pulumi.Output.all(args.analyzer_client_id, args.key_vault_name, args.tenant_id).apply(
-                    lambda ids: key_vault_provider_parameters(ids[0], ids[1], ids[2], [MLFLOW_ADMIN_PASSWORD])
+                    lambda ids: key_vault_provider_parameters(
+                        ids[0], ids[1], ids[2], [MLFLOW_ADMIN_PASSWORD, ROLLOUT_HOOK_SIGNING_KEY]
+                    )
                 ),
             },
             opts=in_namespace,
@@ -137,6 +139,10 @@ class RolloutAutomation(pulumi.ComponentResource):
             kubernetes.core.v1.EnvVarArgs(name="MLFLOW_TRACKING_USERNAME", value=args.mlflow_username),
             kubernetes.core.v1.EnvVarArgs(
                 name="MLFLOW_TRACKING_PASSWORD_FILE", value=f"{SECRETS_MOUNT}/{MLFLOW_ADMIN_PASSWORD}"
+            ),
+            # Event hooks of the rollouts are signed with this key (rollout.hooks).
+            kubernetes.core.v1.EnvVarArgs(
+                name="MLOPS_HOOK_SECRET_FILE", value=f"{SECRETS_MOUNT}/{ROLLOUT_HOOK_SIGNING_KEY}"
             ),
         ]
         if args.tracking_uri:

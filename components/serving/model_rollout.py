@@ -1,4 +1,8 @@
-"""SeldonDeployments for the registered models, as the rollout plans say.
+"""SeldonDeployments for the registered models, and their routing, as the rollout plans say.
+
+Each model also gets an Istio VirtualService on the platform gateway (`rollout.routing`): header
+and cookie A/B, the sticky canary cookie and mirroring, on the per-predictor Services Seldon
+creates; it is declared after its SeldonDeployment.
 
 Plans are computed before this component exists (from a registry snapshot, by the pure planner),
 so when the registry cannot be read the program has already failed and nothing here is
@@ -17,6 +21,7 @@ from layout import cluster_layout, model_serving
 from layout.cluster_layout import public_host
 from observability import alerts
 from rollout.planner import MODEL_NODE, DeploymentPlan, declared_predictors, seldon_deployment
+from rollout.routing import virtual_service
 
 MODEL_READER_SERVICE_ACCOUNT = "model-storage-reader"
 
@@ -111,7 +116,7 @@ class ModelRollout(pulumi.ComponentResource):
                 model_server_image=args.model_server_image,
                 storage_initializer_image=args.storage_initializer_image,
             )
-            kubernetes.apiextensions.CustomResource(
+            deployment = kubernetes.apiextensions.CustomResource(
                 f"{name}-{plan.deployment}",
                 api_version=manifest["apiVersion"],
                 kind=manifest["kind"],
@@ -127,6 +132,26 @@ class ModelRollout(pulumi.ComponentResource):
                         service_account,
                         storage_config,
                     ],
+                    deleted_with=args.cluster,
+                ),
+            )
+            routing = virtual_service(
+                plan,
+                namespace=args.namespace,
+                host=public_host("models", args.domain),
+                gateway=cluster_layout.PLATFORM_GATEWAY,
+            )
+            # Routes name the Services Seldon creates for the predictors: after the SeldonDeployment.
+            kubernetes.apiextensions.CustomResource(
+                f"{name}-{plan.deployment}-routing",
+                api_version=routing["apiVersion"],
+                kind=routing["kind"],
+                metadata=routing["metadata"],
+                spec=routing["spec"],
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    provider=args.provider,
+                    depends_on=[*args.depends_on, deployment],
                     deleted_with=args.cluster,
                 ),
             )
