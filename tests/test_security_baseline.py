@@ -190,7 +190,7 @@ def test_every_secret_has_a_content_type_and_expires_after_rotation_plus_grace(s
     rotation = MOCK_NOW + timedelta(days=90)
     expected = int(rotation.timestamp()) + 14 * SECONDS_PER_DAY
     secrets = stack.of_type(SECRET)
-    assert len(secrets) == 9  # 8 platform credentials + the models stack passphrase
+    assert len(secrets) == 10  # 8 platform credentials, the rollout hook signing key, the models stack passphrase
     for secret in secrets:
         properties = secret.inputs["properties"]
         assert properties["contentType"] in {"password", "username", "key", "connection-string"}, secret.name
@@ -218,7 +218,11 @@ def test_advancing_the_keeper_rotates_the_credentials_and_nothing_else() -> None
     assert before.one(ROTATING).inputs == after.one(ROTATING).inputs == {"rotationDays": 90}
 
     changed = {old[urn].name for urn in old if old[urn].inputs != new[urn].inputs}
-    rotated_passwords = {"postgres-admin-password", "key-vault-mlflow-flask-secret-key"}
+    rotated_passwords = {
+        "postgres-admin-password",
+        "key-vault-mlflow-flask-secret-key",
+        "key-vault-rollout-hook-signing-key",
+    }
     server_pods = {"mlflow-tracking", "mlflow-registry", "mlflow-artifacts"}
     assert changed == {
         *rotated_passwords,
@@ -260,6 +264,7 @@ def test_advancing_the_keeper_rotates_the_credentials_and_nothing_else() -> None
     assert new_value == {
         "key-vault-postgres-admin-password",
         "key-vault-mlflow-flask-secret-key",
+        "key-vault-rollout-hook-signing-key",
         "key-vault-mlflow-db-uri",
         "key-vault-mlflow-registry-db-uri",
         "key-vault-mlflow-auth-db-uri",
