@@ -165,7 +165,10 @@ def declare(settings: PlatformSettings) -> AzureLayer:
                 cluster_layout.GRAFANA_ADMIN_PASSWORD,
                 # Never rotated: a new passphrase could not decrypt the models stack's state.
                 cluster_layout.MODELS_STACK_PASSPHRASE,
+                # Stored in MLflow by the registration Job, which reruns only when its spec changes.
+                cluster_layout.WEBHOOK_SIGNING_SECRET,
             ),
+            generated_fernet_keys=(cluster_layout.MLFLOW_WEBHOOK_ENCRYPTION_KEY,),
             password_keepers=rotation.keepers,
             content_types={
                 cluster_layout.POSTGRES_ADMIN_PASSWORD: "password",
@@ -175,6 +178,8 @@ def declare(settings: PlatformSettings) -> AzureLayer:
                 cluster_layout.MLFLOW_FLASK_SECRET_KEY: "key",
                 cluster_layout.ROLLOUT_HOOK_SIGNING_KEY: "key",
                 cluster_layout.MODELS_STACK_PASSPHRASE: "password",
+                cluster_layout.WEBHOOK_SIGNING_SECRET: "key",
+                cluster_layout.MLFLOW_WEBHOOK_ENCRYPTION_KEY: "key",
                 **{cluster_layout.database_uri_secret(db): "connection-string" for db in postgres.connection_uris},
             },
             expires=rotation.expires,

@@ -15,6 +15,7 @@ from components.cluster.mlflow_stack import MlflowStack, MlflowStackArgs, PodRes
 from components.cluster.monitoring import Monitoring, MonitoringArgs, MonitoringValues
 from components.cluster.rollout_automation import OperatorArgs, RolloutAutomation, RolloutAutomationArgs
 from components.cluster.seldon_core import SeldonCore, SeldonCoreArgs
+from components.cluster.webhook_receiver import WebhookReceiver, WebhookReceiverArgs
 from layers.azure import AzureLayer
 from layout import cluster_layout
 from layout.mlflow_server import DatabaseServer, server_settings
@@ -32,6 +33,7 @@ class ClusterLayer:
     monitoring: Monitoring
     automation: RolloutAutomation
     mlflow: MlflowStack
+    webhooks: WebhookReceiver | None
 
 
 def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
@@ -180,10 +182,39 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
         opts=pulumi.ResourceOptions(providers=[azure.aks.provider]),
     )
 
+    webhooks = (
+        WebhookReceiver(
+            "webhooks",
+            WebhookReceiverArgs(
+                namespace=cluster_layout.AUTOMATION_NAMESPACE,
+                mlflow_namespace=settings.mlflow_namespace,
+                # The models stack of the same name lists the served models (`models/Pulumi.<stack>.yaml`).
+                stack=pulumi.get_stack(),
+                image=azure.images.refs["mlopsctl"],
+                client_ids=azure.identities.client_ids,
+                tenant_id=azure.client.tenant_id,
+                key_vault_name=azure.vault.vault_name,
+                mlflow_username=settings.mlflow_admin_username,
+                provider=azure.aks.provider,
+                cluster=azure.aks.cluster,
+                automation=automation,
+                mlflow=list(mlflow.deployments.values()),
+                tolerance_seconds=settings.webhook_replay_window_seconds,
+                zone_spread=len(settings.aks_zones) > 1,
+                node_pools=azure.aks.user_node_pools,
+                image_pull_ready=azure.aks.image_pull_ready,
+                identities_ready=azure.identities.ready,
+            ),
+        )
+        if settings.webhook_receiver
+        else None
+    )
+
     return ClusterLayer(
         mesh=mesh,
         seldon=seldon,
         monitoring=monitoring,
         automation=automation,
         mlflow=mlflow,
+        webhooks=webhooks,
     )

@@ -23,11 +23,18 @@ ROLLOUT_HOOK_SIGNING_KEY: Final = "rollout-hook-signing-key"
 """Static key of the basic-auth app's CSRF protection, the same in every MLflow pod."""
 MODELS_STACK_PASSPHRASE: Final = "models-stack-passphrase"
 """`PULUMI_CONFIG_PASSPHRASE` of the models stack's secrets provider, for the operator's workspace."""
+MLFLOW_WEBHOOK_ENCRYPTION_KEY: Final = "mlflow-webhook-encryption-key"
+"""Fernet key (32 url-safe base64 bytes) MLflow encrypts stored webhook secrets with: one key for
+every server process, or each process invents its own and stored secrets stop decrypting."""
+WEBHOOK_SIGNING_SECRET: Final = "mlflow-webhook-signing-secret"
+"""HMAC secret of the platform's registry webhook: MLflow signs with it, the receiver verifies."""
 
 # What an MLflow server pod (any role) reads from the vault: the database password (the store
 # URIs carry no password, libpq takes it from PGPASSWORD), the bootstrap admin password and the
-# CSRF key of the basic-auth app.
+# CSRF key of the basic-auth app. The roles with the registry store (tracking, registry) also read
+# the webhook encryption key.
 MLFLOW_SERVER_SECRETS: Final = (POSTGRES_ADMIN_PASSWORD, MLFLOW_ADMIN_PASSWORD, MLFLOW_FLASK_SECRET_KEY)
+MLFLOW_REGISTRY_SECRETS: Final = (*MLFLOW_SERVER_SECRETS, MLFLOW_WEBHOOK_ENCRYPTION_KEY)
 
 
 def database_uri_secret(database: str) -> str:
@@ -68,8 +75,9 @@ WORKLOAD_SERVICE_ACCOUNTS: tuple[WorkloadServiceAccount, ...] = (
         "mlflow",
         "mlflow-server",
         "secrets",
-        MLFLOW_SERVER_SECRETS,
-        "MLflow tracking, registry and migrations read the database password, admin password and CSRF key",
+        MLFLOW_REGISTRY_SECRETS,
+        "MLflow tracking, registry and migrations read the database password, admin password, CSRF key "
+        "and the webhook-secret encryption key",
     ),
     WorkloadServiceAccount(
         "model-reader",
@@ -97,6 +105,22 @@ WORKLOAD_SERVICE_ACCOUNTS: tuple[WorkloadServiceAccount, ...] = (
         "The Pulumi Kubernetes Operator's workspace running the models stack reads the registry "
         "credentials and the stack passphrase (no other Azure role; its Kubernetes rights end at the "
         "models namespace)",
+    ),
+    WorkloadServiceAccount(
+        "webhook-receiver",
+        "automation",
+        "webhook-receiver",
+        "secrets",
+        (WEBHOOK_SIGNING_SECRET,),
+        "Registry webhook receiver verifies deliveries with the signing secret",
+    ),
+    WorkloadServiceAccount(
+        "webhook-registrar",
+        "automation",
+        "webhook-registrar",
+        "secrets",
+        (WEBHOOK_SIGNING_SECRET, MLFLOW_ADMIN_PASSWORD),
+        "Job `mlopsctl webhook ensure` registers the webhook (webhook APIs are admin-only in MLflow)",
     ),
     WorkloadServiceAccount(
         "grafana",

@@ -45,6 +45,12 @@ SECRET_ENV: Final[Mapping[str, str]] = {
     "MLFLOW_AUTH_ADMIN_PASSWORD": cluster_layout.MLFLOW_ADMIN_PASSWORD,
     "MLFLOW_FLASK_SERVER_SECRET_KEY": cluster_layout.MLFLOW_FLASK_SECRET_KEY,
 }
+# The roles with the registry store create and deliver webhooks: one Fernet key for all of them.
+REGISTRY_SECRET_ENV: Final[Mapping[str, str]] = {
+    **SECRET_ENV,
+    "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": cluster_layout.MLFLOW_WEBHOOK_ENCRYPTION_KEY,
+}
+DEFAULT_WEBHOOK_CACHE_TTL_SECONDS: Final = 10
 
 DEFAULT_AUTH_CONFIG_PATH: Final = "/etc/mlflow/basic_auth.ini"
 DEFAULT_METRICS_DIR: Final = "/tmp/mlflow-metrics"
@@ -87,6 +93,12 @@ class ServerSettings:
     auth_config_path: str = DEFAULT_AUTH_CONFIG_PATH
     metrics_dir: str = DEFAULT_METRICS_DIR
     """Prometheus multiprocess directory (inside the writable /tmp emptyDir)."""
+    webhook_private_targets: bool = False
+    """Allow webhook URLs with `http` and private addresses: the platform's receiver is an in-cluster
+    Service. Off, MLflow's defaults apply (`https` to public addresses only)."""
+    webhook_cache_ttl_seconds: int = DEFAULT_WEBHOOK_CACHE_TTL_SECONDS
+    """How long each worker caches the webhook list per event (MLflow's default 60 s drops events
+    for up to that long after a webhook is created or changed)."""
     extra_env: Mapping[str, str] = field(default_factory=dict)
     """Environment added verbatim (tests: the Azurite connection string)."""
 
@@ -160,9 +172,25 @@ def server_command(role: Role, settings: ServerSettings) -> ServerCommand:
         # Anything MLflow or its libraries cache goes to the writable emptyDir.
         "HOME": "/tmp",
         "TMPDIR": "/tmp",
+        **(webhook_env(settings) if role != "artifacts" else {}),
         **settings.extra_env,
     }
-    return ServerCommand(role=role, args=tuple(args), env=env, secret_env=dict(SECRET_ENV))
+    secret_env = SECRET_ENV if role == "artifacts" else REGISTRY_SECRET_ENV
+    return ServerCommand(role=role, args=tuple(args), env=env, secret_env=dict(secret_env))
+
+
+def webhook_env(settings: ServerSettings) -> dict[str, str]:
+    """Webhook delivery settings, set explicitly either way (the encryption key is a secret, elsewhere).
+
+    `MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true` turns MLflow's SSRF check off for every webhook; only
+    admins can create webhooks, and the servers' egress NetworkPolicy limits where they can connect.
+    """
+    private = settings.webhook_private_targets
+    return {
+        "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "https,http" if private else "https",
+        "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true" if private else "false",
+        "MLFLOW_WEBHOOK_CACHE_TTL": str(settings.webhook_cache_ttl_seconds),
+    }
 
 
 GC_SECRET_ENV: Final[Mapping[str, str]] = {
@@ -274,4 +302,6 @@ def server_settings(settings: PlatformSettings, database: DatabaseServer, artifa
         workers=settings.mlflow_workers,
         pool_size=settings.mlflow_db_pool_size,
         max_overflow=settings.mlflow_db_max_overflow,
+        webhook_private_targets=settings.webhook_receiver,
+        webhook_cache_ttl_seconds=settings.mlflow_webhook_cache_ttl_seconds,
     )

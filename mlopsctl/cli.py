@@ -21,6 +21,7 @@ from mlopsctl.mock_engine import MODELS_DIR, REPO_ROOT, Evaluation, evaluate, pl
 from mlopsctl.policy_check import load_pack_config
 from mlopsctl.preview import check, render_json, render_text
 from mlopsctl.rollout_cli import add_rollout_parser, run_rollout
+from mlopsctl.webhook_cli import add_webhook_parser, run_webhook
 from settings import SettingsError
 from settings.stack_file import engine_config_from_stack_file
 
@@ -214,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     reference.set_defaults(handler=_config_reference)
 
     add_rollout_parser(commands)
+    add_webhook_parser(commands)
     return parser
 
 
@@ -225,4 +227,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE if exit_.code not in (0, None) else EXIT_OK
     if args.command == "rollout":
         return run_rollout(args)
+    if args.command == "webhook":
+        return run_webhook(args)
     return int(args.handler(args))

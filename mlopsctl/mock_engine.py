@@ -291,6 +291,10 @@ class AzureLikeMocks(pulumi.runtime.Mocks):
         if args.typ == "time:index/rotating:Rotating":
             rotating = _rotating_state(inputs, self.now)
             return str(rotating["rfc3339"]), rotating
+        if args.typ == "random:index/randomBytes:RandomBytes":
+            # Deterministic bytes of the requested length, in both encodings the provider outputs.
+            raw = hashlib.sha512(args.name.encode()).digest()[: int(inputs.get("length", 32))]
+            return f"{args.name}-id", {**inputs, "base64": base64.b64encode(raw).decode(), "hex": raw.hex()}
         if args.typ == "kubernetes:helm.sh/v3:Release":
             # Helm answers with the deployed release's identity.
             status = {

@@ -391,6 +391,28 @@ class PlatformSettings(BaseModel):
         "(required with pulumiOperator).",
     )
 
+    registry_webhooks: bool = Field(
+        default=True,
+        description="With `pulumiOperator`: MLflow delivers registry events (alias and version-tag changes) to "
+        "an in-cluster receiver that asks the operator to reconcile the models Stack at once; the resync "
+        "interval stays as the backstop. Also lets MLflow deliver to `http` and private addresses.",
+    )
+    webhook_replay_window_seconds: int = Field(
+        default=300,
+        ge=30,
+        le=3600,
+        description="The receiver accepts a delivery whose `X-MLflow-Timestamp` is this close to its clock "
+        "(MLflow's retries of a delivery keep its timestamp and arrive within ~10 s).",
+    )
+    mlflow_webhook_cache_ttl_seconds: int = Field(
+        default=10,
+        ge=1,
+        le=300,
+        description="`MLFLOW_WEBHOOK_CACHE_TTL` of the MLflow servers: each worker caches the webhook list per "
+        "event this long, and events in that time after a webhook is created or changed can be dropped "
+        "(MLflow's default is 60 s).",
+    )
+
     # --- serving: Istio and Seldon Core ---------------------------------------------------
     istio_chart_version: ChartVersion = Field(
         default="1.30.3", description="Version of the Istio Helm charts `base`, `istiod` and `gateway`."
@@ -479,6 +501,11 @@ class PlatformSettings(BaseModel):
     @property
     def is_prod(self) -> bool:
         return self.environment == "prod"
+
+    @property
+    def webhook_receiver(self) -> bool:
+        """The registry webhook receiver is declared: it reconciles the operator's Stack, so both are on."""
+        return self.pulumi_operator and self.registry_webhooks
 
     @property
     def protect_stateful(self) -> bool:

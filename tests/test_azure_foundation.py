@@ -134,6 +134,8 @@ def test_key_vault_holds_every_generated_secret(dev: Evaluation, prod: Evaluatio
         cluster_layout.MLFLOW_FLASK_SECRET_KEY,
         cluster_layout.ROLLOUT_HOOK_SIGNING_KEY,
         cluster_layout.MODELS_STACK_PASSPHRASE,
+        cluster_layout.MLFLOW_WEBHOOK_ENCRYPTION_KEY,
+        cluster_layout.WEBHOOK_SIGNING_SECRET,
         "mlflow-db-uri",
         "mlflow-registry-db-uri",
         "mlflow-auth-db-uri",
@@ -245,6 +247,8 @@ def test_workload_identities_are_least_privilege(stack: Evaluation) -> None:
         "system:serviceaccount:mlops-system:models-deployer",
         "system:serviceaccount:monitoring:grafana",
         "system:serviceaccount:ml-jobs:mlflow-job-runner",
+        "system:serviceaccount:mlops-system:webhook-receiver",
+        "system:serviceaccount:mlops-system:webhook-registrar",
     }
     issuer = stack.outputs["oidcIssuerUrl"].value
     assert all(
@@ -261,7 +265,7 @@ def test_workload_identities_are_least_privilege(stack: Evaluation) -> None:
     assert roles.count(azure_roles.STORAGE_BLOB_DATA_CONTRIBUTOR) == 1
     assert roles.count(azure_roles.STORAGE_BLOB_DATA_READER) == 2  # model serving, MLflow Projects jobs
     assert roles.count(azure_roles.ACR_PULL) == 1
-    assert len(identities) == 8  # seven workloads + the AKS control plane
+    assert len(identities) == 10  # nine workloads + the AKS control plane
 
 
 def test_stack_outputs_and_secrets(stack: Evaluation) -> None:

@@ -91,6 +91,12 @@ def test_every_role_has_auth_metrics_hosts_and_sizes(role: str) -> None:
         "PGPASSWORD": cluster_layout.POSTGRES_ADMIN_PASSWORD,
         "MLFLOW_AUTH_ADMIN_PASSWORD": cluster_layout.MLFLOW_ADMIN_PASSWORD,
         "MLFLOW_FLASK_SERVER_SECRET_KEY": cluster_layout.MLFLOW_FLASK_SECRET_KEY,
+        # Roles with the registry store share one Fernet key for stored webhook secrets.
+        **(
+            {"MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": cluster_layout.MLFLOW_WEBHOOK_ENCRYPTION_KEY}
+            if role != "artifacts"
+            else {}
+        ),
     }
     assert not any(":" in a and "@" in a and "//" in a and a.count(":") > 2 for a in args), "password in a URI"
 
@@ -295,7 +301,10 @@ def test_secrets_come_from_key_vault_by_workload_identity(stack: Evaluation) -> 
         assert provider["parameters"]["clientID"] == client_ids[key]
         assert provider["parameters"]["usePodIdentity"] == "false"
         objects = yaml.safe_load(provider["parameters"]["objects"])["array"]
-        assert {yaml.safe_load(o)["objectName"] for o in objects} == set(cluster_layout.MLFLOW_SERVER_SECRETS)
+        expected = (
+            cluster_layout.MLFLOW_REGISTRY_SECRETS if key == "mlflow-server" else cluster_layout.MLFLOW_SERVER_SECRETS
+        )
+        assert {yaml.safe_load(o)["objectName"] for o in objects} == set(expected)
         account = _named(stack, "ServiceAccount", key)
         assert account["metadata"]["annotations"]["azure.workload.identity/client-id"] == client_ids[key]
     jobs = _named(stack, "ServiceAccount", "mlflow-job-runner")

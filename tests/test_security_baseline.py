@@ -190,7 +190,9 @@ def test_every_secret_has_a_content_type_and_expires_after_rotation_plus_grace(s
     rotation = MOCK_NOW + timedelta(days=90)
     expected = int(rotation.timestamp()) + 14 * SECONDS_PER_DAY
     secrets = stack.of_type(SECRET)
-    assert len(secrets) == 10  # 8 platform credentials, the rollout hook signing key, the models stack passphrase
+    # 8 platform credentials, the rollout hook signing key, the models stack passphrase, the webhook
+    # signing secret and encryption key
+    assert len(secrets) == 12
     for secret in secrets:
         properties = secret.inputs["properties"]
         assert properties["contentType"] in {"password", "username", "key", "connection-string"}, secret.name

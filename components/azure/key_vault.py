@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_azure_native import keyvault
 
-from components.azure.passwords import generated_password
+from components.azure.passwords import generated_fernet_key, generated_password
 from components.azure.private_link import PrivateEndpointPlacement, PrivateLink, PrivateLinkArgs
 from layout.firewall import PublicExposure
 
@@ -41,6 +41,9 @@ class KeyVaultArgs:
     """`contentType` of each secret (default `text/plain`)."""
     expires: pulumi.Input[int] | None = None
     """Unix seconds at which every secret expires (`attributes.expires`)."""
+    generated_fernet_keys: Sequence[str] = ()
+    """Names of Fernet keys to generate here, once (32 random bytes, url-safe base64): never rotated,
+    what they encrypted would stop decrypting."""
     tags: dict[str, str] = field(default_factory=dict)
     protect: bool = False
 
@@ -101,6 +104,8 @@ class KeyVault(pulumi.ComponentResource):
             values[password_name] = password.result
         for password_name in args.bootstrap_passwords:
             values[password_name] = generated_password(f"{name}-{password_name}", self).result
+        for key_name in args.generated_fernet_keys:
+            values[key_name] = generated_fernet_key(f"{name}-{key_name}", self)
 
         self.secret_ids = {}
         for secret_name, value in values.items():

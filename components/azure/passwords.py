@@ -1,4 +1,5 @@
-"""Generated passwords: 32 letters and digits (no symbols, so they are safe in URIs and INI files)."""
+"""Generated secrets: passwords of 32 letters and digits (no symbols, so they are safe in URIs and INI
+files), and Fernet keys (32 random bytes, url-safe base64, as `cryptography.fernet.Fernet` requires)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,13 @@ def generated_password(
         keepers=dict(keepers) if keepers else None,
         opts=pulumi.ResourceOptions(parent=parent),
     )
+
+
+def urlsafe_base64(standard: str) -> str:
+    """Standard base64 (what `RandomBytes.base64` gives) in the url-safe alphabet Fernet keys use."""
+    return standard.replace("+", "-").replace("/", "_")
+
+
+def generated_fernet_key(resource_name: str, parent: pulumi.Resource) -> pulumi.Output[str]:
+    key = random.RandomBytes(resource_name, length=32, opts=pulumi.ResourceOptions(parent=parent))
+    return pulumi.Output.secret(key.base64.apply(urlsafe_base64))

@@ -348,6 +348,9 @@ class MlflowStack(pulumi.ComponentResource):
 
         # --- the three roles ----------------------------------------------------------------
         hosts: dict[str, str] = {}
+        self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
+        """The servers per role: what waits for MLflow to answer depends on these (the SDK does not
+        expand a dependency on this component to them, they are children of the namespace)."""
         for role in ROLES:
             key = "mlflow-artifacts" if role == "artifacts" else "mlflow-server"
             command = settings.apply(functools.partial(server_command, role))
@@ -376,6 +379,7 @@ class MlflowStack(pulumi.ComponentResource):
                 ),
                 opts=self._opts(in_ns),
             )
+            self.deployments[role] = deployment
             hosts[role] = f"{service_name(role)}.{ns}.svc.cluster.local"
             self._availability(role, deployment, service, in_ns)
 

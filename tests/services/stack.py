@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cryptography.fernet import Fernet
+
 from layout import cluster_layout
 from layout.mlflow_server import ServerSettings, server_settings
 from settings.model import PlatformSettings
@@ -71,11 +73,14 @@ def mlflow_deployment(workdir: Path, stack: str = "dev", durable: bool = False) 
             allowed_hosts=(f"127.0.0.1:{proxy_port}", "127.0.0.*"),
             auth_config_path=str(workdir / "etc" / "basic_auth.ini"),
             extra_env={"AZURE_STORAGE_CONNECTION_STRING": blob.connection_string},
+            # The local webhook receiver listens on http://127.0.0.1, as the cluster's on a Service IP.
+            webhook_private_targets=True,
         )
         secrets = {
             cluster_layout.POSTGRES_ADMIN_PASSWORD: database.password,
             cluster_layout.MLFLOW_ADMIN_PASSWORD: ADMIN_PASSWORD,
             cluster_layout.MLFLOW_FLASK_SECRET_KEY: "local-csrf-key",
+            cluster_layout.MLFLOW_WEBHOOK_ENCRYPTION_KEY: Fernet.generate_key().decode(),
         }
         with processes.mlflow_roles(settings, secrets, workdir) as servers:
             upstreams = {role: f"127.0.0.1:{server.port}" for role, server in servers.items()}

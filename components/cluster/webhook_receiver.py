@@ -1,0 +1,450 @@
+"""Registry webhooks in the cluster: MLflow's signed deliveries become a reconcile of the models Stack.
+
+In the automation namespace (Pod Security `restricted`):
+
+- the receiver (`mlopsctl webhook serve`): a Deployment with 2 replicas spread over nodes, a
+  PodDisruptionBudget, a Service, restricted pods; its signing secret is a Key Vault file (CSI,
+  workload identity);
+- its ServiceAccount may `patch` the one models Stack (RBAC `resourceNames`) and nothing else;
+- NetworkPolicies: only MLflow's pods reach the receiver, and the receiver reaches only DNS and the
+  API server (443);
+- the registration Job (`mlopsctl webhook ensure`), created after MLflow and the receiver are
+  ready; it reads the signing secret and the MLflow admin password (webhook APIs are admin-only)
+  from Key Vault.
+
+In the MLflow namespace: egress from the MLflow servers to the receiver, and ingress from the
+registration Job to the registry role (MLflow's namespace denies everything else by default).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.cluster.pod_security import restricted_container, restricted_pod
+from layout import cluster_layout
+from layout.key_vault_csi import key_vault_provider_parameters
+from layout.mlflow_server import service_name
+from rollout.webhooks import DEFAULT_TOLERANCE_SECONDS
+
+RECEIVER: Final = "webhook-receiver"
+REGISTRAR: Final = "webhook-registrar"
+RECEIVER_PORT: Final = 8080
+SECRETS_MOUNT: Final = "/mnt/secrets"
+UID: Final = 10001
+"""The non-root user of images/mlopsctl."""
+PART_OF: Final = "mlops-platform"
+MLFLOW_DELIVERING_ROLES: Final = ("tracking", "registry")
+"""The MLflow roles with the registry store: they fire webhooks."""
+
+
+def receiver_url(namespace: str) -> str:
+    """The URL MLflow delivers to (the Service listens on 80)."""
+    return f"http://{RECEIVER}.{namespace}.svc.cluster.local/webhook"
+
+
+def serve_args(stack: str, tolerance_seconds: int) -> list[str]:
+    args = ["webhook", "serve", "--port", str(RECEIVER_PORT)]
+    args += ["--secret-file", f"{SECRETS_MOUNT}/{cluster_layout.WEBHOOK_SIGNING_SECRET}"]
+    args += ["--stack-namespace", cluster_layout.MODELS_STACK_CR_NAMESPACE]
+    args += ["--stack-name", cluster_layout.MODELS_STACK_CR_NAME]
+    args += ["--tolerance-seconds", str(tolerance_seconds)]
+    # The served models and their aliases: `models/Pulumi.<stack>.yaml` in the image, like the CronJob.
+    return [*args, "--stack", stack]
+
+
+def ensure_args(namespace: str, mlflow_namespace: str) -> list[str]:
+    registry = f"http://{service_name('registry')}.{mlflow_namespace}.svc.cluster.local:"
+    return [
+        "webhook",
+        "ensure",
+        "--url",
+        receiver_url(namespace),
+        "--secret-file",
+        f"{SECRETS_MOUNT}/{cluster_layout.WEBHOOK_SIGNING_SECRET}",
+        "--tracking-uri",
+        f"{registry}{cluster_layout.MLFLOW_SERVER_PORT}",
+    ]
+
+
+def labels(name: str) -> dict[str, str]:
+    return {cluster_layout.APP_NAME_LABEL: name, "app.kubernetes.io/part-of": PART_OF}
+
+
+@dataclass(frozen=True)
+class WebhookReceiverArgs:
+    namespace: str
+    mlflow_namespace: str
+    stack: str
+    """The models stack whose `rollout.models` (and their aliases) the receiver acts on; every
+    other event is ignored."""
+    image: pulumi.Input[str]
+    client_ids: Mapping[str, pulumi.Input[str]]
+    """Workload-identity client id per `cluster_layout.WORKLOAD_SERVICE_ACCOUNTS` key."""
+    tenant_id: pulumi.Input[str]
+    key_vault_name: pulumi.Input[str]
+    mlflow_username: str
+    provider: k8s.Provider
+    cluster: pulumi.Resource
+    automation: pulumi.Resource
+    """Creates the namespace and the models Stack the receiver patches."""
+    mlflow: Sequence[pulumi.Resource]
+    """The MLflow servers (Deployments): the registration Job runs once they are ready, and the
+    policies in MLflow's namespace once it exists."""
+    tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS
+    zone_spread: bool = False
+    node_pools: Sequence[pulumi.Resource] = ()
+    """User node pools the pods run on."""
+    image_pull_ready: Sequence[pulumi.Resource] = ()
+    """The nodes' AcrPull grant: the pods run an image from the stack's registry."""
+    identities_ready: Mapping[str, Sequence[pulumi.Resource]] = field(default_factory=dict)
+    """Federated credential and Key Vault grants per identity key: the pods wait for theirs."""
+
+
+class WebhookReceiver(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: WebhookReceiverArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops:serving:WebhookReceiver", name, None, opts)
+        self._name, self._args = name, args
+        ns = args.namespace
+        base = [args.automation, *args.node_pools, *args.image_pull_ready]
+
+        accounts, provider_classes = {}, {}
+        for key in (RECEIVER, REGISTRAR):
+            account = next(a for a in cluster_layout.WORKLOAD_SERVICE_ACCOUNTS if a.key == key)
+            accounts[key] = k8s.core.v1.ServiceAccount(
+                f"{name}-{key}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=account.service_account,
+                    namespace=ns,
+                    labels=labels(key),
+                    annotations={cluster_layout.WORKLOAD_IDENTITY_CLIENT_ID: args.client_ids[key]},
+                ),
+                # The receiver calls the API server with its token; the registrar needs none.
+                automount_service_account_token=key == RECEIVER,
+                opts=self._opts([args.automation]),
+            )
+            provider_classes[key] = k8s.apiextensions.CustomResource(
+                f"{name}-{key}-secrets",
+                api_version="secrets-store.csi.x-k8s.io/v1",
+                kind="SecretProviderClass",
+                metadata={"name": f"{key}-key-vault", "namespace": ns},
+                spec={
+                    "provider": "azure",
+                    "parameters": pulumi.Output.all(args.client_ids[key], args.key_vault_name, args.tenant_id).apply(
+                        functools.partial(_parameters, account.secrets)
+                    ),
+                },
+                opts=self._opts([args.automation]),
+            )
+
+        role = k8s.rbac.v1.Role(
+            f"{name}-reconcile-role",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{RECEIVER}-reconcile",
+                namespace=cluster_layout.MODELS_STACK_CR_NAMESPACE,
+                labels=labels(RECEIVER),
+            ),
+            rules=[
+                k8s.rbac.v1.PolicyRuleArgs(
+                    api_groups=["pulumi.com"],
+                    resources=["stacks"],
+                    resource_names=[cluster_layout.MODELS_STACK_CR_NAME],
+                    verbs=["patch"],
+                )
+            ],
+            opts=self._opts([args.automation]),
+        )
+        binding = k8s.rbac.v1.RoleBinding(
+            f"{name}-reconcile-binding",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{RECEIVER}-reconcile",
+                namespace=cluster_layout.MODELS_STACK_CR_NAMESPACE,
+                labels=labels(RECEIVER),
+            ),
+            role_ref=k8s.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="Role", name=f"{RECEIVER}-reconcile"
+            ),
+            subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=RECEIVER, namespace=ns)],
+            opts=self._opts([role, accounts[RECEIVER]]),
+        )
+
+        deployment = self._receiver(
+            [*base, accounts[RECEIVER], provider_classes[RECEIVER], binding, *args.identities_ready.get(RECEIVER, ())]
+        )
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=RECEIVER, namespace=ns, labels=labels(RECEIVER)),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                selector=labels(RECEIVER),
+                ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, target_port="http", app_protocol="http")],
+            ),
+            opts=self._opts([args.automation]),
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=RECEIVER, namespace=ns, labels=labels(RECEIVER)),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                min_available=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels(RECEIVER))
+            ),
+            opts=self._opts([args.automation]),
+        )
+        self._network_policies()
+        self._registrar(
+            [
+                *base,
+                *args.mlflow,
+                deployment,
+                service,
+                accounts[REGISTRAR],
+                provider_classes[REGISTRAR],
+                *args.identities_ready.get(REGISTRAR, ()),
+            ]
+        )
+        self.url = pulumi.Output.from_input(receiver_url(ns))
+        self.register_outputs({"url": self.url})
+
+    def _opts(self, depends_on: Sequence[pulumi.Resource], **extra: object) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(
+            parent=self,
+            provider=self._args.provider,
+            depends_on=list(depends_on),
+            deleted_with=self._args.cluster,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    def _receiver(self, depends_on: Sequence[pulumi.Resource]) -> k8s.apps.v1.Deployment:
+        args = self._args
+        probe = k8s.core.v1.ProbeArgs(
+            http_get=k8s.core.v1.HTTPGetActionArgs(path="/healthz", port="http"), period_seconds=10, timeout_seconds=3
+        )
+        spread = [
+            k8s.core.v1.TopologySpreadConstraintArgs(
+                max_skew=1,
+                topology_key=key,
+                when_unsatisfiable=mode,
+                label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels(RECEIVER)),
+            )
+            for key, mode in (
+                ("kubernetes.io/hostname", "DoNotSchedule"),
+                *((("topology.kubernetes.io/zone", "ScheduleAnyway"),) if args.zone_spread else ()),
+            )
+        ]
+        return k8s.apps.v1.Deployment(
+            f"{self._name}-deployment",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=RECEIVER, namespace=args.namespace, labels=labels(RECEIVER)),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=2,
+                revision_history_limit=5,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels(RECEIVER)),
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
+                ),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels={**labels(RECEIVER), cluster_layout.WORKLOAD_IDENTITY_USE: "true"}
+                    ),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        service_account_name=RECEIVER,
+                        automount_service_account_token=True,
+                        security_context=restricted_pod(UID, group=UID),
+                        termination_grace_period_seconds=20,
+                        topology_spread_constraints=spread,
+                        containers=[
+                            k8s.core.v1.ContainerArgs(
+                                name="receiver",
+                                image=args.image,
+                                args=serve_args(args.stack, args.tolerance_seconds),
+                                ports=[
+                                    k8s.core.v1.ContainerPortArgs(
+                                        name="http", container_port=RECEIVER_PORT, protocol="TCP"
+                                    )
+                                ],
+                                readiness_probe=probe,
+                                liveness_probe=probe,
+                                resources=k8s.core.v1.ResourceRequirementsArgs(
+                                    requests={"cpu": "50m", "memory": "128Mi"}, limits={"memory": "256Mi"}
+                                ),
+                                security_context=restricted_container(),
+                                volume_mounts=_mounts(),
+                            )
+                        ],
+                        volumes=_volumes(f"{RECEIVER}-key-vault"),
+                    ),
+                ),
+            ),
+            opts=self._opts(depends_on),
+        )
+
+    def _registrar(self, depends_on: Sequence[pulumi.Resource]) -> None:
+        args = self._args
+        k8s.batch.v1.Job(
+            f"{self._name}-ensure",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{REGISTRAR}-ensure", namespace=args.namespace, labels=labels(REGISTRAR)
+            ),
+            spec=k8s.batch.v1.JobSpecArgs(
+                backoff_limit=6,
+                active_deadline_seconds=900,
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels={**labels(REGISTRAR), cluster_layout.WORKLOAD_IDENTITY_USE: "true"}
+                    ),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        service_account_name=REGISTRAR,
+                        automount_service_account_token=False,
+                        restart_policy="OnFailure",
+                        security_context=restricted_pod(UID, group=UID),
+                        containers=[
+                            k8s.core.v1.ContainerArgs(
+                                name="ensure",
+                                image=args.image,
+                                args=ensure_args(args.namespace, args.mlflow_namespace),
+                                env=[
+                                    k8s.core.v1.EnvVarArgs(name="MLFLOW_TRACKING_USERNAME", value=args.mlflow_username),
+                                    k8s.core.v1.EnvVarArgs(
+                                        name="MLFLOW_TRACKING_PASSWORD_FILE",
+                                        value=f"{SECRETS_MOUNT}/{cluster_layout.MLFLOW_ADMIN_PASSWORD}",
+                                    ),
+                                    k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
+                                ],
+                                resources=k8s.core.v1.ResourceRequirementsArgs(
+                                    requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "512Mi"}
+                                ),
+                                security_context=restricted_container(),
+                                volume_mounts=_mounts(),
+                            )
+                        ],
+                        volumes=_volumes(f"{REGISTRAR}-key-vault"),
+                    ),
+                ),
+            ),
+            # A Job's template is immutable: a new URL, image or secret mount replaces (reruns) it.
+            opts=self._opts(depends_on, replace_on_changes=["spec"], delete_before_replace=True),
+        )
+
+    def _network_policies(self) -> None:
+        args = self._args
+
+        def namespace_is(namespace: str) -> k8s.meta.v1.LabelSelectorArgs:
+            return k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": namespace})
+
+        mlflow_servers = k8s.meta.v1.LabelSelectorArgs(
+            match_labels={cluster_layout.APP_NAME_LABEL: cluster_layout.MLFLOW_APP_LABEL_VALUE},
+            match_expressions=[
+                k8s.meta.v1.LabelSelectorRequirementArgs(
+                    key=cluster_layout.COMPONENT_LABEL, operator="In", values=list(MLFLOW_DELIVERING_ROLES)
+                )
+            ],
+        )
+        receiver_port = [k8s.networking.v1.NetworkPolicyPortArgs(port=RECEIVER_PORT, protocol="TCP")]
+        mlflow_port = [k8s.networking.v1.NetworkPolicyPortArgs(port=cluster_layout.MLFLOW_SERVER_PORT, protocol="TCP")]
+        policies = {
+            # Only MLflow's servers reach the receiver.
+            (args.namespace, "webhook-receiver-ingress"): k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels(RECEIVER)),
+                policy_types=["Ingress", "Egress"],
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        from_=[
+                            k8s.networking.v1.NetworkPolicyPeerArgs(
+                                namespace_selector=namespace_is(args.mlflow_namespace), pod_selector=mlflow_servers
+                            )
+                        ],
+                        ports=receiver_port,
+                    )
+                ],
+                # DNS, and the API server (443 through the kubernetes Service).
+                egress=[
+                    k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                        to=[k8s.networking.v1.NetworkPolicyPeerArgs(namespace_selector=namespace_is("kube-system"))],
+                        ports=[
+                            k8s.networking.v1.NetworkPolicyPortArgs(port=53, protocol="UDP"),
+                            k8s.networking.v1.NetworkPolicyPortArgs(port=53, protocol="TCP"),
+                        ],
+                    ),
+                    k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=443, protocol="TCP")]
+                    ),
+                ],
+            ),
+            # MLflow's namespace denies all egress by default: let its servers deliver.
+            (args.mlflow_namespace, "allow-webhook-delivery"): k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=mlflow_servers,
+                policy_types=["Egress"],
+                egress=[
+                    k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                        to=[
+                            k8s.networking.v1.NetworkPolicyPeerArgs(
+                                namespace_selector=namespace_is(args.namespace),
+                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels(RECEIVER)),
+                            )
+                        ],
+                        ports=receiver_port,
+                    )
+                ],
+            ),
+            # ... and admits the registration Job to the registry role.
+            (args.mlflow_namespace, "allow-webhook-registrar"): k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(
+                    match_labels={
+                        cluster_layout.APP_NAME_LABEL: cluster_layout.MLFLOW_APP_LABEL_VALUE,
+                        cluster_layout.COMPONENT_LABEL: "registry",
+                    }
+                ),
+                policy_types=["Ingress"],
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        from_=[
+                            k8s.networking.v1.NetworkPolicyPeerArgs(
+                                namespace_selector=namespace_is(args.namespace),
+                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels(REGISTRAR)),
+                            )
+                        ],
+                        ports=mlflow_port,
+                    )
+                ],
+            ),
+        }
+        for (namespace, policy_name), spec in policies.items():
+            k8s.networking.v1.NetworkPolicy(
+                f"{self._name}-netpol-{policy_name}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=policy_name, namespace=namespace, labels=labels(RECEIVER)),
+                spec=spec,
+                opts=self._opts(
+                    [args.automation, *args.mlflow] if namespace == args.mlflow_namespace else [args.automation]
+                ),
+            )
+
+
+def _parameters(secrets: Sequence[str], values: list[str]) -> dict[str, str]:
+    client_id, vault, tenant = values
+    return key_vault_provider_parameters(client_id, vault, tenant, secrets)
+
+
+def _mounts() -> list[k8s.core.v1.VolumeMountArgs]:
+    return [
+        k8s.core.v1.VolumeMountArgs(name="secrets", mount_path=SECRETS_MOUNT, read_only=True),
+        k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+    ]
+
+
+def _volumes(provider_class: str) -> list[k8s.core.v1.VolumeArgs]:
+    return [
+        k8s.core.v1.VolumeArgs(
+            name="secrets",
+            csi=k8s.core.v1.CSIVolumeSourceArgs(
+                driver="secrets-store.csi.k8s.io",
+                read_only=True,
+                volume_attributes={"secretProviderClass": provider_class},
+            ),
+        ),
+        k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi")),
+    ]
