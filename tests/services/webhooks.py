@@ -136,7 +136,8 @@ class Receiver:
     def records(self) -> list[dict[str, Any]]:
         """The receiver's one JSON line per delivery."""
         lines = self.log.read_text().splitlines() if self.log.exists() else []
-        return [json.loads(line) for line in lines if line.startswith("{")]
+        records = [json.loads(line) for line in lines if line.startswith("{")]
+        return [record for record in records if "delivery" in record]  # not the start-up line
 
 
 @contextlib.contextmanager
