@@ -17,7 +17,7 @@ from components.azure.key_vault import KeyVault, KeyVaultArgs
 from components.azure.network import Network, NetworkArgs
 from components.azure.platform_identities import PlatformIdentities, PlatformIdentitiesArgs
 from components.azure.platform_images import BuildRegistry, PlatformImages, PlatformImagesArgs
-from components.azure.postgres import EntraAdministrator, PostgresArgs, PostgresServer
+from components.azure.postgres import EntraAdministrator, PgBouncerArgs, PostgresArgs, PostgresServer
 from components.azure.private_link import PrivateEndpointPlacement
 from layout import cluster_layout
 from layout.audit import AuditSourceKind
@@ -119,6 +119,12 @@ def declare(settings: PlatformSettings) -> AzureLayer:
                 if settings.postgres_entra_admin_group_object_id
                 else None
             ),
+            pgbouncer=PgBouncerArgs(
+                default_pool_size=settings.postgres_pgbouncer_pool_size,
+                max_client_conn=settings.postgres_pgbouncer_max_client_connections,
+            )
+            if settings.postgres_pgbouncer
+            else None,
             tags=tags,
             protect=settings.protect_stateful,
         ),

@@ -18,7 +18,7 @@ from components.cluster.seldon_core import SeldonCore, SeldonCoreArgs
 from components.cluster.webhook_receiver import WebhookReceiver, WebhookReceiverArgs
 from layers.azure import AzureLayer
 from layout import cluster_layout
-from layout.mlflow_server import DatabaseServer, server_settings
+from layout.mlflow_server import cluster_database, server_settings
 from layout.platform_outputs import mlflow_in_cluster_uri
 from observability.alerts import AlertThresholds
 from settings.model import PlatformSettings
@@ -144,7 +144,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
             monitoring_namespace=cluster_layout.MONITORING_NAMESPACE,
             image=azure.images.refs["mlflow"],
             # Host and destination are filled in from the database and storage outputs.
-            server=server_settings(settings, DatabaseServer(host="", user=settings.postgres_admin_login), ""),
+            server=server_settings(settings, cluster_database(settings, host=""), ""),
             database_host=azure.postgres.fqdn,
             artifacts_destination=azure.storage.artifacts_destination,
             public_host=cluster_layout.public_host("mlflow", settings.domain),

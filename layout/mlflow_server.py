@@ -25,7 +25,7 @@ from __future__ import annotations
 import configparser
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 from urllib.parse import quote
 
@@ -52,6 +52,10 @@ REGISTRY_SECRET_ENV: Final[Mapping[str, str]] = {
 }
 DEFAULT_WEBHOOK_CACHE_TTL_SECONDS: Final = 10
 
+POSTGRES_PORT: Final = 5432
+PGBOUNCER_PORT: Final = 6432
+"""Azure's built-in PgBouncer listens on the server's own host name, port 6432."""
+
 DEFAULT_AUTH_CONFIG_PATH: Final = "/etc/mlflow/basic_auth.ini"
 DEFAULT_METRICS_DIR: Final = "/tmp/mlflow-metrics"
 
@@ -62,7 +66,7 @@ class DatabaseServer:
 
     host: str
     user: str
-    port: int = 5432
+    port: int = POSTGRES_PORT
     sslmode: str = "require"
 
     def uri(self, database: str) -> str:
@@ -287,6 +291,20 @@ def cluster_allowed_hosts(public_host: str, namespace: str, pod_cidr: str) -> tu
             hosts += [name, f"{name}:{port}"]  # the Host header carries the port when it is not 80
     hosts.append(ip_wildcard(pod_cidr))
     return tuple(hosts)
+
+
+def cluster_database(settings: PlatformSettings, host: str) -> DatabaseServer:
+    """Where the servers in the cluster connect: the built-in PgBouncer when it is on, else PostgreSQL.
+
+    Migrations never go through PgBouncer (`migration_database`)."""
+    port = PGBOUNCER_PORT if settings.postgres_pgbouncer else POSTGRES_PORT
+    return DatabaseServer(host=host, user=settings.postgres_admin_login, port=port)
+
+
+def migration_database(database: DatabaseServer) -> DatabaseServer:
+    """Schema migrations talk to PostgreSQL itself on 5432: long DDL transactions and session state
+    have no place in a transaction-pooled PgBouncer."""
+    return replace(database, port=POSTGRES_PORT)
 
 
 def server_settings(settings: PlatformSettings, database: DatabaseServer, artifacts_destination: str) -> ServerSettings:

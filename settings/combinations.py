@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from layout.images import IMAGE_NAMES, PLATFORM_IMAGES
+from settings.capacity import MlflowScale, connection_budget, user_connections
 from settings.model import POSTGRES_STORAGE_SIZES_GB
 from settings.problems import Problem
 
@@ -139,6 +140,101 @@ def _postgres_login_problems(values: Values, key: KeyOf) -> list[Problem]:
             )
         ]
     return []
+
+
+def _pgbouncer_problems(values: Values, key: KeyOf) -> list[Problem]:
+    if values["postgres_pgbouncer"] and values["postgres_sku_tier"] == "Burstable":
+        return [
+            Problem(
+                key("postgres_pgbouncer"),
+                "true with postgresSkuTier 'Burstable'",
+                "false (Azure offers the built-in PgBouncer on GeneralPurpose and MemoryOptimized only)",
+            )
+        ]
+    return []
+
+
+_CAPACITY_KEYS = (
+    "postgres_sku_tier",
+    "postgres_sku_name",
+    "postgres_pgbouncer",
+    "postgres_pgbouncer_pool_size",
+    "postgres_pgbouncer_max_client_connections",
+    "mlflow_workers",
+    "mlflow_db_pool_size",
+    "mlflow_db_max_overflow",
+    "mlflow_tracking_max_replicas",
+    "mlflow_registry_max_replicas",
+    "mlflow_artifacts_replicas",
+)
+
+
+def _connection_problems(values: Values, key: KeyOf) -> list[Problem]:
+    """MLflow at maximum scale (HPA maxima plus a surge pod per role) fits the server and PgBouncer."""
+    limit = user_connections(values["postgres_sku_name"])
+    if limit is None:
+        return []  # an unknown SKU: Azure's own validation answers
+    pgbouncer = values["postgres_pgbouncer"] and values["postgres_sku_tier"] != "Burstable"
+    scale = MlflowScale(
+        workers=values["mlflow_workers"],
+        pool_size=values["mlflow_db_pool_size"],
+        max_overflow=values["mlflow_db_max_overflow"],
+        max_replicas={
+            "tracking": values["mlflow_tracking_max_replicas"],
+            "registry": values["mlflow_registry_max_replicas"],
+            "artifacts": values["mlflow_artifacts_replicas"],
+        },
+    )
+    budget = connection_budget(
+        scale,
+        limit,
+        values["postgres_pgbouncer_pool_size"] if pgbouncer else None,
+        values["postgres_pgbouncer_max_client_connections"] if pgbouncer else None,
+    )
+    client_keys = ", ".join(
+        key(name)
+        for name in (
+            "mlflow_workers",
+            "mlflow_db_pool_size",
+            "mlflow_db_max_overflow",
+            "mlflow_tracking_max_replicas",
+            "mlflow_registry_max_replicas",
+            "mlflow_artifacts_replicas",
+        )
+    )
+    problems = []
+    if budget.pgbouncer_client_limit is not None and budget.clients > budget.pgbouncer_client_limit:
+        problems.append(
+            Problem(
+                key("postgres_pgbouncer_max_client_connections"),
+                f"{budget.pgbouncer_client_limit} while MLflow may open {budget.clients} connections at maximum "
+                f"scale ({client_keys})",
+                f"at least {budget.clients}, or fewer MLflow connections",
+            )
+        )
+    if budget.server_demand > budget.server_limit:
+        sku = values["postgres_sku_name"]
+        if pgbouncer:
+            found = (
+                f"{values['postgres_pgbouncer_pool_size']} per database: {budget.server_demand} server connections "
+                f"with the migration Job and headroom, over the {budget.server_limit} {sku} accepts"
+            )
+            problems.append(
+                Problem(key("postgres_pgbouncer_pool_size"), found, "a smaller pool, or a larger postgresSkuName")
+            )
+        else:
+            found = (
+                f"{sku} (accepts {budget.server_limit} connections) with {budget.server_demand} needed at maximum "
+                f"scale ({client_keys}, directly: {key('postgres_pgbouncer')} is off)"
+            )
+            problems.append(
+                Problem(
+                    key("postgres_sku_name"),
+                    found,
+                    "a larger SKU, PgBouncer (GeneralPurpose/MemoryOptimized), or fewer MLflow connections",
+                )
+            )
+    return problems
 
 
 def _minimum_not_above_maximum(low: str, high: str) -> CombinationCheck:
@@ -301,6 +397,8 @@ COMBINATION_CHECKS: tuple[CombinationCheck, ...] = (
     CombinationCheck(
         ("postgres_entra_admin_group_object_id", "postgres_entra_admin_group_name"), _entra_admin_problems
     ),
+    CombinationCheck(("postgres_pgbouncer", "postgres_sku_tier"), _pgbouncer_problems),
+    CombinationCheck(_CAPACITY_KEYS, _connection_problems),
     *(_minimum_not_above_maximum(f"aks_{pool}_min_nodes", f"aks_{pool}_max_nodes") for pool in ("system", "workload")),
     CombinationCheck(("container_registry", "private_endpoints", "container_registry_sku"), _registry_problems),
     CombinationCheck(("aks_zones", "allowed_ip_ranges", "aks_admin_group_object_ids"), _duplicate_problems),

@@ -172,6 +172,25 @@ class PlatformSettings(BaseModel):
     postgres_admin_login: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{2,62}$")] = Field(
         default="mlflowadmin", description="Administrator login (not a reserved name such as `admin`)."
     )
+    postgres_pgbouncer: bool = Field(
+        default=True,
+        description="Enable the server's built-in PgBouncer (port 6432, transaction pooling) and connect the "
+        "MLflow servers through it; migrations stay direct on 5432. Not available on the Burstable tier.",
+    )
+    postgres_pgbouncer_pool_size: int = Field(
+        default=50,
+        ge=1,
+        le=4950,
+        description="`pgbouncer.default_pool_size`: server connections PgBouncer opens per database "
+        "(MLflow uses three databases with one login).",
+    )
+    postgres_pgbouncer_max_client_connections: int = Field(
+        default=5000,
+        ge=1,
+        le=50000,
+        description="`pgbouncer.max_client_conn`: client connections PgBouncer accepts; MLflow's at maximum "
+        "scale must fit (see README, PostgreSQL connections).",
+    )
 
     # --- artifact storage -----------------------------------------------------------------
     storage_replication: StorageReplication = Field(default="ZRS", description="Storage account replication.")

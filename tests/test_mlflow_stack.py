@@ -19,6 +19,7 @@ from layout.mlflow_server import (
     ServerSettings,
     auth_config,
     cluster_allowed_hosts,
+    cluster_database,
     ip_wildcard,
     migration_commands,
     server_command,
@@ -208,7 +209,7 @@ def test_deployments_run_the_builders_command_line(stack: Evaluation) -> None:
     fqdn = stack.outputs["postgresFqdn"].value
     expected = server_settings(
         settings,
-        DatabaseServer(host=fqdn, user=settings.postgres_admin_login),
+        cluster_database(settings, fqdn),
         stack.outputs["artifactsDestination"].value,
     )
     expected = ServerSettings(**{**expected.__dict__, "auth_config_path": "/etc/mlflow/basic_auth.ini"})

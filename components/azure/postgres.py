@@ -30,6 +30,27 @@ SERVER_PARAMETERS: tuple[tuple[str, str], ...] = (
 )
 
 
+@dataclass(frozen=True)
+class PgBouncerArgs:
+    """The server's built-in PgBouncer (not on Burstable): transaction pooling."""
+
+    default_pool_size: int
+    max_client_conn: int
+    pool_mode: str = "TRANSACTION"
+
+
+def pgbouncer_parameters(pgbouncer: PgBouncerArgs | None) -> tuple[tuple[str, str], ...]:
+    """Server parameters that switch PgBouncer on and size it (none without it)."""
+    if pgbouncer is None:
+        return ()
+    return (
+        ("pgbouncer.enabled", "true"),
+        ("pgbouncer.pool_mode", pgbouncer.pool_mode),
+        ("pgbouncer.default_pool_size", str(pgbouncer.default_pool_size)),
+        ("pgbouncer.max_client_conn", str(pgbouncer.max_client_conn)),
+    )
+
+
 def sqlalchemy_uri(login: str, password: str, host: str, database: str) -> str:
     """A psycopg2 URI with TLS required (SQLAlchemy 2.1 would otherwise choose psycopg 3)."""
     credentials = f"{quote(login, safe='')}:{quote(password, safe='')}"
@@ -63,6 +84,8 @@ class PostgresArgs:
     dns_zone_link: pulumi.Resource
     """The private DNS zone's VNet link: the server is created after it (its name resolves in the VNet)."""
     zones: Sequence[str] = ()
+    pgbouncer: PgBouncerArgs | None = None
+    """The built-in PgBouncer on port 6432; None: clients connect to 5432 only."""
     databases: Sequence[str] = MLFLOW_DATABASES
     password_keepers: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Rotation keepers of the admin password: a new value regenerates it and updates the server."""
@@ -133,9 +156,9 @@ class PostgresServer(pulumi.ComponentResource):
 
         # Flexible Server applies one parameter change at a time ("ServerIsBusy" otherwise).
         previous: pulumi.Resource = server
-        for parameter, value in SERVER_PARAMETERS:
+        for parameter, value in SERVER_PARAMETERS + pgbouncer_parameters(args.pgbouncer):
             previous = postgresql.Configuration(
-                f"{name}-{parameter.replace('_', '-')}",
+                f"{name}-{parameter.replace('_', '-').replace('.', '-')}",
                 configuration_name=parameter,
                 server_name=server.name,
                 resource_group_name=args.resource_group_name,

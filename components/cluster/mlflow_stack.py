@@ -40,6 +40,8 @@ from layout import cluster_layout, mlflow_routing
 from layout.images import DIGEST_PULL_POLICY
 from layout.key_vault_csi import key_vault_provider_parameters
 from layout.mlflow_server import (
+    PGBOUNCER_PORT,
+    POSTGRES_PORT,
     ROLES,
     Role,
     ServerCommand,
@@ -47,6 +49,7 @@ from layout.mlflow_server import (
     auth_config,
     gc_command,
     migration_commands,
+    migration_database,
     migration_env,
     server_command,
     service_name,
@@ -100,7 +103,7 @@ class MlflowStackArgs:
     resources: PodResources
     zone_spread: bool
     postgres_subnet: str
-    """CIDR the database is reached in (egress rule on 5432)."""
+    """CIDR the database is reached in (egress rule on 5432 and PgBouncer's 6432)."""
     node_pools: Sequence[pulumi.Resource]
     """User node pools: the migration Job and the Deployments are scheduled there."""
     databases: Sequence[pulumi.Resource]
@@ -459,7 +462,8 @@ class MlflowStack(pulumi.ComponentResource):
         args, ns = self._args, self._args.namespace
         plain, secret = migration_env()
         env = self._synced["mlflow-server"].apply(lambda secret_name: _env(plain, secret, secret_name))
-        commands = settings.apply(lambda s: [list(c) for c in migration_commands(s.database)])
+        # Directly on PostgreSQL (5432), even when the servers go through PgBouncer.
+        commands = settings.apply(lambda s: [list(c) for c in migration_commands(migration_database(s.database))])
         names = ("tracking", "registry", "auth")
 
         def container(index: int) -> k8s.core.v1.ContainerArgs:
@@ -810,7 +814,11 @@ class MlflowStack(pulumi.ComponentResource):
                     ip_block=k8s.networking.v1.IPBlockArgs(cidr=args.postgres_subnet)
                 )
             ],
-            ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=5432, protocol="TCP")],
+            # PostgreSQL (migrations, or everything without PgBouncer) and the built-in PgBouncer.
+            ports=[
+                k8s.networking.v1.NetworkPolicyPortArgs(port=port, protocol="TCP")
+                for port in (POSTGRES_PORT, PGBOUNCER_PORT)
+            ],
         )
         # Entra ID token exchange, Key Vault and Blob storage (private endpoints or public) on 443.
         https = k8s.networking.v1.NetworkPolicyEgressRuleArgs(
