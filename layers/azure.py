@@ -13,6 +13,7 @@ from components.azure.audit_trail import AuditTrail, AuditTrailArgs
 from components.azure.container_registry import ContainerRegistry, ContainerRegistryArgs
 from components.azure.credential_rotation import CredentialRotation, CredentialRotationArgs
 from components.azure.defender import DefenderForContainers, DefenderForContainersArgs
+from components.azure.dns import PublicDnsZone, PublicDnsZoneArgs
 from components.azure.key_vault import KeyVault, KeyVaultArgs
 from components.azure.network import Network, NetworkArgs
 from components.azure.platform_identities import PlatformIdentities, PlatformIdentitiesArgs
@@ -42,6 +43,7 @@ class AzureLayer:
     images: PlatformImages
     aks: AksCluster
     identities: PlatformIdentities
+    dns_zone: PublicDnsZone
     rotation: CredentialRotation
     audit: AuditTrail
 
@@ -258,6 +260,18 @@ def declare(settings: PlatformSettings) -> AzureLayer:
         ),
     )
 
+    dns_zone = PublicDnsZone(
+        "dns",
+        PublicDnsZoneArgs(
+            zone_name=settings.public_dns_zone,
+            subscription_id=client.subscription_id,
+            existing_resource_group=settings.dns_zone_resource_group,
+            resource_group_name=rg_name,
+            tags=tags,
+            protect=settings.protect_stateful,
+        ),
+    )
+
     identities = PlatformIdentities(
         "identities",
         PlatformIdentitiesArgs(
@@ -271,12 +285,14 @@ def declare(settings: PlatformSettings) -> AzureLayer:
                 "monitoring": cluster_layout.MONITORING_NAMESPACE,
                 "automation": cluster_layout.AUTOMATION_NAMESPACE,
                 "ml-jobs": settings.ml_jobs_namespace,
+                "cert-manager": cluster_layout.CERT_MANAGER_NAMESPACE,
             },
             identity_names={
                 account.key: names.identity(account.key) for account in cluster_layout.WORKLOAD_SERVICE_ACCOUNTS
             },
             artifact_container_id=storage.container_id,
             secret_ids=vault.secret_ids,
+            dns_zone_id=dns_zone.zone_id,
             tags=tags,
         ),
     )
@@ -316,6 +332,7 @@ def declare(settings: PlatformSettings) -> AzureLayer:
         images=images,
         aks=aks,
         identities=identities,
+        dns_zone=dns_zone,
         rotation=rotation,
         audit=audit,
     )

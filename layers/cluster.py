@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.azure.dns import GatewayDnsRecords, GatewayDnsRecordsArgs
+from components.cluster.gateway_certificate import GatewayCertificate, GatewayCertificateArgs
 from components.cluster.istio_mesh import IstioMesh, IstioMeshArgs
 from components.cluster.mlflow_stack import MlflowStack, MlflowStackArgs, PodResources, RoleScaling
 from components.cluster.monitoring import Monitoring, MonitoringArgs, MonitoringValues
@@ -34,6 +36,8 @@ class ClusterLayer:
     automation: RolloutAutomation
     mlflow: MlflowStack
     webhooks: WebhookReceiver | None
+    certificate: GatewayCertificate
+    dns_records: GatewayDnsRecords
 
 
 def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
@@ -49,6 +53,41 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
             internal_load_balancer=settings.ingress_internal_load_balancer,
             high_availability=settings.is_prod,
             node_pools=azure.aks.user_node_pools,
+        ),
+    )
+
+    certificate = GatewayCertificate(
+        "gateway-certificate",
+        GatewayCertificateArgs(
+            provider=azure.aks.provider,
+            cluster=azure.aks.cluster,
+            chart_version=settings.cert_manager_chart_version,
+            high_availability=settings.is_prod,
+            domain=settings.domain,
+            tls_secret_name=settings.gateway_tls_secret_name,
+            acme_server=settings.acme_server,
+            acme_email=settings.acme_email,
+            subscription_id=azure.client.subscription_id,
+            zone_name=azure.dns_zone.zone_name,
+            zone_resource_group=azure.dns_zone.resource_group_name,
+            client_id=azure.identities.client_ids["cert-manager"],
+            node_pools=azure.aks.user_node_pools,
+            identity_ready=azure.identities.ready["cert-manager"],
+        ),
+    )
+
+    dns_records = GatewayDnsRecords(
+        "gateway-dns",
+        GatewayDnsRecordsArgs(
+            hosts=[cluster_layout.public_host(service, settings.domain) for service in cluster_layout.PUBLIC_SERVICES],
+            address=mesh.gateway_address.apply(lambda ip: ip or ""),
+            private=settings.ingress_internal_load_balancer,
+            domain=settings.domain,
+            public_zone=azure.dns_zone,
+            resource_group_name=azure.resource_group.name,
+            vnet_id=azure.network.vnet_id,
+            vnet_link_name=f"{azure.names.regional('vnet')}-link",
+            tags=settings.tags,
         ),
     )
 
@@ -217,4 +256,6 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
         automation=automation,
         mlflow=mlflow,
         webhooks=webhooks,
+        certificate=certificate,
+        dns_records=dns_records,
     )

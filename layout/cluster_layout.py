@@ -42,8 +42,8 @@ def database_uri_secret(database: str) -> str:
     return f"{database.replace('_', '-')}-db-uri"
 
 
-AzureAccess = Literal["artifacts-write", "artifacts-read", "secrets"]
-NamespaceSetting = Literal["mlflow", "models", "monitoring", "automation", "ml-jobs"]
+AzureAccess = Literal["artifacts-write", "artifacts-read", "secrets", "dns-zone"]
+NamespaceSetting = Literal["mlflow", "models", "monitoring", "automation", "ml-jobs", "cert-manager"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,14 @@ class WorkloadServiceAccount:
 
 
 WORKLOAD_SERVICE_ACCOUNTS: tuple[WorkloadServiceAccount, ...] = (
+    WorkloadServiceAccount(
+        "cert-manager",
+        "cert-manager",
+        "cert-manager",
+        "dns-zone",
+        (),
+        "cert-manager writes the ACME DNS-01 challenge records of the gateway certificate in the public zone",
+    ),
     WorkloadServiceAccount(
         "mlflow-artifacts",
         "mlflow",
@@ -180,6 +188,11 @@ MLFLOW_ROLE_METRIC_LABEL: Final = "role"
 MLFLOW_APP_LABEL_VALUE: Final = "mlflow"
 MLFLOW_SERVER_PORT: Final = 5000
 MLFLOW_METRICS_PORT_NAME: Final = "http"
+
+
+CERT_MANAGER_NAMESPACE: Final = "cert-manager"
+PUBLIC_SERVICES: Final = ("mlflow", "models", "grafana")
+"""Host names the platform gateway serves under the domain (`mlflow.<domain>`, ...)."""
 
 
 def public_host(service: str, domain: str) -> str:

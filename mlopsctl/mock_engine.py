@@ -19,7 +19,7 @@ import os
 import runpy
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -130,6 +130,7 @@ _NAME_INPUTS = (
     "configName",
     "federatedIdentityCredentialResourceName",
     "workspaceName",
+    "zoneName",
 )
 # Inputs that name a parent resource rather than the resource itself.
 _PARENT_NAME_INPUTS = {
@@ -144,6 +145,8 @@ _PARENT_NAME_INPUTS = {
     "azure-native:containerservice:AgentPool": "agentPoolName",
     "azure-native:containerservice:MaintenanceConfiguration": "configName",
     "azure-native:managedidentity:FederatedIdentityCredential": "federatedIdentityCredentialResourceName",
+    "azure-native:dns:RecordSet": "relativeRecordSetName",
+    "azure-native:privatedns:PrivateRecordSet": "relativeRecordSetName",
 }
 
 
@@ -162,20 +165,29 @@ def _mock_guid(*parts: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join(parts)))
 
 
+# Resource ids that are not `<provider base>/<kind>s/<name>`: the path under the provider base.
+_ARM_PATHS: dict[str, Callable[[Mapping[str, Any], str], str]] = {
+    "azure-native:storage:BlobContainer": lambda i, n: (
+        f"storageAccounts/{i.get('accountName')}/blobServices/default/containers/{n}"
+    ),
+    "azure-native:keyvault:Secret": lambda i, n: f"vaults/{i.get('vaultName')}/secrets/{n}",
+    "azure-native:storage:BlobServiceProperties": lambda i, n: (
+        f"storageAccounts/{i.get('accountName')}/blobServices/{n}"
+    ),
+    "azure-native:network:Subnet": lambda i, n: f"virtualNetworks/{i.get('virtualNetworkName')}/subnets/{n}",
+}
+
+
 def _arm_id(type_token: str, inputs: Mapping[str, Any], name: str) -> str:
     _, module, kind = type_token.split(":")
     group = inputs.get("resourceGroupName", "rg")
-    base = f"/subscriptions/{MOCK_SUBSCRIPTION_ID}/resourceGroups/{group}/providers/Microsoft.{module}"
-    if type_token == "azure-native:storage:BlobContainer":
-        return f"{base}/storageAccounts/{inputs.get('accountName')}/blobServices/default/containers/{name}"
-    if type_token == "azure-native:keyvault:Secret":
-        return f"{base}/vaults/{inputs.get('vaultName')}/secrets/{name}"
-    if type_token == "azure-native:storage:BlobServiceProperties":
-        return f"{base}/storageAccounts/{inputs.get('accountName')}/blobServices/{name}"
-    if type_token == "azure-native:network:Subnet":
-        return f"{base}/virtualNetworks/{inputs.get('virtualNetworkName')}/subnets/{name}"
     if type_token == "azure-native:resources:ResourceGroup":
         return f"/subscriptions/{MOCK_SUBSCRIPTION_ID}/resourceGroups/{name}"
+    if type_token == "azure-native:dns:Zone":
+        module, kind = "Network", "dnszone"  # public zones live under Microsoft.Network/dnszones
+    base = f"/subscriptions/{MOCK_SUBSCRIPTION_ID}/resourceGroups/{group}/providers/Microsoft.{module}"
+    if type_token in _ARM_PATHS:
+        return f"{base}/{_ARM_PATHS[type_token](inputs, name)}"
     return f"{base}/{kind[0].lower()}{kind[1:]}s/{name}"
 
 
@@ -327,6 +339,11 @@ class AzureLikeMocks(pulumi.runtime.Mocks):
             state["properties"] = {**inputs.get("properties", {}), "vaultUri": f"https://{name}.vault.azure.net/"}
         elif args.typ == "azure-native:dbforpostgresql:Server":
             state["fullyQualifiedDomainName"] = f"{name}.postgres.database.azure.com"
+        elif args.typ == "azure-native:dns:Zone":
+            # Azure assigns each public zone four name servers from its pools.
+            state["nameServers"] = [
+                f"ns{i}-0{i}.azure-dns.{tld}." for i, tld in enumerate(("com", "net", "org", "info"), 1)
+            ]
         elif args.typ == "azure-native:containerregistry:Registry":
             state["loginServer"] = f"{name}.azurecr.io"
         elif args.typ == "azure-native:managedidentity:UserAssignedIdentity":

@@ -3,7 +3,8 @@
 - Core kinds: the upstream OpenAPI schemas shipped by `kubernetes-validate`, strict (an unknown
   field is an error, as `kubectl apply --validate=strict` would say), at the cluster's version.
 - Custom kinds: the CRDs in `../shared/schemas` (SeldonDeployment, Istio, Prometheus operator,
-  SecretProviderClass, Pulumi operator Stack). The API server silently *prunes* unknown fields
+  SecretProviderClass, Pulumi operator Stack), and the hand-written subsets in `schemas/`
+  (cert-manager `Certificate`, `ClusterIssuer`; see schemas/README.md). The API server silently *prunes* unknown fields
   of structural schemas, which hides typos, so objects are checked as if every object schema
   without `x-kubernetes-preserve-unknown-fields` had `additionalProperties: false`.
 - Helm values: every path the program sets must exist in the pinned chart's default values
@@ -26,6 +27,8 @@ import yaml
 from mlopsctl.mock_engine import REPO_ROOT, Evaluation, RecordedResource
 
 SCHEMAS_DIR = Path(os.environ.get("MLOPS_SCHEMAS_DIR", REPO_ROOT.parent / "shared" / "schemas"))
+REPO_SCHEMAS_DIR = REPO_ROOT / "schemas"
+"""Hand-written subsets for charts the shared set lacks (cert-manager; see schemas/README.md)."""
 
 # Pulumi resource types that are not Kubernetes objects themselves.
 _NOT_OBJECTS = ("pulumi:providers:kubernetes", "kubernetes:helm.sh/v3:Release", "kubernetes:yaml")
@@ -41,7 +44,18 @@ CHART_DEFAULTS: dict[tuple[str, str], str] = {
     ("seldon-core-operator", "1.17.1"): "seldon-core-operator-1.17.1.values.yaml",
     ("kube-prometheus-stack", "88.5.3"): "kube-prometheus-stack-88.5.3.values.yaml",
     ("pulumi-kubernetes-operator", "2.9.0"): "pulumi-operator-2.9.0.values.yaml",
+    ("cert-manager", "v1.19.1"): "cert-manager-v1.19.1.values-subset.yaml",
 }
+
+
+def _schema_files() -> list[Path]:
+    """The shared schema set, then the repository's own subsets."""
+    return [*sorted(SCHEMAS_DIR.glob("*.yaml")), *sorted(REPO_SCHEMAS_DIR.glob("*.yaml"))]
+
+
+def _schema_file(filename: str) -> Path:
+    shared = SCHEMAS_DIR / filename
+    return shared if shared.exists() else REPO_SCHEMAS_DIR / filename
 
 
 def _strict(schema: Any) -> Any:
@@ -64,7 +78,7 @@ def _strict(schema: Any) -> Any:
 def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     """(apiVersion, kind) → strict openAPIV3Schema, from every CRD file in SCHEMAS_DIR."""
     schemas: dict[tuple[str, str], dict[str, Any]] = {}
-    for path in sorted(SCHEMAS_DIR.glob("*.yaml")):
+    for path in _schema_files():
         if "crd" not in path.name:
             continue  # chart default values, not CRDs
         for document in yaml.load_all(path.read_text(), Loader=_YamlLoader):
@@ -126,7 +140,7 @@ def chart_defaults(chart: str, version: str) -> dict[str, Any]:
         raise LookupError(
             f"no default values on file for chart {chart} {version}; pinned charts: {sorted(CHART_DEFAULTS)}"
         )
-    defaults = yaml.load((SCHEMAS_DIR / filename).read_text(), Loader=_YamlLoader) or {}
+    defaults = yaml.load(_schema_file(filename).read_text(), Loader=_YamlLoader) or {}
     internal = defaults.pop("_internal_defaults_do_not_set", None)
     if isinstance(internal, dict):
         defaults = {**internal, **defaults}

@@ -142,6 +142,19 @@ def _postgres_login_problems(values: Values, key: KeyOf) -> list[Problem]:
     return []
 
 
+def _dns_zone_problems(values: Values, key: KeyOf) -> list[Problem]:
+    zone, domain = values["dns_zone_name"], values["domain"]
+    if not zone or domain == zone or domain.endswith("." + zone):
+        return []
+    return [
+        Problem(
+            key("dns_zone_name"),
+            f"{zone!r} with domain {domain!r}",
+            f"the zone {domain!r} lives in: {domain!r} itself or a parent such as {domain.split('.', 1)[-1]!r}",
+        )
+    ]
+
+
 def _pgbouncer_problems(values: Values, key: KeyOf) -> list[Problem]:
     if values["postgres_pgbouncer"] and values["postgres_sku_tier"] == "Burstable":
         return [
@@ -398,6 +411,7 @@ COMBINATION_CHECKS: tuple[CombinationCheck, ...] = (
         ("postgres_entra_admin_group_object_id", "postgres_entra_admin_group_name"), _entra_admin_problems
     ),
     CombinationCheck(("postgres_pgbouncer", "postgres_sku_tier"), _pgbouncer_problems),
+    CombinationCheck(("dns_zone_name", "domain"), _dns_zone_problems),
     CombinationCheck(_CAPACITY_KEYS, _connection_problems),
     *(_minimum_not_above_maximum(f"aks_{pool}_min_nodes", f"aks_{pool}_max_nodes") for pool in ("system", "workload")),
     CombinationCheck(("container_registry", "private_endpoints", "container_registry_sku"), _registry_problems),

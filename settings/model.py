@@ -445,6 +445,29 @@ class PlatformSettings(BaseModel):
         description="Give the Istio ingress gateway an internal Azure load balancer (VNet address) "
         "instead of a public IP.",
     )
+    dns_zone_name: Annotated[
+        str, StringConstraints(max_length=200, pattern=r"^(([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63})?$")
+    ] = Field(
+        default="",
+        description="Public Azure DNS zone that holds `domain` (the zone itself or a parent of it); empty: `domain`. "
+        "The gateway's records go there (public load balancer) and cert-manager answers DNS-01 challenges in it.",
+    )
+    dns_zone_resource_group: Annotated[str, StringConstraints(max_length=90, pattern=r"^[-\w._()]*$")] = Field(
+        default="",
+        description="Resource group of an existing `dnsZoneName` zone in this subscription; empty: the program "
+        "creates the zone in the stack's resource group (delegate it from its parent with `dnsNameServers`).",
+    )
+    cert_manager_chart_version: Annotated[str, StringConstraints(pattern=r"^v\d+\.\d+\.\d+$")] = Field(
+        default="v1.19.1", description="Version of the jetstack `cert-manager` chart (with its `v`)."
+    )
+    acme_server: Annotated[str, StringConstraints(pattern=r"^https://[^\s]+$")] = Field(
+        default="https://acme-v02.api.letsencrypt.org/directory",
+        description="ACME directory the ClusterIssuer orders the gateway certificate from (Let's Encrypt "
+        "production; its staging directory for rehearsals).",
+    )
+    acme_email: Annotated[str, StringConstraints(max_length=254, pattern=r"^([^@\s]+@[^@\s]+)?$")] = Field(
+        default="", description="Contact e-mail of the ACME account (optional)."
+    )
     gateway_tls_secret_name: Dns1123Label = Field(
         default="platform-gateway-tls",
         description="Kubernetes TLS secret in `istio-system` holding the certificate for `*.<domain>` "
@@ -525,6 +548,11 @@ class PlatformSettings(BaseModel):
     def webhook_receiver(self) -> bool:
         """The registry webhook receiver is declared: it reconciles the operator's Stack, so both are on."""
         return self.pulumi_operator and self.registry_webhooks
+
+    @property
+    def public_dns_zone(self) -> str:
+        """The public zone `domain` lives in (`dnsZoneName`, else `domain` itself)."""
+        return self.dns_zone_name or self.domain
 
     @property
     def protect_stateful(self) -> bool:

@@ -24,6 +24,8 @@ class PlatformIdentitiesArgs:
     """Azure name per `WorkloadServiceAccount.key`."""
     artifact_container_id: pulumi.Input[str]
     secret_ids: Mapping[str, pulumi.Input[str]]
+    dns_zone_id: pulumi.Input[str] | None = None
+    """The public DNS zone cert-manager answers DNS-01 challenges in (DNS Zone Contributor there only)."""
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -34,6 +36,10 @@ def role_grants(account: WorkloadServiceAccount, args: PlatformIdentitiesArgs) -
         grants.append(RoleGrant(azure_roles.STORAGE_BLOB_DATA_CONTRIBUTOR, args.artifact_container_id, "container"))
     if account.access == "artifacts-read":
         grants.append(RoleGrant(azure_roles.STORAGE_BLOB_DATA_READER, args.artifact_container_id, "container"))
+    if account.access == "dns-zone":
+        if args.dns_zone_id is None:
+            raise ValueError(f"{account.key} needs the public DNS zone id (PlatformIdentitiesArgs.dns_zone_id)")
+        grants.append(RoleGrant(azure_roles.DNS_ZONE_CONTRIBUTOR, args.dns_zone_id, "dns-zone"))
     grants += [
         RoleGrant(azure_roles.KEY_VAULT_SECRETS_USER, args.secret_ids[secret], f"secret-{secret}")
         for secret in account.secrets
