@@ -249,6 +249,7 @@ def test_workload_identities_are_least_privilege(stack: Evaluation) -> None:
         "system:serviceaccount:ml-jobs:mlflow-job-runner",
         "system:serviceaccount:mlops-system:webhook-receiver",
         "system:serviceaccount:mlops-system:webhook-registrar",
+        "system:serviceaccount:cert-manager:cert-manager",
     }
     issuer = stack.outputs["oidcIssuerUrl"].value
     assert all(
@@ -261,11 +262,14 @@ def test_workload_identities_are_least_privilege(stack: Evaluation) -> None:
             assert scope.endswith("/blobServices/default/containers/mlflow-artifacts"), scope
         if role == azure_roles.KEY_VAULT_SECRETS_USER:
             assert re.search(r"/vaults/[^/]+/secrets/[a-z-]+$", scope), scope
+        if role == azure_roles.DNS_ZONE_CONTRIBUTOR:
+            assert re.search(r"/providers/Microsoft\.Network/dnszones/[a-z0-9.-]+$", scope), scope
     roles = [g.inputs["roleDefinitionId"].rsplit("/", 1)[1] for g in grants]
     assert roles.count(azure_roles.STORAGE_BLOB_DATA_CONTRIBUTOR) == 1
     assert roles.count(azure_roles.STORAGE_BLOB_DATA_READER) == 2  # model serving, MLflow Projects jobs
     assert roles.count(azure_roles.ACR_PULL) == 1
-    assert len(identities) == 10  # nine workloads + the AKS control plane
+    assert roles.count(azure_roles.DNS_ZONE_CONTRIBUTOR) == 1  # cert-manager, on the zone only
+    assert len(identities) == 11  # ten workloads + the AKS control plane
 
 
 def test_stack_outputs_and_secrets(stack: Evaluation) -> None:

@@ -42,6 +42,7 @@ EXPECTED_CHARTS = {
         "https://prometheus-community.github.io/helm-charts",
         "monitoring",
     ),
+    "gateway-certificate-cert-manager": ("cert-manager", "v1.19.1", "https://charts.jetstack.io", "cert-manager"),
 }
 
 
