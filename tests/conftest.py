@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -10,8 +12,11 @@ from layout import cluster_layout
 from mlopsctl.mock_engine import MODELS_DIR, Evaluation, evaluate, stack_config
 from observability import alerts
 from tests.services import SYNTHETIC_MODEL
-from tests.services.exporter import SyntheticExporter
+from tests.services.exporter import SyntheticExporter, TrafficControl
 from tests.services.prometheus import PrometheusServer, PrometheusUnavailableError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 # Real services on 127.0.0.1 (PostgreSQL, Azurite, MLflow, nginx) as session fixtures.
 pytest_plugins = ("tests.services.plugin",)
@@ -109,3 +114,29 @@ def live_prometheus(synthetic_exporter: SyntheticExporter) -> Iterator[Prometheu
         yield server
     finally:
         server.stop()
+
+
+# --- rollout decisions against a real Prometheus and a real MLflow registry --------------------
+
+
+@pytest.fixture(scope="module")
+def traffic() -> Iterator[tuple[TrafficControl, PrometheusServer]]:
+    """A steerable synthetic exporter scraped every second by a real Prometheus, per test module."""
+    control = TrafficControl()
+    exporter = SyntheticExporter(control).start()
+    prometheus = PrometheusServer([f"127.0.0.1:{exporter.port}"], scrape_interval="1s").start()
+    try:
+        yield control, prometheus
+    finally:
+        prometheus.stop()
+        exporter.stop()
+
+
+@pytest.fixture(scope="module")
+def registry(mlflow_stack: Any) -> MlflowClient:
+    """An MLflow client on the real MLflow stack, logged in as its admin (the rollout CLI's user)."""
+    from mlflow import MlflowClient  # noqa: PLC0415 - only the modules that use a registry pay for the import
+
+    os.environ["MLFLOW_TRACKING_USERNAME"] = mlflow_stack.admin_username
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = mlflow_stack.admin_password
+    return MlflowClient(tracking_uri=mlflow_stack.tracking_uri, registry_uri=mlflow_stack.tracking_uri)

@@ -28,8 +28,6 @@ from mlflow import MlflowClient
 
 from observability import promql
 from rollout.planner import APPROVAL_TAG_PREFIX, REASON_TAG, STARTED_TAG, STATUS_TAG, WEIGHT_TAG, deployment_name
-from tests.services.exporter import SyntheticExporter, TrafficControl
-from tests.services.prometheus import PrometheusServer
 from tests.test_rollout_cli import _register
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,25 +74,6 @@ def receiver() -> Iterator[HookReceiver]:
     yield hook
     hook.server.shutdown()
     hook.server.server_close()
-
-
-@pytest.fixture(scope="module")
-def traffic() -> Iterator[tuple[TrafficControl, PrometheusServer]]:
-    control = TrafficControl()
-    exporter = SyntheticExporter(control).start()
-    prometheus = PrometheusServer([f"127.0.0.1:{exporter.port}"], scrape_interval="1s").start()
-    try:
-        yield control, prometheus
-    finally:
-        prometheus.stop()
-        exporter.stop()
-
-
-@pytest.fixture(scope="module")
-def registry(mlflow_stack: Any) -> MlflowClient:
-    os.environ["MLFLOW_TRACKING_USERNAME"] = mlflow_stack.admin_username
-    os.environ["MLFLOW_TRACKING_PASSWORD"] = mlflow_stack.admin_password
-    return MlflowClient(tracking_uri=mlflow_stack.tracking_uri, registry_uri=mlflow_stack.tracking_uri)
 
 
 ANALYSIS = {"window": WINDOW, "minRequests": MIN_REQUESTS, "maxErrorRate": 0.05, "maxP95LatencySeconds": 0.5,

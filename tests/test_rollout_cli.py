@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,32 +23,13 @@ from mlflow import MlflowClient
 from mlopsctl import rollout_cli
 from observability import alerts, dashboards, promql
 from rollout.planner import REASON_TAG, STATUS_TAG, WEIGHT_TAG, deployment_name
-from tests.services.exporter import SyntheticExporter, TrafficControl
+from tests.services.exporter import TrafficControl
 from tests.services.prometheus import PrometheusServer
 
 ROOT = Path(__file__).resolve().parent.parent
 WINDOW = "30s"
 MIN_REQUESTS = 40
 STEPS = [10, 50, 100]
-
-
-@pytest.fixture(scope="module")
-def traffic() -> Iterator[tuple[TrafficControl, PrometheusServer]]:
-    control = TrafficControl()
-    exporter = SyntheticExporter(control).start()
-    prometheus = PrometheusServer([f"127.0.0.1:{exporter.port}"], scrape_interval="1s").start()
-    try:
-        yield control, prometheus
-    finally:
-        prometheus.stop()
-        exporter.stop()
-
-
-@pytest.fixture(scope="module")
-def registry(mlflow_stack: Any) -> MlflowClient:
-    os.environ["MLFLOW_TRACKING_USERNAME"] = mlflow_stack.admin_username
-    os.environ["MLFLOW_TRACKING_PASSWORD"] = mlflow_stack.admin_password
-    return MlflowClient(tracking_uri=mlflow_stack.tracking_uri, registry_uri=mlflow_stack.tracking_uri)
 
 
 MODELS = ("walks-healthy", "errors", "slow", "idle", "overlap", "dry-run")
