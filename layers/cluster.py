@@ -168,6 +168,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
                 deployer_client_id=azure.identities.client_ids["models-deployer"],
                 models_namespace=settings.models_namespace,
                 models_namespace_ready=seldon,
+                deployer_identity_ready=azure.identities.ready["models-deployer"],
             )
             if settings.pulumi_operator
             else None,

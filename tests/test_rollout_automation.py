@@ -5,6 +5,7 @@ from __future__ import annotations
 import yaml
 
 from layout import cluster_layout
+from mlopsctl.deploy_order import order_problems
 from mlopsctl.mock_engine import MODELS_DIR, Evaluation, evaluate
 from mlopsctl.schema_validation import schema_problems
 from settings import SettingsError
@@ -162,3 +163,14 @@ def test_analysis_image_pinned_by_tag_is_a_settings_error() -> None:
     )
     assert isinstance(evaluation.error, SettingsError)
     assert evaluation.error.keys == ["prebuiltImages.mlopsctl"]
+
+
+def test_operator_stack_waits_for_its_workspace_identity() -> None:
+    """The workspace pod runs as the deployer account; the Stack waits for that account's federation
+    and Key Vault grants (without them the first token exchange fails and the update errors)."""
+    evaluation = evaluate_with("prod", _enable_operator)
+    assert evaluation.error is None, evaluation.error
+    stack_cr = evaluation.one("kubernetes:pulumi.com/v1:Stack")
+    pod_spec = stack_cr.inputs["spec"]["workspaceTemplate"]["spec"]["podTemplate"]["spec"]
+    assert pod_spec["serviceAccountName"] == stack_cr.inputs["spec"]["serviceAccountName"]
+    assert order_problems(evaluation.resources) == []

@@ -68,6 +68,9 @@ class OperatorArgs:
     models_namespace: str
     models_namespace_ready: pulumi.Resource
     """What creates the models namespace: the RoleBinding in it waits for it."""
+    deployer_identity_ready: Sequence[pulumi.Resource] = ()
+    """The deployer identity's federated credential and Key Vault grants: the workspace pod's first
+    token exchange and secret reads fail without them, so the Stack waits for them."""
 
 
 @dataclass(frozen=True)
@@ -343,6 +346,9 @@ class RolloutAutomation(pulumi.ComponentResource):
                         "podTemplate": {
                             "metadata": {"labels": {cluster_layout.WORKLOAD_IDENTITY_USE: "true"}},
                             "spec": {
+                                # The operator runs the workspace as the Stack's account; said here too, so
+                                # the pod template alone names the identity whose federation it waits for.
+                                "serviceAccountName": DEPLOYER,
                                 "containers": [
                                     {
                                         "name": WORKSPACE_CONTAINER,
@@ -366,5 +372,5 @@ class RolloutAutomation(pulumi.ComponentResource):
                     }
                 },
             },
-            opts=opts(release, deployer, delegator, binding, credentials),
+            opts=opts(release, deployer, delegator, binding, credentials, *operator.deployer_identity_ready),
         )
