@@ -149,14 +149,19 @@ def _serve(traffic: Any, model: str, candidate: str = "canary", **fields: Any) -
     control.set_predictor(deployment, "stable", rps=30.0, error_ratio=0.0, latency_seconds=0.02, version="1")
     spec = {"rps": 30.0, "error_ratio": 0.0, "latency_seconds": 0.02, "version": "2", **fields}
     control.set_predictor(deployment, candidate, **spec)
-    expression = promql.request_count(promql.Target(deployment, candidate, "models"), WINDOW)
+    target = promql.Target(deployment, candidate, "models")
+    requests, errors = promql.request_count(target, WINDOW), promql.error_count(target, WINDOW)
+    # A status code's series appears with its first request, so the errors' increase shows a scrape
+    # or two after the requests' (sooner on an idle machine): wait for both, or the analysis sees 0%.
+    wants_errors = float(spec["error_ratio"]) > 0
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        values = prometheus.values(expression)
-        if values and max(values.values()) >= MIN_REQUESTS * 1.5:
+        values = prometheus.values(requests)
+        enough = bool(values) and max(values.values()) >= MIN_REQUESTS * 1.5
+        if enough and (not wants_errors or any(v > 0 for v in prometheus.values(errors).values())):
             return
         time.sleep(1)
-    raise AssertionError(f"Prometheus never saw {MIN_REQUESTS} requests for {model}")
+    raise AssertionError(f"Prometheus never saw {MIN_REQUESTS} requests (and their errors) for {model}")
 
 
 def _tags(client: MlflowClient, model: str, version: str = "2") -> dict[str, str]:
