@@ -77,6 +77,7 @@ def declare(settings: PlatformSettings) -> AzureLayer:
             private_endpoints_prefix=settings.private_endpoints_subnet,
             postgres_dns_zone=names.postgres_dns_zone,
             private_endpoints=settings.private_endpoints,
+            api_server_prefix=settings.aks_api_server_subnet if settings.aks_api_server_vnet_integration else None,
             tags=tags,
         ),
     )
@@ -255,6 +256,7 @@ def declare(settings: PlatformSettings) -> AzureLayer:
             maintenance_start_hour=settings.aks_maintenance_start_hour,
             maintenance_duration_hours=settings.aks_maintenance_duration_hours,
             registry_id=registry.registry_id if registry else None,
+            api_server_subnet_id=network.api_server_subnet_id,
             encryption_at_host=settings.aks_encryption_at_host,
             tags=tags,
         ),

@@ -20,6 +20,9 @@ component adds later is covered without touching this module:
 - `image-pull`: a pod running an image from a registry the stack declares waits for a pull grant
   (AcrPull) on that registry (the nodes' kubelet identity).
 - `postgres-dns`: a VNet-integrated PostgreSQL server waits for its private DNS zone's VNet link.
+- `subnet-access`: an AKS cluster waits for Network Contributor of its (user-assigned) control-plane
+  identity on every subnet it joins: the node pools' subnets and, with API Server VNet Integration,
+  the delegated API server subnet (AKS fails provisioning without the grant).
 - `cluster-access`: a Kubernetes provider of an Entra-only cluster waits for the AKS RBAC role
   assignment of every configured deployer principal, and for a bounded `Sleep` that itself waits
   for them (role assignments take minutes to reach the API server).
@@ -33,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from components.azure.azure_roles import ACR_PULL, AKS_RBAC_CLUSTER_ADMIN
+from components.azure.azure_roles import ACR_PULL, AKS_RBAC_CLUSTER_ADMIN, NETWORK_CONTRIBUTOR
 from layout.cluster_layout import WORKLOAD_IDENTITY_USE
 from mlopsctl.mock_engine import RecordedResource
 
@@ -403,6 +406,40 @@ def postgres_dns_requirements(graph: DeployGraph) -> list[Requirement]:
     return requirements
 
 
+def cluster_subnets(cluster: RecordedResource) -> list[str]:
+    """The subnets an AKS cluster joins: its inline pools' and, with API Server VNet Integration, the
+    API server's (an integration without a subnet id yields "", which no grant can satisfy)."""
+    subnets = [str(p.get("vnetSubnetID") or "") for p in cluster.inputs.get("agentPoolProfiles") or []]
+    access = cluster.inputs.get("apiServerAccessProfile") or {}
+    if access.get("enableVnetIntegration"):
+        subnets.append(str(access.get("subnetId") or ""))
+    return list(dict.fromkeys(s for s in subnets if s or access.get("enableVnetIntegration")))
+
+
+def subnet_access_requirements(graph: DeployGraph) -> list[Requirement]:
+    requirements = []
+    for cluster in graph.of_type(MANAGED_CLUSTER):
+        identity_ids = set((cluster.inputs.get("identity") or {}).get("userAssignedIdentities") or [])
+        principals = {
+            str(i.outputs.get("principalId"))
+            for i in graph.of_type(USER_ASSIGNED_IDENTITY)
+            if i.id in identity_ids and i.outputs.get("principalId")
+        }
+        for subnet in cluster_subnets(cluster):
+            grants = frozenset(
+                g.urn
+                for g in graph.of_type(ROLE_ASSIGNMENT)
+                if str(g.inputs.get("roleDefinitionId", "")).endswith(f"/{NETWORK_CONTRIBUTOR}")
+                and subnet
+                and g.inputs.get("scope") == subnet
+                and g.inputs.get("principalId") in principals
+            )
+            label = subnet.rsplit("/", 1)[-1] or "(none)"
+            what = f"Network Contributor of its control-plane identity on subnet {label}"
+            requirements.append(Requirement("subnet-access", cluster.urn, grants, what))
+    return requirements
+
+
 def cluster_access_requirements(graph: DeployGraph, deployer_object_ids: Sequence[str] | None) -> list[Requirement]:
     """`deployer_object_ids` None: the principals the program grants (the offline preview, which
     checks the order; the tests also check the grants are exactly the configured ones)."""
@@ -456,6 +493,7 @@ def rules(deployer_object_ids: Sequence[str] | None) -> dict[str, RuleFunction]:
         "workload-identity": workload_identity_requirements,
         "image-pull": image_pull_requirements,
         "postgres-dns": postgres_dns_requirements,
+        "subnet-access": subnet_access_requirements,
         "cluster-access": lambda graph: cluster_access_requirements(graph, deployer_object_ids),
     }
 

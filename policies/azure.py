@@ -244,12 +244,22 @@ def _aks_encryption_at_host(props: Mapping[str, Any], args: ResourceValidationAr
 
 
 def _aks_api_server_restricted(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterator[str]:
+    """Authorized ranges on the public endpoint, or no public endpoint (private cluster). API Server
+    VNet Integration is accepted with either; on its own it keeps the public endpoint open."""
     ranges = get(props, "apiServerAccessProfile.authorizedIPRanges") or []
     private = get(props, "apiServerAccessProfile.enablePrivateCluster") is True
+    integrated = get(props, "apiServerAccessProfile.enableVnetIntegration") is True
+    own_vnet = any(pool.get("vnetSubnetID") for pool in props.get("agentPoolProfiles") or [])
+    if integrated and own_vnet and not get(props, "apiServerAccessProfile.subnetId"):
+        yield (
+            "apiServerAccessProfile.enableVnetIntegration is True without subnetId: a cluster in its own VNet "
+            "needs the delegated API server subnet"
+        )
     if not ranges and not private:
         yield (
             "apiServerAccessProfile.authorizedIPRanges is empty and the cluster is not private: "
             "the API server answers the whole Internet"
+            + (" (VNet integration keeps the public endpoint while public access is on)" if integrated else "")
         )
 
 
@@ -604,9 +614,11 @@ POLICIES: list[Policy] = [
     ),
     resource_policy(
         "aks-api-server-restricted",
-        "The AKS API server answers only authorized ranges (or is private) in prod.",
+        "The AKS API server answers only authorized ranges (or is private) in prod, with or without API Server "
+        "VNet Integration.",
         severity=Severity.HIGH,
-        remediation="Set allowedIpRanges to the operators' and the deploy runner's egress ranges.",
+        remediation="Set allowedIpRanges to the operators' ranges and aksDeployerIpRanges to the deploy runner's "
+        "egress; with aksApiServerVnetIntegration the public endpoint keeps these ranges.",
         types=(AKS_CLUSTER,),
         check=_aks_api_server_restricted,
         tags=("aks", "network", PROD_ONLY),

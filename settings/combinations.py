@@ -105,6 +105,55 @@ def _layout_problems(values: Values, key: KeyOf) -> list[Problem]:
     return problems
 
 
+API_SERVER_SUBNET_MAX_PREFIX = 28
+"""AKS refuses an API server subnet smaller than /28 (it reserves at least 9 addresses in it)."""
+
+
+def _api_server_subnet_problems(values: Values, key: KeyOf) -> list[Problem]:
+    """The delegated API server subnet: a network address always; with VNet integration on, also inside
+    the VNet, disjoint from the other subnets and at least a /28."""
+    try:
+        subnet = _network(values["aks_api_server_subnet"])
+    except ValueError as error:
+        return [
+            Problem(
+                key("aks_api_server_subnet"),
+                repr(values["aks_api_server_subnet"]),
+                f"a network address with its host bits clear ({error})",
+            )
+        ]
+    if not values["aks_api_server_vnet_integration"]:
+        return []
+    try:
+        vnet = _network(values["vnet_address_space"])
+        others = {n: _network(values[n]) for n in ("aks_nodes_subnet", "postgres_subnet", "private_endpoints_subnet")}
+    except ValueError:
+        return []  # reported by _cidr_problems
+    problems = []
+    if not subnet.subnet_of(vnet):
+        problems.append(
+            Problem(key("aks_api_server_subnet"), repr(str(subnet)), f"a range inside vnetAddressSpace {vnet}")
+        )
+    for name, other in others.items():
+        if subnet.overlaps(other):
+            problems.append(
+                Problem(
+                    key("aks_api_server_subnet"),
+                    f"{subnet} overlapping {key(name)} {other}",
+                    "a range disjoint from the other subnets (the delegated subnet holds the API server only)",
+                )
+            )
+    if subnet.prefixlen > API_SERVER_SUBNET_MAX_PREFIX:
+        problems.append(
+            Problem(
+                key("aks_api_server_subnet"),
+                f"{subnet} with {key('aks_api_server_vnet_integration')} true",
+                f"a /{API_SERVER_SUBNET_MAX_PREFIX} or larger range (AKS's minimum for the API server subnet)",
+            )
+        )
+    return problems
+
+
 def _postgres_sku_problems(values: Values, key: KeyOf) -> list[Problem]:
     tier, sku, ha = values["postgres_sku_tier"], values["postgres_sku_name"], values["postgres_high_availability"]
     problems = []
@@ -403,6 +452,17 @@ COMBINATION_CHECKS: tuple[CombinationCheck, ...] = (
             "aks_dns_service_ip",
         ),
         _layout_problems,
+    ),
+    CombinationCheck(
+        (
+            "aks_api_server_subnet",
+            "aks_api_server_vnet_integration",
+            "vnet_address_space",
+            "aks_nodes_subnet",
+            "postgres_subnet",
+            "private_endpoints_subnet",
+        ),
+        _api_server_subnet_problems,
     ),
     CombinationCheck(("postgres_sku_tier", "postgres_sku_name", "postgres_high_availability"), _postgres_sku_problems),
     CombinationCheck(("postgres_storage_gb",), _postgres_storage_problems),

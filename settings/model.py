@@ -332,6 +332,20 @@ class PlatformSettings(BaseModel):
         description="Egress CIDRs of the machines that run `pulumi up` (the CI runner's NAT gateway): added to "
         "the API server's authorized ranges. Required when allowedIpRanges restricts the API server.",
     )
+    aks_api_server_vnet_integration: bool = Field(
+        default=False,
+        description="API Server VNet Integration: project the API server into aksApiServerSubnet (an internal "
+        "load balancer in a subnet delegated to AKS), so node-to-API-server traffic stays in the VNet. The public "
+        "endpoint stays on, still limited by the authorized ranges (allowedIpRanges, aksDeployerIpRanges). Best "
+        "enabled at creation: on an existing cluster it is one-way, needs a manual cluster restart and re-images "
+        "every node (see the first-deploy runbook).",
+    )
+    aks_api_server_subnet: Cidr = Field(
+        default="10.40.18.0/28",
+        description="Subnet the API server is projected into with aksApiServerVnetIntegration (delegated to "
+        "`Microsoft.ContainerService/managedClusters`, nothing else may use it): inside vnetAddressSpace, disjoint "
+        "from the other subnets, /28 or larger.",
+    )
     aks_rbac_propagation_seconds: int = Field(
         default=300,
         ge=0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import itertools
 import re
 from functools import cache
 
@@ -178,9 +179,42 @@ def test_private_endpoints_and_dns_zones_in_prod(dev: Evaluation, prod: Evaluati
 
 
 def test_network_subnets(stack: Evaluation) -> None:
-    subnets = {s.inputs["subnetName"]: s.inputs for s in stack.of_type("azure-native:network:Subnet")}
-    assert set(subnets) == {"aks-nodes", "postgres", "private-endpoints"}
+    recorded = {s.inputs["subnetName"]: s for s in stack.of_type("azure-native:network:Subnet")}
+    subnets = {name: s.inputs for name, s in recorded.items()}
+    # Prod projects the API server into its own subnet (aksApiServerVnetIntegration); dev does not.
+    api_server = {"aks-api-server"} if stack.stack == "prod" else set()
+    assert set(subnets) == {"aks-nodes", "postgres", "private-endpoints"} | api_server
     assert subnets["postgres"]["delegations"][0]["serviceName"] == "Microsoft.DBforPostgreSQL/flexibleServers"
+    # One VNet update at a time (Azure answers AnotherOperationInProgress): a chain, in this order.
+    chain = ["aks-nodes", "postgres", "private-endpoints", *sorted(api_server)]
+    for before, after in itertools.pairwise(chain):
+        assert recorded[before].urn in recorded[after].dependencies, (before, after)
+    if api_server:
+        delegated = subnets["aks-api-server"]
+        assert delegated["addressPrefix"] == "10.50.18.0/27"
+        assert [d["serviceName"] for d in delegated["delegations"]] == ["Microsoft.ContainerService/managedClusters"]
+
+
+def test_api_server_vnet_integration(dev: Evaluation, prod: Evaluation) -> None:
+    """Prod's API server sits in the delegated subnet; the control-plane identity may join it before
+    the cluster exists (AKS fails provisioning without the grant); its public side keeps the ranges."""
+    cluster = prod.one("azure-native:containerservice:ManagedCluster")
+    subnet = next(s for s in prod.of_type("azure-native:network:Subnet") if s.inputs["subnetName"] == "aks-api-server")
+    access = cluster.inputs["apiServerAccessProfile"]
+    assert access["enableVnetIntegration"] is True and access["subnetId"] == subnet.id
+    assert "enablePrivateCluster" not in access and access["authorizedIPRanges"]
+    identity = prod.one("azure-native:managedidentity:UserAssignedIdentity", "aks-control-plane")
+    assert cluster.inputs["identity"]["userAssignedIdentities"] == [identity.id]
+    grants = [
+        g
+        for g in prod.of_type("azure-native:authorization:RoleAssignment")
+        if g.inputs["scope"] == subnet.id and g.inputs["principalId"] == identity.outputs["principalId"]
+    ]
+    assert len(grants) == 1
+    assert grants[0].inputs["roleDefinitionId"].endswith(f"/{azure_roles.NETWORK_CONTRIBUTOR}")
+    assert grants[0].urn in cluster.dependencies
+    dev_access = dev.one("azure-native:containerservice:ManagedCluster").inputs["apiServerAccessProfile"]
+    assert "enableVnetIntegration" not in dev_access and "subnetId" not in dev_access
 
 
 def test_aks_cluster(dev: Evaluation, prod: Evaluation) -> None:

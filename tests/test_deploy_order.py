@@ -58,7 +58,7 @@ def test_every_ordering_rule_holds(stack: Evaluation) -> None:
     broken = graph.violations(found)
     assert not broken, "\n".join(r.describe() for r in broken)
     rules = Counter(r.rule for r in found)
-    expected = {"crd", "node-pool", "database", "workload-identity", "image-pull", "postgres-dns"}
+    expected = {"crd", "node-pool", "database", "workload-identity", "image-pull", "postgres-dns", "subnet-access"}
     if stack.stack == "prod":
         expected.add("cluster-access")
     assert expected <= set(rules), f"a rule found nothing to check: {rules}"
@@ -83,6 +83,10 @@ def test_the_rules_see_what_the_issue_names(stack: Evaluation) -> None:
     assert {"mlflow-migrate", "mlflow-tracking", "automation-analysis"} <= checked["image-pull"]
     if stack.stack == "prod":
         assert checked["cluster-access"] == {"aks-kubernetes"}
+    assert checked["subnet-access"] == {"aks-cluster"}
+    subnets = {r.what.rsplit(" ", 1)[-1] for r in found if r.rule == "subnet-access"}
+    # Prod's API server is VNet-integrated: its delegated subnet is joined too.
+    assert subnets == ({"aks-nodes", "aks-api-server"} if stack.stack == "prod" else {"aks-nodes"})
     migrate = next(r for r in found if r.rule == "database" and _named(graph, r) == "mlflow-migrate")
     assert migrate.candidates, "the migration Job's databases are declared"
     databases = {r.what for r in found if r.rule == "database" and _named(graph, r) == "mlflow-migrate"}
@@ -96,7 +100,17 @@ def _cut_cases(evaluation: Evaluation) -> Iterator[tuple[Requirement, list[Recor
 
 
 @pytest.mark.parametrize(
-    "rule", ["crd", "node-pool", "database", "workload-identity", "image-pull", "postgres-dns", "cluster-access"]
+    "rule",
+    [
+        "crd",
+        "node-pool",
+        "database",
+        "workload-identity",
+        "image-pull",
+        "postgres-dns",
+        "subnet-access",
+        "cluster-access",
+    ],
 )
 def test_removing_the_edges_of_any_requirement_is_reported(stack: Evaluation, rule: str) -> None:
     """For every requirement of the rule: drop the edges through which it holds (the last hop into

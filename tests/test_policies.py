@@ -320,6 +320,19 @@ CASES = [
         setting("apiServerAccessProfile.authorizedIPRanges", []),
         "authorizedIPRanges is empty and the cluster is not private",
     ),
+    # Prod is VNet-integrated (compliant with its ranges); integration alone leaves the public endpoint open.
+    Case(
+        "aks-api-server-restricted",
+        recorded(AKS),
+        setting("apiServerAccessProfile.authorizedIPRanges", ...),
+        "VNet integration keeps the public endpoint while public access is on",
+    ),
+    Case(
+        "aks-api-server-restricted",
+        recorded(AKS),
+        setting("apiServerAccessProfile.subnetId", ...),
+        "enableVnetIntegration is True without subnetId",
+    ),
     Case(
         "storage-zone-redundant",
         recorded(SA),

@@ -78,6 +78,37 @@ BAD_CONFIG = [
     ),
     pytest.param(
         "prod",
+        _set("aksApiServerSubnet", "10.60.0.0/28"),
+        ["aksApiServerSubnet"],
+        "inside vnetAddressSpace 10.50.0.0/16",
+        id="api-server-subnet-outside-vnet",
+    ),
+    pytest.param(
+        "prod",
+        _set("aksApiServerSubnet", "10.50.17.128/27"),
+        ["aksApiServerSubnet"],
+        "overlapping privateEndpointsSubnet 10.50.17.0/24",
+        id="api-server-subnet-overlapping",
+    ),
+    pytest.param(
+        "prod",
+        _set("aksApiServerSubnet", "10.50.18.0/29"),
+        ["aksApiServerSubnet"],
+        "a /28 or larger range",
+        id="api-server-subnet-too-small",
+    ),
+    pytest.param(
+        "dev", _set("aksApiServerSubnet", "10.40.18.5/28"), ["aksApiServerSubnet"], "host bits", id="api-subnet-bits"
+    ),
+    pytest.param(
+        "prod",
+        _set("aksApiServerVnetIntegration", "yes please"),
+        ["aksApiServerVnetIntegration"],
+        "boolean",
+        id="api-server-vnet-integration-not-a-boolean",
+    ),
+    pytest.param(
+        "prod",
         _set("aksDnsServiceIp", "10.1.0.10"),
         ["aksDnsServiceIp"],
         "inside aksServiceCidr",
@@ -228,3 +259,15 @@ def test_numbers_with_fractions_are_not_truncated() -> None:
     with pytest.raises(SettingsError) as error:
         load_settings({**MINIMAL, "postgresBackupRetentionDays": "7.5"})
     assert error.value.keys == ["postgresBackupRetentionDays"]
+
+
+def test_the_api_server_subnet_is_only_placed_when_vnet_integration_is_on() -> None:
+    """Off (dev), the subnet setting is not used, so a range outside the VNet is not an error."""
+    evaluation = evaluate_with("dev", _set("aksApiServerSubnet", "10.99.0.0/28"))
+    assert evaluation.error is None, evaluation.error
+    subnets = {s.inputs["subnetName"] for s in evaluation.of_type("azure-native:network:Subnet")}
+    assert "aks-api-server" not in subnets
+    on = evaluate_with(
+        "dev", lambda c: c.update({P + "aksApiServerVnetIntegration": "true", P + "aksApiServerSubnet": "10.99.0.0/28"})
+    )
+    assert isinstance(on.error, SettingsError) and on.error.keys == ["aksApiServerSubnet"]

@@ -7,6 +7,10 @@ never "whoever runs `up`") gets "Azure Kubernetes Service RBAC Cluster Admin" on
 only. The provider waits for those grants and then for a bounded `Sleep` (pulumiverse-time):
 Azure RBAC for Kubernetes takes minutes to reach the API server's authorizer, and no check
 available to the engine can poll it without credentials of its own.
+
+With `api_server_subnet_id` (API Server VNet Integration) the API server is projected into that
+delegated subnet; the control-plane identity is granted on it, as on the node subnet, before the
+cluster is created.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ class AksClusterArgs:
     dns_service_ip: str
     pod_cidr: str
     authorized_ip_ranges: Sequence[str]
+    """Ranges the public API server endpoint answers (empty: any, Entra ID still required)."""
     maintenance_day: str
     maintenance_start_hour: int
     maintenance_duration_hours: int
@@ -67,6 +72,11 @@ class AksClusterArgs:
     """Bound of the wait between the deployer grants and the first in-cluster request."""
     kubelogin_client_id: str = ""
     registry_id: pulumi.Input[str] | None = None
+    api_server_subnet_id: pulumi.Input[str] | None = None
+    """API Server VNet Integration: the subnet (delegated to `Microsoft.ContainerService/managedClusters`)
+    the API server is projected into. The control-plane identity gets Network Contributor on it before
+    the cluster is created (AKS fails provisioning without it). The public endpoint stays, limited by
+    `authorized_ip_ranges`. None: the API server is reached through its public endpoint only."""
     encryption_at_host: bool = False
     """Encrypt temp disks, caches and ephemeral OS disks of every pool at the host (subscription
     feature `Microsoft.Compute/EncryptionAtHost` must be registered first)."""
@@ -110,6 +120,23 @@ class AksCluster(pulumi.ComponentResource):
             description="AKS control plane manages load balancers and IPs in the node subnet",
             opts=pulumi.ResourceOptions(parent=control_plane),
         )
+        subnet_grants: list[pulumi.Resource] = [subnet_access]
+        if args.api_server_subnet_id is not None:
+            # Like the node subnet: AKS joins the API server's internal load balancer to this subnet
+            # with the cluster identity, and refuses to provision without the grant.
+            subnet_grants.append(
+                authorization.RoleAssignment(
+                    f"{name}-control-plane-api-server-subnet",
+                    principal_id=control_plane.principal_id,
+                    principal_type="ServicePrincipal",
+                    role_definition_id=azure_roles.role_definition(
+                        args.subscription_id, azure_roles.NETWORK_CONTRIBUTOR
+                    ),
+                    scope=args.api_server_subnet_id,
+                    description="AKS control plane projects the API server into its delegated subnet",
+                    opts=pulumi.ResourceOptions(parent=control_plane),
+                )
+            )
 
         zones = list(args.zones) or None
         cluster = containerservice.ManagedCluster(
@@ -159,6 +186,8 @@ class AksCluster(pulumi.ComponentResource):
             api_server_access_profile=containerservice.ManagedClusterAPIServerAccessProfileArgs(
                 authorized_ip_ranges=list(args.authorized_ip_ranges) or None,
                 disable_run_command=True,
+                enable_vnet_integration=True if args.api_server_subnet_id is not None else None,
+                subnet_id=args.api_server_subnet_id,
             ),
             # The version stays pinned (no automatic minor/patch upgrades); node images follow
             # security releases inside the maintenance window below.
@@ -190,7 +219,7 @@ class AksCluster(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[subnet_access],
+                depends_on=subnet_grants,
                 # The autoscaler owns the node count.
                 ignore_changes=["agentPoolProfiles[0].count"],
             ),

@@ -1,5 +1,6 @@
-"""The environment's VNet: subnets for AKS nodes, PostgreSQL (delegated) and private endpoints,
-and the private DNS zones that make private endpoints and the VNet-integrated database resolvable.
+"""The environment's VNet: subnets for AKS nodes, PostgreSQL (delegated), private endpoints and,
+with API Server VNet Integration, the AKS API server (delegated), and the private DNS zones that
+make private endpoints and the VNet-integrated database resolvable.
 """
 
 from __future__ import annotations
@@ -29,16 +30,21 @@ class NetworkArgs:
     postgres_dns_zone: str
     """`<name>.private.postgres.database.azure.com`: the zone of the VNet-integrated server."""
     private_endpoints: bool
+    api_server_prefix: str | None = None
+    """With AKS API Server VNet Integration: the subnet delegated to `Microsoft.ContainerService/managedClusters`
+    that the API server's internal load balancer is projected into (AKS's minimum is a /28)."""
     tags: dict[str, str] = field(default_factory=dict)
 
 
 class Network(pulumi.ComponentResource):
-    """VNet, three subnets, and private DNS zones linked to the VNet."""
+    """VNet, three subnets (four with the API server's), and private DNS zones linked to the VNet."""
 
     vnet_id: pulumi.Output[str]
     aks_nodes_subnet_id: pulumi.Output[str]
     postgres_subnet_id: pulumi.Output[str]
     private_endpoints_subnet_id: pulumi.Output[str]
+    api_server_subnet_id: pulumi.Output[str] | None
+    """The delegated API server subnet (None without API Server VNet Integration)."""
     postgres_dns_zone_id: pulumi.Output[str]
     postgres_dns_zone_link: pulumi.Resource
     """The VNet link of the PostgreSQL zone: the server resolves (and is created) only after it."""
@@ -95,6 +101,23 @@ class Network(pulumi.ComponentResource):
         self.aks_nodes_subnet_id = aks_nodes.id
         self.postgres_subnet_id = postgres.id
         self.private_endpoints_subnet_id = endpoints.id
+        self.api_server_subnet_id = None
+        if args.api_server_prefix is not None:
+            # Nothing else may use it; AKS injects the API server pods and their internal load
+            # balancer here (the delegation grants it that). Last in the serialized chain.
+            api_server = network.Subnet(
+                f"{name}-aks-api-server",
+                subnet_name="aks-api-server",
+                resource_group_name=args.resource_group_name,
+                virtual_network_name=vnet.name,
+                address_prefix=args.api_server_prefix,
+                default_outbound_access=False,
+                delegations=[
+                    network.DelegationArgs(name="aks", service_name="Microsoft.ContainerService/managedClusters")
+                ],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[endpoints]),
+            )
+            self.api_server_subnet_id = api_server.id
 
         self.postgres_dns_zone_id, self.postgres_dns_zone_link = self._linked_zone(
             name, "postgres", args.postgres_dns_zone, vnet, args
@@ -111,6 +134,7 @@ class Network(pulumi.ComponentResource):
                 "aksNodesSubnetId": self.aks_nodes_subnet_id,
                 "postgresSubnetId": self.postgres_subnet_id,
                 "privateEndpointsSubnetId": self.private_endpoints_subnet_id,
+                **({"apiServerSubnetId": self.api_server_subnet_id} if self.api_server_subnet_id is not None else {}),
             }
         )
 
