@@ -178,6 +178,37 @@ def test_private_endpoints_and_dns_zones_in_prod(dev: Evaluation, prod: Evaluati
     assert len(dev_zones) == 1 and dev_zones.pop().endswith(".private.postgres.database.azure.com")
 
 
+def test_private_endpoint_urns_are_stable(prod: Evaluation) -> None:
+    """The endpoints keep their URNs (name and parent chain): a changed URN makes Pulumi replace a
+    prod endpoint, cutting the service off the VNet until the new one is up."""
+    urns = {
+        r.urn
+        for r in prod.resources
+        if r.type
+        in (
+            "mlops:azure:PrivateLink",
+            "azure-native:network:PrivateEndpoint",
+            "azure-native:network:PrivateDnsZoneGroup",
+        )
+    }
+    prefix = "urn:pulumi:prod::mlops-platform::"
+    assert urns == {
+        prefix + f"mlops:azure:{owner}$mlops:azure:PrivateLink::{name}-private-link"
+        for owner, name in (
+            ("ArtifactStorage", "artifacts"),
+            ("KeyVault", "key-vault"),
+            ("ContainerRegistry", "registry"),
+        )
+    } | {
+        prefix + f"mlops:azure:PrivateLink$azure-native:network:PrivateEndpoint::{name}-private-link-pe"
+        for name in ("artifacts", "key-vault", "registry")
+    } | {
+        prefix
+        + f"azure-native:network:PrivateEndpoint$azure-native:network:PrivateDnsZoneGroup::{name}-private-link-dns"
+        for name in ("artifacts", "key-vault", "registry")
+    }
+
+
 def test_network_subnets(stack: Evaluation) -> None:
     recorded = {s.inputs["subnetName"]: s for s in stack.of_type("azure-native:network:Subnet")}
     subnets = {name: s.inputs for name, s in recorded.items()}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_azure_native import storage
 
-from components.azure.private_link import PrivateEndpointPlacement, PrivateLink, PrivateLinkArgs
+from components.azure.private_link import PrivateEndpointPlacement, private_link
 from layout.firewall import PublicExposure
 
 
@@ -144,20 +144,14 @@ class ArtifactStorage(pulumi.ComponentResource):
             policy=lifecycle_policy(args.container_name, args.version_retention_days),
             opts=pulumi.ResourceOptions(parent=account, depends_on=[blob_service]),
         )
-        if args.private_endpoint is not None:
-            PrivateLink(
-                f"{name}-private-link",
-                PrivateLinkArgs(
-                    resource_group_name=args.resource_group_name,
-                    location=args.location,
-                    endpoint_name=f"{args.account_name}-blob-pe",
-                    target_resource_id=account.id,
-                    group_id="blob",
-                    placement=args.private_endpoint,
-                    tags=args.tags,
-                ),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
+        private_link(
+            self,
+            name,
+            args,
+            endpoint_name=f"{args.account_name}-blob-pe",
+            target_resource_id=account.id,
+            group_id="blob",
+        )
         self.account_id = account.id
         self.account_name = account.name
         self.blob_service_id = blob_service.id

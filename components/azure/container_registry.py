@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_azure_native import containerregistry
 
-from components.azure.private_link import PrivateEndpointPlacement, PrivateLink, PrivateLinkArgs
+from components.azure.private_link import PrivateEndpointPlacement, private_link
 from layout.firewall import PublicExposure
 
 
@@ -59,19 +59,14 @@ class ContainerRegistry(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        if args.private_endpoint is not None and premium:
-            PrivateLink(
-                f"{name}-private-link",
-                PrivateLinkArgs(
-                    resource_group_name=args.resource_group_name,
-                    location=args.location,
-                    endpoint_name=f"{args.registry_name}-pe",
-                    target_resource_id=registry.id,
-                    group_id="registry",
-                    placement=args.private_endpoint,
-                    tags=args.tags,
-                ),
-                opts=pulumi.ResourceOptions(parent=self),
+        if premium:  # private endpoints exist on Premium only
+            private_link(
+                self,
+                name,
+                args,
+                endpoint_name=f"{args.registry_name}-pe",
+                target_resource_id=registry.id,
+                group_id="registry",
             )
         self.registry_id = registry.id
         self.login_server = registry.login_server

@@ -14,7 +14,7 @@ import pulumi
 from pulumi_azure_native import keyvault
 
 from components.azure.passwords import generated_fernet_key, generated_password
-from components.azure.private_link import PrivateEndpointPlacement, PrivateLink, PrivateLinkArgs
+from components.azure.private_link import PrivateEndpointPlacement, private_link
 from layout.firewall import PublicExposure
 
 
@@ -83,20 +83,9 @@ class KeyVault(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
-        if args.private_endpoint is not None:
-            PrivateLink(
-                f"{name}-private-link",
-                PrivateLinkArgs(
-                    resource_group_name=args.resource_group_name,
-                    location=args.location,
-                    endpoint_name=f"{args.vault_name}-pe",
-                    target_resource_id=vault.id,
-                    group_id="vault",
-                    placement=args.private_endpoint,
-                    tags=args.tags,
-                ),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
+        private_link(
+            self, name, args, endpoint_name=f"{args.vault_name}-pe", target_resource_id=vault.id, group_id="vault"
+        )
 
         values: dict[str, pulumi.Input[str]] = dict(args.secrets)
         for password_name in args.generated_passwords:

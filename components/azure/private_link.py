@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import pulumi
 from pulumi_azure_native import network
@@ -14,6 +15,22 @@ class PrivateEndpointPlacement:
 
     subnet_id: pulumi.Input[str]
     dns_zone_id: pulumi.Input[str]
+
+
+class PrivatelyReachable(Protocol):
+    """What the Args of a service with a private endpoint share (storage, Key Vault, registry)."""
+
+    @property
+    def resource_group_name(self) -> pulumi.Input[str]: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def private_endpoint(self) -> PrivateEndpointPlacement | None:
+        """Subnet and DNS zone of the endpoint; `None`: the service has none."""
+        ...
+
+    @property
+    def tags(self) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -63,3 +80,35 @@ class PrivateLink(pulumi.ComponentResource):
         )
         self.endpoint_id = endpoint.id
         self.register_outputs({"endpointId": self.endpoint_id})
+
+
+def private_link(
+    owner: pulumi.ComponentResource,
+    owner_name: str,
+    service: PrivatelyReachable,
+    *,
+    endpoint_name: str,
+    target_resource_id: pulumi.Input[str],
+    group_id: str,
+) -> PrivateLink | None:
+    """The private endpoint of `owner`'s service when its Args place one, else nothing.
+
+    Named `<owner_name>-private-link` and parented to `owner`: the name and the parent are part of
+    the URNs of the endpoint and its DNS zone group, so changing either makes Pulumi replace them
+    (tests/test_azure_foundation.py pins the prod URNs).
+    """
+    if service.private_endpoint is None:
+        return None
+    return PrivateLink(
+        f"{owner_name}-private-link",
+        PrivateLinkArgs(
+            resource_group_name=service.resource_group_name,
+            location=service.location,
+            endpoint_name=endpoint_name,
+            target_resource_id=target_resource_id,
+            group_id=group_id,
+            placement=service.private_endpoint,
+            tags=service.tags,
+        ),
+        opts=pulumi.ResourceOptions(parent=owner),
+    )
