@@ -11,6 +11,7 @@ import pytest
 from layout import cluster_layout
 from mlopsctl.mock_engine import MODELS_DIR, Evaluation, evaluate, stack_config
 from observability import alerts
+from settings import SettingsError
 from tests.services import SYNTHETIC_MODEL
 from tests.services.exporter import SyntheticExporter, TrafficControl
 from tests.services.prometheus import PrometheusServer, PrometheusUnavailableError
@@ -72,6 +73,18 @@ def evaluate_with(stack: str, change: Callable[[dict[str, str]], None]) -> Evalu
     config, secret_keys = stack_config(stack)
     change(config)
     return evaluate(stack, config, secret_keys)
+
+
+def assert_refused(evaluation: Evaluation, keys: list[str], explanation: str) -> None:
+    """Bad config: the program stopped with a `SettingsError` before declaring any resource, naming
+    exactly `keys` (each as `mlops-platform:<key>:` in the message) and saying `explanation`."""
+    assert isinstance(evaluation.error, SettingsError), evaluation.error
+    assert evaluation.resources == []
+    assert evaluation.error.keys == keys
+    message = str(evaluation.error)
+    for key in keys:
+        assert f"mlops-platform:{key}:" in message
+    assert explanation in message
 
 
 # --- real services: a synthetic exporter scraped by a real Prometheus (tests/services) ---------

@@ -9,9 +9,8 @@ import pytest
 
 from layout.mlflow_server import PGBOUNCER_PORT, POSTGRES_PORT
 from mlopsctl.mock_engine import Evaluation
-from settings import SettingsError
 from settings.capacity import MlflowScale, connection_budget, max_connections, user_connections
-from tests.conftest import evaluate_with
+from tests.conftest import assert_refused, evaluate_with
 from tests.services.stack import committed_settings
 
 P = "mlops-platform:"
@@ -132,11 +131,7 @@ OVER_THE_LIMIT = [
 def test_a_combination_over_the_servers_limit_is_refused(
     stack: str, change: Callable[[dict[str, str]], None], keys: list[str], explanation: str
 ) -> None:
-    evaluation = evaluate_with(stack, change)
-    assert isinstance(evaluation.error, SettingsError), evaluation.error
-    assert evaluation.resources == []
-    assert evaluation.error.keys == keys
-    assert explanation in str(evaluation.error)
+    assert_refused(evaluate_with(stack, change), keys, explanation)
 
 
 def test_a_larger_server_admits_what_a_smaller_one_refuses() -> None:

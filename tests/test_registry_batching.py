@@ -8,7 +8,6 @@ the server's view, not the reader's own counter.
 from __future__ import annotations
 
 import http.server
-import os
 import threading
 import urllib.request
 from collections import Counter
@@ -63,12 +62,10 @@ class _CountingProxy:
 
 
 @pytest.fixture(scope="module")
-def batch_models(mlflow_stack: Any) -> MlflowClient:
+def batch_models(registry: MlflowClient) -> MlflowClient:
     """Six models, five versions each: three registered from runs (`runs:/`), three from logged
     models (`models:/m-<id>`, MLflow 3's default); champion on version 2, challenger on version 4."""
-    os.environ["MLFLOW_TRACKING_USERNAME"] = mlflow_stack.admin_username
-    os.environ["MLFLOW_TRACKING_PASSWORD"] = mlflow_stack.admin_password
-    client = MlflowClient(tracking_uri=mlflow_stack.tracking_uri, registry_uri=mlflow_stack.tracking_uri)
+    client = registry
     experiment = client.create_experiment("registry-batching")
     for index, model in enumerate(MODELS):
         client.create_registered_model(model)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import pytest
@@ -21,11 +20,9 @@ P = "mlops-models:"
 
 
 @pytest.fixture(scope="module")
-def registered(mlflow_stack: Any) -> MlflowClient:
+def registered(registry: MlflowClient) -> MlflowClient:
     """Two models with real artifacts: `reader-canary` (v1 champion, v2 challenger at 25%), `reader-single`."""
-    os.environ["MLFLOW_TRACKING_USERNAME"] = mlflow_stack.admin_username
-    os.environ["MLFLOW_TRACKING_PASSWORD"] = mlflow_stack.admin_password
-    client = MlflowClient(tracking_uri=mlflow_stack.tracking_uri, registry_uri=mlflow_stack.tracking_uri)
+    client = registry
     experiment = client.get_experiment_by_name("Default")
     assert experiment is not None
     for model, versions in (("reader-canary", 2), ("reader-single", 1)):

@@ -8,7 +8,7 @@ import pytest
 
 from layout.images import PLATFORM_IMAGES
 from settings import SettingsError, load_settings
-from tests.conftest import evaluate_with
+from tests.conftest import assert_refused, evaluate_with
 
 P = "mlops-platform:"
 
@@ -196,14 +196,7 @@ BAD_CONFIG = [
 def test_bad_config_fails_before_any_resource(
     stack: str, change: Callable[[dict[str, str]], None], keys: list[str], explanation: str
 ) -> None:
-    evaluation = evaluate_with(stack, change)
-    assert isinstance(evaluation.error, SettingsError), evaluation.error
-    assert evaluation.resources == []
-    assert evaluation.error.keys == keys
-    message = str(evaluation.error)
-    for key in keys:
-        assert f"mlops-platform:{key}:" in message
-    assert explanation in message
+    assert_refused(evaluate_with(stack, change), keys, explanation)
 
 
 def test_every_bad_key_is_named_in_one_message() -> None:

@@ -37,12 +37,8 @@ NAME = "platform-reconcile-test"
 
 
 @pytest.fixture(scope="module")
-def client(mlflow_stack: MlflowDeployment) -> MlflowClient:
-    import os  # noqa: PLC0415
-
-    os.environ["MLFLOW_TRACKING_USERNAME"] = mlflow_stack.admin_username
-    os.environ["MLFLOW_TRACKING_PASSWORD"] = mlflow_stack.admin_password
-    client = MlflowClient(tracking_uri=mlflow_stack.tracking_uri, registry_uri=mlflow_stack.tracking_uri)
+def client(registry: MlflowClient) -> MlflowClient:
+    client = registry
     experiment = client.get_experiment_by_name("Default")
     assert experiment is not None
     for model in (MANAGED, UNMANAGED):
