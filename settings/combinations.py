@@ -216,18 +216,22 @@ def _pgbouncer_problems(values: Values, key: KeyOf) -> list[Problem]:
     return []
 
 
-_CAPACITY_KEYS = (
-    "postgres_sku_tier",
-    "postgres_sku_name",
-    "postgres_pgbouncer",
-    "postgres_pgbouncer_pool_size",
-    "postgres_pgbouncer_max_client_connections",
+_MLFLOW_CLIENT_KEYS = (
     "mlflow_workers",
     "mlflow_db_pool_size",
     "mlflow_db_max_overflow",
     "mlflow_tracking_max_replicas",
     "mlflow_registry_max_replicas",
     "mlflow_artifacts_replicas",
+)
+"""What multiplies the database connections MLflow may open."""
+_CAPACITY_KEYS = (
+    "postgres_sku_tier",
+    "postgres_sku_name",
+    "postgres_pgbouncer",
+    "postgres_pgbouncer_pool_size",
+    "postgres_pgbouncer_max_client_connections",
+    *_MLFLOW_CLIENT_KEYS,
 )
 
 
@@ -253,17 +257,7 @@ def _connection_problems(values: Values, key: KeyOf) -> list[Problem]:
         values["postgres_pgbouncer_pool_size"] if pgbouncer else None,
         values["postgres_pgbouncer_max_client_connections"] if pgbouncer else None,
     )
-    client_keys = ", ".join(
-        key(name)
-        for name in (
-            "mlflow_workers",
-            "mlflow_db_pool_size",
-            "mlflow_db_max_overflow",
-            "mlflow_tracking_max_replicas",
-            "mlflow_registry_max_replicas",
-            "mlflow_artifacts_replicas",
-        )
-    )
+    client_keys = ", ".join(key(name) for name in _MLFLOW_CLIENT_KEYS)
     problems = []
     if budget.pgbouncer_client_limit is not None and budget.clients > budget.pgbouncer_client_limit:
         problems.append(
