@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import settings
 
 from layout import cluster_layout
 from mlopsctl.mock_engine import MODELS_DIR, Evaluation, evaluate, stack_config
@@ -23,6 +24,13 @@ if TYPE_CHECKING:
 pytest_plugins = ("tests.services.plugin",)
 
 STACKS = ("dev", "prod")
+
+# Property tests judge correctness, not speed (performance is shown by benchmarks/). Hypothesis's
+# default 200 ms wall-clock deadline per example fails a microsecond test that the loaded 2-core
+# machine merely descheduled; without a deadline its slow-input-generation health check also
+# allows 30 s instead of 1 s. Examples, strategies and shrinking stay as they are.
+settings.register_profile("mlops-platform", deadline=None)
+settings.load_profile("mlops-platform")
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import re
 import uuid
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.azure.postgres import sqlalchemy_uri
@@ -33,6 +33,13 @@ def test_global_names_obey_azure_rules(
     assert re.fullmatch(r"[a-z0-9]{5,50}", names.container_registry)
     assert re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", names.postgres_server)
     assert names.storage_account.endswith(names.suffix)
+
+
+def test_property_tests_have_no_wall_clock_deadline() -> None:
+    """conftest's profile: no deadline to flake under load, and no fewer examples for it."""
+    current = settings()  # the loaded profile's values
+    assert current.deadline is None
+    assert current.max_examples >= 100
 
 
 def test_names_are_stable_and_distinct_per_environment() -> None:
