@@ -29,9 +29,10 @@ every server process, or each process invents its own and stored secrets stop de
 WEBHOOK_SIGNING_SECRET: Final = "mlflow-webhook-signing-secret"
 """HMAC secret of the platform's registry webhook: MLflow signs with it, the receiver verifies."""
 
-# What an MLflow server pod (any role) reads from the vault: the database password (the store
-# URIs carry no password, libpq takes it from PGPASSWORD), the bootstrap admin password and the
-# CSRF key of the basic-auth app. The roles with the registry store (tracking, registry) also read
+# What an MLflow server pod (any role) reads from the vault, as mounted files: the database
+# password (the store URIs carry no password; libpq reads the password file the launcher of
+# layout/mlflow_server.py writes from it), the bootstrap admin password and the CSRF key of the
+# basic-auth app. The roles with the registry store (tracking, registry) also read
 # the webhook encryption key.
 MLFLOW_SERVER_SECRETS: Final = (POSTGRES_ADMIN_PASSWORD, MLFLOW_ADMIN_PASSWORD, MLFLOW_FLASK_SECRET_KEY)
 MLFLOW_REGISTRY_SECRETS: Final = (*MLFLOW_SERVER_SECRETS, MLFLOW_WEBHOOK_ENCRYPTION_KEY)

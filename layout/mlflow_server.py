@@ -15,15 +15,24 @@ Three roles share one image, one auth database and one configuration:
 - `artifacts`: `--artifacts-only`, proxying `/api/2.0/mlflow-artifacts` to the blob container
   (`wasbs://`), authenticating to Azure with workload identity (no account key anywhere).
 
-No secret is ever on a command line: the store URIs carry no password (libpq reads `PGPASSWORD`);
-the database password, the bootstrap admin password and the CSRF key of the basic-auth app come
-from the environment, named in `ServerCommand.secret_env`.
+No secret is ever on a command line or in a container's environment: every command (servers,
+migrations, `mlflow gc`) runs under a small POSIX-shell launcher (`launch`) that reads the Key
+Vault secrets from the files the CSI driver mounts (`ServerSettings.secrets_dir`). The store URIs
+carry no password: the launcher writes a libpq password file (`PGPASSFILE`, mode 0600, in the
+writable /tmp) from the mounted database password and rewrites it every
+`PASSFILE_REFRESH_SECONDS`; libpq (psycopg2 under SQLAlchemy) reads it on every new connection, so
+a rotated password reaches new connections without a restart. (libpq ignores a password file that
+group or others can read, and CSI files are root-owned and world-readable, so the mounted file
+itself cannot be the password file.) The other secrets (bootstrap admin password, CSRF key of the
+basic-auth app, webhook encryption key, gc's admin password) are read once at start: the launcher
+exports them to the process it `exec`s, never to the pod spec (`ServerCommand.secret_files`).
 """
 
 from __future__ import annotations
 
 import configparser
 import io
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final, Literal
@@ -39,17 +48,25 @@ TRACKING_DATABASE: Final = "mlflow"
 REGISTRY_DATABASE: Final = "mlflow_registry"
 AUTH_DATABASE: Final = "mlflow_auth"
 
-# Environment variable → Key Vault secret (synced into a Kubernetes Secret under the same key).
-SECRET_ENV: Final[Mapping[str, str]] = {
-    "PGPASSWORD": cluster_layout.POSTGRES_ADMIN_PASSWORD,
+# Environment variable of the launched process → mounted Key Vault secret file the launcher
+# exports it from. The database password is not among them: libpq reads the password file.
+SECRET_FILES: Final[Mapping[str, str]] = {
     "MLFLOW_AUTH_ADMIN_PASSWORD": cluster_layout.MLFLOW_ADMIN_PASSWORD,
     "MLFLOW_FLASK_SERVER_SECRET_KEY": cluster_layout.MLFLOW_FLASK_SECRET_KEY,
 }
 # The roles with the registry store create and deliver webhooks: one Fernet key for all of them.
-REGISTRY_SECRET_ENV: Final[Mapping[str, str]] = {
-    **SECRET_ENV,
+REGISTRY_SECRET_FILES: Final[Mapping[str, str]] = {
+    **SECRET_FILES,
     "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": cluster_layout.MLFLOW_WEBHOOK_ENCRYPTION_KEY,
 }
+DATABASE_PASSWORD_FILE: Final = cluster_layout.POSTGRES_ADMIN_PASSWORD
+"""The mounted Key Vault secret the password file is written from."""
+DEFAULT_SECRETS_DIR: Final = "/mnt/secrets-store"
+DEFAULT_PASSFILE: Final = "/tmp/pgpass"
+PASSFILE_REFRESH_SECONDS: Final = 60
+"""How often the launcher copies the mounted password into the password file (the CSI driver
+rewrites the mounted file within its rotation poll interval, two minutes on this platform)."""
+LAUNCHER_NAME: Final = "mlflow-launcher"
 DEFAULT_WEBHOOK_CACHE_TTL_SECONDS: Final = 10
 
 POSTGRES_PORT: Final = 5432
@@ -103,6 +120,10 @@ class ServerSettings:
     webhook_cache_ttl_seconds: int = DEFAULT_WEBHOOK_CACHE_TTL_SECONDS
     """How long each worker caches the webhook list per event (MLflow's default 60 s drops events
     for up to that long after a webhook is created or changed)."""
+    secrets_dir: str = DEFAULT_SECRETS_DIR
+    """Where the Key Vault secrets are mounted as files (CSI driver), one file per secret name."""
+    passfile: str = DEFAULT_PASSFILE
+    """The libpq password file the launcher writes (`PGPASSFILE`)."""
     extra_env: Mapping[str, str] = field(default_factory=dict)
     """Environment added verbatim (tests: the Azurite connection string)."""
 
@@ -111,10 +132,55 @@ class ServerSettings:
 class ServerCommand:
     role: str
     args: tuple[str, ...]
+    """The container's command: the launcher, then `program`."""
+    program: tuple[str, ...]
+    """What the launcher `exec`s (`mlflow server ...`)."""
     env: dict[str, str]
-    """Plain environment (no secrets)."""
-    secret_env: dict[str, str]
-    """Environment variable → secret key; the values come from the synced Key Vault secrets."""
+    """Plain environment (no secrets; `PGPASSFILE` names the password file the launcher writes)."""
+    secret_files: dict[str, str]
+    """Environment variable → mounted secret file the launcher exports it from (never in the pod spec)."""
+
+
+def launcher_script(
+    secrets_dir: str, passfile: str, exports: Mapping[str, str], refresh_seconds: int = PASSFILE_REFRESH_SECONDS
+) -> str:
+    """The POSIX shell script `launch` runs: password file, refresh loop, exports, `exec`.
+
+    Password-file fields escape `\\` and `:` with a backslash (libpq's rule). The file is written
+    next to itself and renamed, so libpq never reads half a file; a missing or empty mounted
+    password fails the start and leaves the last good file in place on a refresh. The refresh
+    loop ends by itself once the launched process (which has the launcher's pid) is gone."""
+    directory, target = shlex.quote(secrets_dir), shlex.quote(passfile)
+    source = f"{directory}/{DATABASE_PASSWORD_FILE}"
+    lines = [
+        "set -eu",
+        "umask 077",
+        "write_passfile() {",
+        f"  password=$(sed -e 's/[\\\\:]/\\\\&/g' {source}) || return 1",
+        '  [ -n "$password" ] || return 1',
+        f"  printf '*:*:*:*:%s\\n' \"$password\" > {target}.new || return 1",
+        f"  mv -f {target}.new {target}",
+        "}",
+        f'write_passfile || {{ echo "{LAUNCHER_NAME}: cannot write the password file from {source}" >&2; exit 1; }}',
+        # `$$` is this shell's pid, which `exec` hands to the command: the loop ends with it.
+        f"(while sleep {int(refresh_seconds)}; do kill -0 $$ 2>/dev/null || exit 0; "
+        f'write_passfile || echo "{LAUNCHER_NAME}: password file not refreshed" >&2; done) </dev/null >/dev/null &',
+    ]
+    lines += [f'{name}="$(cat {directory}/{shlex.quote(secret)})"; export {name}' for name, secret in exports.items()]
+    lines.append('exec "$@"')
+    return "\n".join(lines)
+
+
+def launch(
+    command: Sequence[str],
+    secrets_dir: str,
+    passfile: str,
+    exports: Mapping[str, str],
+    refresh_seconds: int = PASSFILE_REFRESH_SECONDS,
+) -> tuple[str, ...]:
+    """`command` run by the launcher: `/bin/sh -c <script> mlflow-launcher <command...>`."""
+    script = launcher_script(secrets_dir, passfile, exports, refresh_seconds)
+    return ("/bin/sh", "-c", script, LAUNCHER_NAME, *command)
 
 
 def _common_flags(settings: ServerSettings) -> list[str]:
@@ -176,11 +242,24 @@ def server_command(role: Role, settings: ServerSettings) -> ServerCommand:
         # Anything MLflow or its libraries cache goes to the writable emptyDir.
         "HOME": "/tmp",
         "TMPDIR": "/tmp",
+        "PGPASSFILE": settings.passfile,
         **(webhook_env(settings) if role != "artifacts" else {}),
         **settings.extra_env,
     }
-    secret_env = SECRET_ENV if role == "artifacts" else REGISTRY_SECRET_ENV
-    return ServerCommand(role=role, args=tuple(args), env=env, secret_env=dict(secret_env))
+    secret_files = SECRET_FILES if role == "artifacts" else REGISTRY_SECRET_FILES
+    return _launched(role, args, env, secret_files, settings)
+
+
+def _launched(
+    role: str, program: Sequence[str], env: dict[str, str], secret_files: Mapping[str, str], settings: ServerSettings
+) -> ServerCommand:
+    return ServerCommand(
+        role=role,
+        args=launch(program, settings.secrets_dir, settings.passfile, secret_files),
+        program=tuple(program),
+        env=env,
+        secret_files=dict(secret_files),
+    )
 
 
 def webhook_env(settings: ServerSettings) -> dict[str, str]:
@@ -197,10 +276,7 @@ def webhook_env(settings: ServerSettings) -> dict[str, str]:
     }
 
 
-GC_SECRET_ENV: Final[Mapping[str, str]] = {
-    "PGPASSWORD": cluster_layout.POSTGRES_ADMIN_PASSWORD,
-    "MLFLOW_TRACKING_PASSWORD": cluster_layout.MLFLOW_ADMIN_PASSWORD,
-}
+GC_SECRET_FILES: Final[Mapping[str, str]] = {"MLFLOW_TRACKING_PASSWORD": cluster_layout.MLFLOW_ADMIN_PASSWORD}
 
 
 def gc_command(settings: ServerSettings, older_than: str, artifacts_url: str) -> ServerCommand:
@@ -210,7 +286,8 @@ def gc_command(settings: ServerSettings, older_than: str, artifacts_url: str) ->
     Their artifact URIs are `mlflow-artifacts:/...`, which MLflow resolves through the tracking
     URI: `artifacts_url` is the artifacts role (`--artifacts-only`), which deletes the blobs with
     its workload identity; gc logs in as the basic-auth admin (`MLFLOW_TRACKING_USERNAME` /
-    `_PASSWORD`). The database password comes from `PGPASSWORD` (libpq), never the command line.
+    `_PASSWORD`, exported by the launcher from the mounted file). The database password comes from
+    the launcher's password file (libpq), never the command line or the environment.
     """
     args = (
         "mlflow",
@@ -229,12 +306,13 @@ def gc_command(settings: ServerSettings, older_than: str, artifacts_url: str) ->
         "PYTHONUNBUFFERED": "1",
         "HOME": "/tmp",
         "TMPDIR": "/tmp",
+        "PGPASSFILE": settings.passfile,
         **settings.extra_env,
     }
-    return ServerCommand(role="gc", args=args, env=env, secret_env=dict(GC_SECRET_ENV))
+    return _launched("gc", args, env, GC_SECRET_FILES, settings)
 
 
-def migration_commands(database: DatabaseServer) -> tuple[tuple[str, ...], ...]:
+def migration_programs(database: DatabaseServer) -> tuple[tuple[str, ...], ...]:
     """Schema upgrades, in order: tracking, registry, auth. Each is idempotent (alembic to head)."""
     return (
         ("mlflow", "db", "upgrade", database.uri(TRACKING_DATABASE)),
@@ -243,18 +321,23 @@ def migration_commands(database: DatabaseServer) -> tuple[tuple[str, ...], ...]:
     )
 
 
-def migration_env() -> tuple[dict[str, str], dict[str, str]]:
-    """(plain env, secret env) of the migration commands: only the database password is secret."""
-    return {"HOME": "/tmp", "TMPDIR": "/tmp", "PYTHONUNBUFFERED": "1"}, {
-        "PGPASSWORD": cluster_layout.POSTGRES_ADMIN_PASSWORD
-    }
+def migration_commands(
+    database: DatabaseServer, secrets_dir: str = DEFAULT_SECRETS_DIR, passfile: str = DEFAULT_PASSFILE
+) -> tuple[tuple[str, ...], ...]:
+    """`migration_programs`, each under the launcher: the database password from the password file."""
+    return tuple(launch(program, secrets_dir, passfile, {}) for program in migration_programs(database))
+
+
+def migration_env(passfile: str = DEFAULT_PASSFILE) -> dict[str, str]:
+    """Environment of the migration commands: nothing secret."""
+    return {"HOME": "/tmp", "TMPDIR": "/tmp", "PYTHONUNBUFFERED": "1", "PGPASSFILE": passfile}
 
 
 def auth_config(settings: ServerSettings) -> str:
     """`basic_auth.ini` (read through `MLFLOW_AUTH_CONFIG_PATH`): no secret in it.
 
     The admin user and password come from `MLFLOW_AUTH_ADMIN_USERNAME`/`..._PASSWORD`; the auth
-    database URI carries no password either (libpq reads `PGPASSWORD`).
+    database URI carries no password either (libpq reads the `PGPASSFILE` password file).
     """
     parser = configparser.ConfigParser(interpolation=None)
     parser["mlflow"] = {

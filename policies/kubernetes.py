@@ -80,9 +80,21 @@ def _requests_limits(props: Mapping[str, Any], _: ResourceValidationArgs) -> Ite
     for label, container in containers(props):
         resources = container.get("resources") or {}
         missing = [f"requests.{r}" for r in ("cpu", "memory") if not get(resources, f"requests.{r}")]
-        missing += ["limits.memory"] if not get(resources, "limits.memory") else []
+        missing += [f"limits.{r}" for r in ("cpu", "memory") if not get(resources, f"limits.{r}")]
         if missing:
             yield f"{label}: resources lack {', '.join(missing)}"
+
+
+def _no_secret_env(props: Mapping[str, Any], _: ResourceValidationArgs) -> Iterator[str]:
+    """checkov CKV_K8S_35: a Secret in the environment leaks into child processes, crash dumps and
+    `/proc/<pid>/environ`, and is never updated in a running container."""
+    for label, container in containers(props):
+        for variable in container.get("env") or []:
+            if isinstance(variable, Mapping) and get(variable, "valueFrom.secretKeyRef"):
+                yield f"{label}: env {variable.get('name', '?')} comes from a Secret"
+        for source in container.get("envFrom") or []:
+            if isinstance(source, Mapping) and source.get("secretRef"):
+                yield f"{label}: envFrom imports Secret {get(source, 'secretRef.name') or '?'}"
 
 
 def image_problem(image: Any) -> str | None:
@@ -205,13 +217,26 @@ def _workloads_and_releases(type_token: str) -> bool:
 POLICIES = [
     resource_policy(
         "k8s-requests-and-limits",
-        "Every container declares CPU and memory requests and a memory limit.",
+        "Every container declares CPU and memory requests and limits (checkov CKV_K8S_10, CKV_K8S_11, "
+        "CKV_K8S_12, CKV_K8S_13).",
         severity=Severity.MEDIUM,
-        remediation="Set resources.requests.cpu, resources.requests.memory and resources.limits.memory on every "
-        "container (CPU limits are optional: they throttle).",
+        remediation="Set resources.requests.cpu, resources.requests.memory, resources.limits.cpu and "
+        "resources.limits.memory on every container (a CPU limit bounds what a runaway container takes from "
+        "its node's neighbours).",
         types=_is_workload,
         check=_requests_limits,
         tags=("kubernetes", "capacity"),
+    ),
+    resource_policy(
+        "k8s-no-secret-env",
+        "No container takes a Secret through its environment (checkov CKV_K8S_35): secrets are mounted files.",
+        severity=Severity.HIGH,
+        remediation="Mount the secret (Key Vault CSI volume) and read the file: PGPASSFILE for PostgreSQL, a "
+        "`*_FILE` variable where the program has one, or the launcher of layout/mlflow_server.py; never "
+        "env[].valueFrom.secretKeyRef or envFrom[].secretRef.",
+        types=_is_workload,
+        check=_no_secret_env,
+        tags=("kubernetes", "security"),
     ),
     resource_policy(
         "k8s-pinned-images",

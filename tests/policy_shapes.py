@@ -24,7 +24,12 @@ _CONTAINER: dict[str, Any] = {
     "image": "mlopsprodacr.azurecr.io/mlops/mlflow-server@sha256:" + "3f" * 32,
     "imagePullPolicy": "IfNotPresent",
     "ports": [{"name": "http", "containerPort": 5000}],
-    "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+    "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+    # Plain values and non-secret references only (k8s-no-secret-env): secrets are mounted files.
+    "env": [
+        {"name": "PGPASSFILE", "value": "/tmp/pgpass"},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+    ],
     "securityContext": {
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,

@@ -4,8 +4,8 @@ Azurite; the CronJob and the storage lifecycle policy as declared.
 
 from __future__ import annotations
 
-import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from layout import cluster_layout
 from layout.mlflow_server import gc_command
 from mlopsctl.mock_engine import Evaluation
 from tests.conftest import evaluate_with
-from tests.services.processes import base_env
+from tests.services.processes import base_env, run_to_completion
 
 
 def _blobs(mlflow_stack: Any, prefix: str) -> list[str]:
@@ -54,14 +54,14 @@ def test_mlflow_gc_removes_what_was_deleted_longer_ago_than_older_than(
     time.sleep(40)  # > older_than below, which stays above gc's own start-up time (imports: seconds)
     client.delete_run(runs["recent"])
 
-    command = gc_command(mlflow_stack.settings, "30s", mlflow_stack.servers["artifacts"].url)
-    secrets = {
-        cluster_layout.POSTGRES_ADMIN_PASSWORD: mlflow_stack.postgres.password,
-        cluster_layout.MLFLOW_ADMIN_PASSWORD: mlflow_stack.admin_password,
-    }
-    env = {**base_env(), **command.env, **{name: secrets[key] for name, key in command.secret_env.items()}}
-    result = subprocess.run(command.args, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+    # As the CronJob runs it: the launcher reads the database and admin passwords from the mounted
+    # files of the deployment (its own password file); nothing secret in the environment.
+    settings = replace(mlflow_stack.settings, passfile=str(tmp_path / "gc-pgpass"))
+    command = gc_command(settings, "30s", mlflow_stack.servers["artifacts"].url)
+    env = {**base_env(), **command.env}
+    assert not {"PGPASSWORD", "MLFLOW_TRACKING_PASSWORD"} & set(env)
+    log = tmp_path / "gc.log"
+    assert run_to_completion(command.args, env, log, timeout=300) == 0, log.read_text()
 
     assert _blobs(mlflow_stack, prefix("old")) == []  # deleted 40 s ago: gone, blobs and all
     assert _blobs(mlflow_stack, model_prefix) == []
@@ -78,12 +78,17 @@ def test_the_gc_cronjob_runs_that_command_on_the_schedule(dev: Evaluation) -> No
     assert spec["schedule"] == "30 3 * * *" and spec["concurrencyPolicy"] == "Forbid"
     [container] = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     command = container["command"]
-    assert command[:2] == ["mlflow", "gc"]
+    # The launcher, then `mlflow gc`: the passwords come from the mounted Key Vault files.
+    assert command[:2] == ["/bin/sh", "-c"] and command[3:6] == ["mlflow-launcher", "mlflow", "gc"]
     assert command[command.index("--older-than") + 1] == "30d"
     assert command[command.index("--tracking-uri") + 1] == "http://mlflow-artifacts.mlflow.svc.cluster.local:5000"
-    secret_env = {e["name"] for e in container["env"] if "valueFrom" in e}
-    assert secret_env == {"PGPASSWORD", "MLFLOW_TRACKING_PASSWORD"}
-    assert not any("PASSWORD" in part for part in command)
+    assert f"/mnt/secrets-store/{cluster_layout.POSTGRES_ADMIN_PASSWORD}" in command[2]
+    assert f'MLFLOW_TRACKING_PASSWORD="$(cat /mnt/secrets-store/{cluster_layout.MLFLOW_ADMIN_PASSWORD})"' in command[2]
+    env = {e["name"]: e for e in container["env"]}
+    assert not any("valueFrom" in e for e in env.values())
+    assert env["PGPASSFILE"]["value"] == "/tmp/pgpass" and "PGPASSWORD" not in env
+    assert {m["mountPath"] for m in container["volumeMounts"]} >= {"/mnt/secrets-store", "/tmp"}
+    assert not any("PASSWORD" in part for part in command[3:])
 
 
 def test_gc_settings_reach_the_cronjob_and_bad_values_are_refused() -> None:

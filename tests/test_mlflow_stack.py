@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.cluster.mlflow_stack import job_template, synced_secret_name
+from components.cluster.mlflow_stack import METRICS_PASSWORD_SECRET, job_template
 from layout import cluster_layout, mlflow_routing
 from layout.images import image_by_name
 from layout.mlflow_server import (
@@ -59,7 +59,7 @@ def test_tracking_and_registry_serve_stores_without_artifacts() -> None:
     for role in ("tracking", "registry"):
         command = server_command(role, _settings())
         args = command.args
-        assert args[:2] == ("mlflow", "server")
+        assert command.program[:2] == ("mlflow", "server") and args[4:] == command.program
         assert _flag(args, "--backend-store-uri") == (
             "postgresql+psycopg2://mlflowadmin@db.example.com:5432/mlflow?sslmode=require"
         )
@@ -88,8 +88,7 @@ def test_every_role_has_auth_metrics_hosts_and_sizes(role: str) -> None:
     assert command.env["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"] == "7"
     assert command.env["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"] == "2"
     assert command.env["MLFLOW_AUTH_CONFIG_PATH"] == "/etc/mlflow/basic_auth.ini"
-    assert command.secret_env == {
-        "PGPASSWORD": cluster_layout.POSTGRES_ADMIN_PASSWORD,
+    assert command.secret_files == {
         "MLFLOW_AUTH_ADMIN_PASSWORD": cluster_layout.MLFLOW_ADMIN_PASSWORD,
         "MLFLOW_FLASK_SERVER_SECRET_KEY": cluster_layout.MLFLOW_FLASK_SECRET_KEY,
         # Roles with the registry store share one Fernet key for stored webhook secrets.
@@ -100,6 +99,16 @@ def test_every_role_has_auth_metrics_hosts_and_sizes(role: str) -> None:
         ),
     }
     assert not any(":" in a and "@" in a and "//" in a and a.count(":") > 2 for a in args), "password in a URI"
+    # The launcher writes the password file from the mounted secret, exports the other secrets
+    # from their files, then execs the server; the environment names only the password file.
+    assert args[:2] == ("/bin/sh", "-c") and args[3] == "mlflow-launcher"
+    script = args[2]
+    assert f"/mnt/secrets-store/{cluster_layout.POSTGRES_ADMIN_PASSWORD}" in script
+    for name, secret in command.secret_files.items():
+        assert f'{name}="$(cat /mnt/secrets-store/{secret})"; export {name}' in script
+    assert script.endswith('exec "$@"')
+    assert command.env["PGPASSFILE"] == "/tmp/pgpass" and "PGPASSWORD" not in command.env
+    assert not set(command.secret_files) & set(command.env)
 
 
 def test_unknown_role_is_refused() -> None:
@@ -109,7 +118,9 @@ def test_unknown_role_is_refused() -> None:
 
 def test_migrations_and_auth_config() -> None:
     commands = migration_commands(DatabaseServer(host="h", user="u"))
-    assert [c[:3] for c in commands] == [
+    # Each under the launcher (password file only, nothing exported).
+    assert all(c[:2] == ("/bin/sh", "-c") and c[3] == "mlflow-launcher" and "export" not in c[2] for c in commands)
+    assert [c[4:7] for c in commands] == [
         ("mlflow", "db", "upgrade"),
         ("mlflow", "db", "upgrade"),
         ("python", "-m", "mlflow.server.auth"),
@@ -223,8 +234,17 @@ def test_deployments_run_the_builders_command_line(stack: Evaluation) -> None:
         assert container["imagePullPolicy"] == "IfNotPresent"
         env = {e["name"]: e for e in container["env"]}
         assert {k: env[k]["value"] for k in command.env} == command.env
-        for name, key in command.secret_env.items():
-            assert env[name]["valueFrom"]["secretKeyRef"]["key"] == key
+        # No secret in the environment (checkov CKV_K8S_35): the launcher reads the files the
+        # pod's CSI volume mounts where the command line says.
+        assert not any("valueFrom" in e for e in container["env"])
+        assert not set(command.secret_files) & set(env) and "PGPASSWORD" not in env
+        assert env["PGPASSFILE"]["value"] == "/tmp/pgpass"
+        assert {"name": "secrets-store", "mountPath": "/mnt/secrets-store", "readOnly": True} in container[
+            "volumeMounts"
+        ]
+        volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "secrets-store")
+        account = "mlflow-artifacts" if role == "artifacts" else "mlflow-server"
+        assert volume["csi"]["volumeAttributes"] == {"secretProviderClass": f"{account}-key-vault"}
         assert f"public host {cluster_layout.public_host('mlflow', settings.domain)}" and _flag(
             command.args, "--allowed-hosts"
         ).startswith(f"mlflow.{settings.domain},")
@@ -261,8 +281,14 @@ def test_zone_spread_in_prod_only(dev: Evaluation, prod: Evaluation) -> None:
 def test_deployments_wait_for_the_migration_job(stack: Evaluation) -> None:
     job = next(r for r in _k8s(stack, "Job"))
     pod = job.inputs["spec"]["template"]["spec"]
-    commands = [c["command"] for c in (*pod["initContainers"], *pod["containers"])]
-    assert [c[:3] for c in commands] == [
+    containers = (*pod["initContainers"], *pod["containers"])
+    commands = [c["command"] for c in containers]
+    assert all(c[:2] == ["/bin/sh", "-c"] and c[3] == "mlflow-launcher" for c in commands)
+    for container in containers:
+        assert {e["name"]: e.get("value") for e in container["env"]}["PGPASSFILE"] == "/tmp/pgpass"
+        assert not any("valueFrom" in e for e in container["env"])
+        assert container["resources"]["limits"]["cpu"] == "1"
+    assert [c[4:7] for c in commands] == [
         ["mlflow", "db", "upgrade"],
         ["mlflow", "db", "upgrade"],
         ["python", "-m", "mlflow.server.auth"],
@@ -306,6 +332,25 @@ def test_secrets_come_from_key_vault_by_workload_identity(stack: Evaluation) -> 
             cluster_layout.MLFLOW_REGISTRY_SECRETS if key == "mlflow-server" else cluster_layout.MLFLOW_SERVER_SECRETS
         )
         assert {yaml.safe_load(o)["objectName"] for o in objects} == set(expected)
+        # Only the metrics password is synced into a Kubernetes Secret (PodMonitor basic-auth);
+        # the database password, CSRF key and webhook key stay files in the pods.
+        synced = provider.get("secretObjects", [])
+        assert synced == (
+            [
+                {
+                    "secretName": METRICS_PASSWORD_SECRET,
+                    "type": "Opaque",
+                    "data": [
+                        {
+                            "objectName": cluster_layout.MLFLOW_ADMIN_PASSWORD,
+                            "key": cluster_layout.MLFLOW_ADMIN_PASSWORD,
+                        }
+                    ],
+                }
+            ]
+            if key == "mlflow-server"
+            else []
+        )
         account = _named(stack, "ServiceAccount", key)
         assert account["metadata"]["annotations"]["azure.workload.identity/client-id"] == client_ids[key]
     jobs = _named(stack, "ServiceAccount", "mlflow-job-runner")
@@ -364,13 +409,9 @@ def test_pod_monitors_label_the_role(stack: Evaluation) -> None:
         relabel = endpoint["relabelings"][0]
         assert relabel["sourceLabels"] == ["__meta_kubernetes_pod_label_app_kubernetes_io_component"]
         assert relabel["targetLabel"] == cluster_layout.MLFLOW_ROLE_METRIC_LABEL
-        # basic-auth protects /metrics: the admin password from the CSI-synced Secret (named for
-        # the credentials generation, like the one the server pods read).
+        # basic-auth protects /metrics: the admin password from the one CSI-synced Secret.
         password = endpoint["basicAuth"]["password"]
-        assert password == {
-            "name": synced_secret_name("mlflow-server", "2026-01-05T09:00:00Z"),
-            "key": cluster_layout.MLFLOW_ADMIN_PASSWORD,
-        }
+        assert password == {"name": METRICS_PASSWORD_SECRET, "key": cluster_layout.MLFLOW_ADMIN_PASSWORD}
     username = _named(stack, "Secret", endpoint["basicAuth"]["username"]["name"])
     assert username["stringData"] == {"username": committed_settings(stack.stack).mlflow_admin_username}
 

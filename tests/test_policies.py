@@ -133,6 +133,7 @@ VAULT, PG, PG_CONFIG = (
 AKS, POOL = "azure-native:containerservice:ManagedCluster", "azure-native:containerservice:AgentPool"
 SECRET, REGISTRY = "azure-native:keyvault:Secret", "azure-native:containerregistry:Registry"
 WORKSPACE = "azure-native:operationalinsights:Workspace"
+K8S_JOB = "kubernetes:batch/v1:Job"
 POD = "spec.template.spec"
 MAIN = f"{POD}.containers.0"
 CANARY = "spec.predictors.1"
@@ -393,13 +394,58 @@ CASES = [
         "k8s-requests-and-limits",
         in_cluster("deployment"),
         setting(f"{MAIN}.resources.limits", ...),
-        "container mlflow: resources lack limits.memory",
+        "container mlflow: resources lack limits.cpu, limits.memory",
+    ),
+    Case(
+        "k8s-requests-and-limits",
+        in_cluster("deployment"),
+        setting(f"{MAIN}.resources.limits.cpu", ...),
+        "container mlflow: resources lack limits.cpu",
     ),
     Case(
         "k8s-requests-and-limits",
         in_cluster("job"),
         setting(f"{POD}.containers.0.resources", ...),
-        "container migrate: resources lack requests.cpu, requests.memory, limits.memory",
+        "container migrate: resources lack requests.cpu, requests.memory, limits.cpu, limits.memory",
+    ),
+    # The program's own migration Job: its init containers count too (checkov CKV_K8S_11).
+    Case(
+        "k8s-requests-and-limits",
+        recorded(K8S_JOB, "mlflow-migrate"),
+        setting(f"{POD}.initContainers.0.resources.limits.cpu", ...),
+        "init container migrate-tracking: resources lack limits.cpu",
+    ),
+    Case(
+        "k8s-no-secret-env",
+        in_cluster("deployment"),
+        setting(f"{MAIN}.env.1", {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}}),
+        "container mlflow: env PGPASSWORD comes from a Secret",
+    ),
+    Case(
+        "k8s-no-secret-env",
+        in_cluster("job"),
+        setting(f"{POD}.containers.0.envFrom", [{"secretRef": {"name": "mlflow-server-secrets"}}]),
+        "container migrate: envFrom imports Secret mlflow-server-secrets",
+    ),
+    # The program's own MLflow server and gc CronJob pass as recorded, and fail with the Secret
+    # reference they carried before the launcher read mounted files.
+    Case(
+        "k8s-no-secret-env",
+        recorded("kubernetes:apps/v1:Deployment", "mlflow-tracking"),
+        setting(
+            f"{MAIN}.env.0",
+            {"name": "MLFLOW_FLASK_SERVER_SECRET_KEY", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+        ),
+        "container mlflow: env MLFLOW_FLASK_SERVER_SECRET_KEY comes from a Secret",
+    ),
+    Case(
+        "k8s-no-secret-env",
+        recorded("kubernetes:batch/v1:CronJob", "mlflow-gc"),
+        setting(
+            "spec.jobTemplate.spec.template.spec.containers.0.env.0",
+            {"name": "MLFLOW_TRACKING_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+        ),
+        "container gc: env MLFLOW_TRACKING_PASSWORD comes from a Secret",
     ),
     Case(
         "k8s-pinned-images",

@@ -17,10 +17,13 @@ import pytest
 import yaml
 
 from components.azure.credential_rotation import SECONDS_PER_DAY, expiry_epoch
+from layout import cluster_layout
 from layout.audit import AUDIT_SOURCES
+from layout.mlflow_server import PASSFILE_REFRESH_SECONDS
 from mlopsctl.mock_engine import MOCK_NOW, Evaluation, evaluate
 from mlopsctl.policy_check import load_pack_config, run_policies
 from policies.azure import AUDITED_TYPES, DIAGNOSTIC_SETTING, SECURITY_PRICING
+from policies.kubernetes import containers, is_kubernetes_object
 from policies.pack import BY_NAME
 from settings import SettingsError, load_settings
 from tests.conftest import evaluate_with
@@ -230,21 +233,32 @@ def test_advancing_the_keeper_rotates_the_credentials_and_nothing_else() -> None
         *rotated_passwords,
         "postgres-server",  # administratorLoginPassword: the new value reaches PostgreSQL
         *(secret.name for secret in before.of_type(SECRET)),  # new value and/or new expiry
-        # The pods: the CSI driver syncs into a Secret named for the new generation, the server
-        # Deployments roll (and the idempotent migration Job re-runs) reading it, and the
-        # PodMonitors' basic-auth follows the Secret's name.
-        "mlflow-secret-provider-mlflow-server",
-        "mlflow-secret-provider-mlflow-artifacts",
-        "mlflow-migrate",
+        # The server Deployments roll (their generation annotation), and each new pod's CSI mount
+        # fetches the new values. Nothing else in the cluster changes: no Secret in the namespace
+        # carries a rotated value (pods read mounted files, the launcher keeps the database
+        # password file current), so SecretProviderClasses, the migration Job and the PodMonitors
+        # stay as they are.
         *server_pods,
-        *(f"{pod}-pod-monitor" for pod in server_pods),
     }
     for evaluation in (before, after):
+        # No workload of the program takes a Secret through its environment.
+        for workload in evaluation.resources:
+            for label, container in containers(workload.inputs) if is_kubernetes_object(workload.type) else ():
+                assert not [e for e in container.get("env") or [] if "secretKeyRef" in e.get("valueFrom", {})], label
+                assert not [e for e in container.get("envFrom") or [] if "secretRef" in e], label
+        # What is synced into a Kubernetes Secret at all: the metrics password, which is not rotated.
+        synced = [
+            data["objectName"]
+            for provider in evaluation.of_type("kubernetes:secrets-store.csi.x-k8s.io/v1:SecretProviderClass")
+            if provider.name.startswith("mlflow-secret-provider")
+            for objects in provider.inputs["spec"].get("secretObjects", [])
+            for data in objects["data"]
+        ]
+        assert synced == [cluster_layout.MLFLOW_ADMIN_PASSWORD]
         tracking = {r.name: r for r in evaluation.resources}["mlflow-tracking"]
-        env = tracking.inputs["spec"]["template"]["spec"]["containers"][0]["env"]
-        referenced = {e["valueFrom"]["secretKeyRef"]["name"] for e in env if "valueFrom" in e}
-        assert referenced == {_synced_secrets(evaluation)["mlflow-secret-provider-mlflow-server"]}
-    assert set(_synced_secrets(before).values()).isdisjoint(_synced_secrets(after).values())
+        script = tracking.inputs["spec"]["template"]["spec"]["containers"][0]["command"][2]
+        assert f"/mnt/secrets-store/{cluster_layout.POSTGRES_ADMIN_PASSWORD}" in script
+        assert f"while sleep {PASSFILE_REFRESH_SECONDS}" in script  # running pods follow the mounted file
     assert (
         after.one(POSTGRES).inputs["administratorLoginPassword"]
         != before.one(POSTGRES).inputs["administratorLoginPassword"]
@@ -274,12 +288,3 @@ def test_advancing_the_keeper_rotates_the_credentials_and_nothing_else() -> None
     # Bootstrap passwords (stored by MLflow and Grafana at first start) keep their value.
     for password in before.of_type(PASSWORD):
         assert ("keepers" in password.inputs) == (password.name in rotated_passwords), password.name
-
-
-def _synced_secrets(evaluation: Evaluation) -> dict[str, str]:
-    """The Secret each MLflow SecretProviderClass syncs into."""
-    return {
-        r.name: r.inputs["spec"]["secretObjects"][0]["secretName"]
-        for r in evaluation.of_type("kubernetes:secrets-store.csi.x-k8s.io/v1:SecretProviderClass")
-        if r.name.startswith("mlflow-secret-provider")
-    }

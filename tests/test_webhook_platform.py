@@ -138,18 +138,27 @@ def test_mlflow_servers_get_one_encryption_key_and_deliberate_targets(
     with_operator: Evaluation, dev: Evaluation
 ) -> None:
     for role in ("tracking", "registry"):
-        env = _env(_mlflow_container(with_operator, role))
-        assert env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"]["secretKeyRef"]["key"] == "mlflow-webhook-encryption-key"
+        container = _mlflow_container(with_operator, role)
+        env = _env(container)
+        # One key for every server process: the launcher exports it from the one mounted vault secret.
+        assert "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY" not in env
+        assert (
+            'MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY="$(cat /mnt/secrets-store/mlflow-webhook-encryption-key)"'
+            in container["command"][2]
+        )
         assert (env["MLFLOW_WEBHOOK_ALLOWED_SCHEMES"], env["MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"]) == (
             "https,http",
             "true",
         )
         assert env["MLFLOW_WEBHOOK_CACHE_TTL"] == "10"
         # Without the receiver (dev: no operator), MLflow keeps its SSRF protection, explicitly.
-        env = _env(_mlflow_container(dev, role))
+        container = _mlflow_container(dev, role)
+        env = _env(container)
         assert (env["MLFLOW_WEBHOOK_ALLOWED_SCHEMES"], env["MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"]) == ("https", "false")
-        assert "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY" in env
-    assert "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY" not in _env(_mlflow_container(with_operator, "artifacts"))
+        assert "export MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY" in container["command"][2]
+    artifacts = _mlflow_container(with_operator, "artifacts")
+    assert "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY" not in artifacts["command"][2]
+    assert "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY" not in _env(artifacts)
     assert not [r for r in dev.resources if r.type.startswith("mlops:serving:WebhookReceiver")]
 
 

@@ -10,8 +10,10 @@ In the MLflow namespace (Pod Security `restricted`):
   PodDisruptionBudget, and HorizontalPodAutoscalers for tracking and registry;
 - Services and an Istio VirtualService on the platform gateway rendered from
   `layout.mlflow_routing.ROUTES`;
-- Key Vault secrets through the CSI driver (SecretProviderClass, workload identity) synced into a
-  Kubernetes Secret per identity for the environment; blob access by workload identity only;
+- Key Vault secrets through the CSI driver (SecretProviderClass, workload identity) as files that
+  the launcher of `layout.mlflow_server` reads (no secret in any container's environment); only the
+  admin password is synced into a Kubernetes Secret, for Prometheus' basic-auth scrapes; blob
+  access by workload identity only;
 - basic-auth configured by a ConfigMap (`basic_auth.ini` via `MLFLOW_AUTH_CONFIG_PATH`);
 - NetworkPolicies: default deny, then the gateway, the monitoring namespace (metrics), the models
   namespace (artifact reads) and the egress the servers need;
@@ -26,7 +28,6 @@ In the jobs namespace: the service account and job template of `mlflow run --bac
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -40,6 +41,7 @@ from layout import cluster_layout, mlflow_routing
 from layout.images import DIGEST_PULL_POLICY
 from layout.key_vault_csi import key_vault_provider_parameters
 from layout.mlflow_server import (
+    DEFAULT_SECRETS_DIR,
     PGBOUNCER_PORT,
     POSTGRES_PORT,
     ROLES,
@@ -55,7 +57,7 @@ from layout.mlflow_server import (
     service_name,
 )
 
-SECRETS_MOUNT = "/mnt/secrets-store"
+SECRETS_MOUNT = DEFAULT_SECRETS_DIR
 MLFLOW_UID = 10001
 """The non-root user of images/mlflow."""
 AUTH_CONFIG_DIR = "/etc/mlflow"
@@ -63,6 +65,9 @@ WORKLOAD_IDENTITY_LABEL = cluster_layout.WORKLOAD_IDENTITY_USE
 CLIENT_ID_ANNOTATION = cluster_layout.WORKLOAD_IDENTITY_CLIENT_ID
 PART_OF = "mlops-platform"
 METRICS_CREDENTIALS_SECRET = "mlflow-metrics-username"
+METRICS_PASSWORD_SECRET = "mlflow-metrics-password"
+"""The one Secret the CSI driver syncs in the namespace: the admin password Prometheus scrapes
+`/metrics` with (PodMonitor basic-auth reads Secrets only). No pod reads it."""
 
 
 @dataclass(frozen=True)
@@ -122,10 +127,11 @@ class MlflowStackArgs:
     """The cluster: its deletion takes these objects along, so they are not deleted one by one."""
     credentials_generation: pulumi.Input[str] | None = None
     """Generation of the rotated credentials (CredentialRotation.generation, carrying the Key Vault
-    secrets as dependencies). A rotation changes it: the CSI driver syncs into a new Secret named
-    for the generation, and the pods roll to read it. Environment variables from a Secret are read
-    only at container start, and the driver never updates an existing synced Secret when a pod
-    mounts (only on its next rotation poll), so reusing one name could hand new pods the old value."""
+    secrets as dependencies). A rotation changes it, and with it the server pods' annotation: the
+    Deployments roll after the vault write, and each new pod's CSI mount fetches the new values
+    (the secrets the launcher exports, such as the CSRF key, are read only at start). Running pods
+    do not wait for that for the database: the driver rewrites their mounted files on its rotation
+    poll and the launcher copies the password into the password file within a minute."""
 
 
 CREDENTIALS_GENERATION_ANNOTATION = "mlops.io/credentials-generation"
@@ -148,14 +154,6 @@ def selector(role: str) -> dict[str, str]:
 
 def _account(key: str) -> cluster_layout.WorkloadServiceAccount:
     return next(a for a in cluster_layout.WORKLOAD_SERVICE_ACCOUNTS if a.key == key)
-
-
-def synced_secret_name(account_key: str, generation: str = "") -> str:
-    """The Kubernetes Secret the CSI driver syncs an identity's Key Vault secrets into (one per
-    credentials generation, so a rotation never reuses a Secret holding the old values)."""
-    if not generation:
-        return f"{account_key}-secrets"
-    return f"{account_key}-secrets-{hashlib.sha256(generation.encode()).hexdigest()[:8]}"
 
 
 def secret_provider_parameters(
@@ -214,18 +212,9 @@ def job_template(namespace: str, service_account: str) -> dict[str, Any]:
     }
 
 
-def _env(plain: Mapping[str, str], secret: Mapping[str, str], secret_name: str) -> list[k8s.core.v1.EnvVarArgs]:
-    env = [k8s.core.v1.EnvVarArgs(name=name, value=value) for name, value in plain.items()]
-    env += [
-        k8s.core.v1.EnvVarArgs(
-            name=name,
-            value_from=k8s.core.v1.EnvVarSourceArgs(
-                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret_name, key=key)
-            ),
-        )
-        for name, key in secret.items()
-    ]
-    return env
+def _env(plain: Mapping[str, str]) -> list[k8s.core.v1.EnvVarArgs]:
+    """Plain values only: secrets are mounted files the launcher reads (`layout.mlflow_server.launch`)."""
+    return [k8s.core.v1.EnvVarArgs(name=name, value=value) for name, value in plain.items()]
 
 
 def _volumes(provider_class: str, auth_config_map: pulumi.Input[str] | None) -> list[k8s.core.v1.VolumeArgs]:
@@ -271,11 +260,6 @@ class MlflowStack(pulumi.ComponentResource):
         self._args = args
         self._name = name
         ns = args.namespace
-        generation = pulumi.Output.from_input(args.credentials_generation or "")
-        self._synced: dict[str, pulumi.Output[str]] = {
-            key: generation.apply(functools.partial(synced_secret_name, key))
-            for key in ("mlflow-server", "mlflow-artifacts")
-        }
 
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
@@ -310,22 +294,28 @@ class MlflowStack(pulumi.ComponentResource):
             parameters = pulumi.Output.all(args.client_ids[key], args.key_vault_name, args.tenant_id).apply(
                 functools.partial(_provider_parameters, account)
             )
+            spec: dict[str, Any] = {"provider": "azure", "parameters": parameters}
+            if key == "mlflow-server":
+                # Synced while a tracking or registry pod mounts the class; the admin password is a
+                # bootstrap credential (not rotated), so one fixed name serves every generation.
+                spec["secretObjects"] = [
+                    {
+                        "secretName": METRICS_PASSWORD_SECRET,
+                        "type": "Opaque",
+                        "data": [
+                            {
+                                "objectName": cluster_layout.MLFLOW_ADMIN_PASSWORD,
+                                "key": cluster_layout.MLFLOW_ADMIN_PASSWORD,
+                            }
+                        ],
+                    }
+                ]
             k8s.apiextensions.CustomResource(
                 f"{name}-secret-provider-{key}",
                 api_version="secrets-store.csi.x-k8s.io/v1",
                 kind="SecretProviderClass",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=provider_classes[key], namespace=ns),
-                spec={
-                    "provider": "azure",
-                    "parameters": parameters,
-                    "secretObjects": [
-                        {
-                            "secretName": self._synced[key],
-                            "type": "Opaque",
-                            "data": [{"objectName": secret, "key": secret} for secret in account.secrets],
-                        }
-                    ],
-                },
+                spec=spec,
                 opts=self._opts(in_ns),
             )
 
@@ -338,6 +328,7 @@ class MlflowStack(pulumi.ComponentResource):
                 database=replace(args.server.database, host=v[0]),
                 artifacts_destination=v[1],
                 auth_config_path=f"{AUTH_CONFIG_DIR}/basic_auth.ini",
+                secrets_dir=SECRETS_MOUNT,
             )
         )
         auth_map = k8s.core.v1.ConfigMap(
@@ -460,10 +451,11 @@ class MlflowStack(pulumi.ComponentResource):
         self, settings: pulumi.Output[ServerSettings], provider_class: str, opts: pulumi.ResourceOptions
     ) -> k8s.batch.v1.Job:
         args, ns = self._args, self._args.namespace
-        plain, secret = migration_env()
-        env = self._synced["mlflow-server"].apply(lambda secret_name: _env(plain, secret, secret_name))
+        env = _env(migration_env())
         # Directly on PostgreSQL (5432), even when the servers go through PgBouncer.
-        commands = settings.apply(lambda s: [list(c) for c in migration_commands(migration_database(s.database))])
+        commands = settings.apply(
+            lambda s: [list(c) for c in migration_commands(migration_database(s.database), s.secrets_dir, s.passfile)]
+        )
         names = ("tracking", "registry", "auth")
 
         def container(index: int) -> k8s.core.v1.ContainerArgs:
@@ -474,7 +466,7 @@ class MlflowStack(pulumi.ComponentResource):
                 command=commands.apply(lambda c: c[index]),
                 env=env,
                 resources=k8s.core.v1.ResourceRequirementsArgs(
-                    requests={"cpu": "100m", "memory": "512Mi"}, limits={"memory": "1Gi"}
+                    requests={"cpu": "100m", "memory": "512Mi"}, limits={"cpu": "1", "memory": "1Gi"}
                 ),
                 security_context=restricted_container(MLFLOW_UID),
                 volume_mounts=_mounts(auth_config=False),
@@ -554,9 +546,7 @@ class MlflowStack(pulumi.ComponentResource):
                                         image=args.image,
                                         image_pull_policy=DIGEST_PULL_POLICY,
                                         command=command.apply(lambda c: list(c.args)),
-                                        env=command.apply(
-                                            lambda c: _env(c.env, c.secret_env, synced_secret_name("mlflow-server"))
-                                        ),
+                                        env=command.apply(lambda c: _env(c.env)),
                                         resources=k8s.core.v1.ResourceRequirementsArgs(
                                             requests={"cpu": "100m", "memory": "512Mi"},
                                             limits={"cpu": "1", "memory": "1Gi"},
@@ -587,9 +577,7 @@ class MlflowStack(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions,
     ) -> k8s.apps.v1.Deployment:
         args, ns = self._args, self._args.namespace
-        env = pulumi.Output.all(command, self._synced[account_key]).apply(
-            lambda v: _env(v[0].env, v[0].secret_env, v[1])
-        )
+        env = command.apply(lambda c: _env(c.env))
         probe_port = cluster_layout.MLFLOW_METRICS_PORT_NAME
 
         def probe(period: int, failures: int) -> k8s.core.v1.ProbeArgs:
@@ -858,8 +846,8 @@ class MlflowStack(pulumi.ComponentResource):
 
     def _pod_monitors(self, opts: pulumi.ResourceOptions) -> None:
         ns = self._args.namespace
-        # Prometheus scrapes as the admin (the password stays in the CSI-synced Secret); the user
-        # name is not secret but PodMonitor reads it from a Secret.
+        # Prometheus scrapes as the admin (the password in the CSI-synced Secret); the user name
+        # is not secret but PodMonitor reads it from a Secret.
         k8s.core.v1.Secret(
             f"{self._name}-metrics-username",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=METRICS_CREDENTIALS_SECRET, namespace=ns),
@@ -888,7 +876,7 @@ class MlflowStack(pulumi.ComponentResource):
                             "basicAuth": {
                                 "username": {"name": METRICS_CREDENTIALS_SECRET, "key": "username"},
                                 "password": {
-                                    "name": self._synced["mlflow-server"],
+                                    "name": METRICS_PASSWORD_SECRET,
                                     "key": cluster_layout.MLFLOW_ADMIN_PASSWORD,
                                 },
                             },

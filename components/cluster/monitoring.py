@@ -362,7 +362,7 @@ class Monitoring(pulumi.ComponentResource):
                                 image=SECRET_SYNC_IMAGE,
                                 image_pull_policy=DIGEST_PULL_POLICY,
                                 resources=kubernetes.core.v1.ResourceRequirementsArgs(
-                                    requests={"cpu": "5m", "memory": "8Mi"}, limits={"memory": "16Mi"}
+                                    requests={"cpu": "5m", "memory": "8Mi"}, limits={"cpu": "10m", "memory": "16Mi"}
                                 ),
                                 security_context=restricted_container(),
                                 volume_mounts=[

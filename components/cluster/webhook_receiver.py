@@ -270,7 +270,8 @@ class WebhookReceiver(pulumi.ComponentResource):
                                 readiness_probe=probe,
                                 liveness_probe=probe,
                                 resources=k8s.core.v1.ResourceRequirementsArgs(
-                                    requests={"cpu": "50m", "memory": "128Mi"}, limits={"memory": "256Mi"}
+                                    requests={"cpu": "50m", "memory": "128Mi"},
+                                    limits={"cpu": "500m", "memory": "256Mi"},
                                 ),
                                 security_context=restricted_container(),
                                 volume_mounts=_mounts(),
@@ -316,7 +317,8 @@ class WebhookReceiver(pulumi.ComponentResource):
                                     k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
                                 ],
                                 resources=k8s.core.v1.ResourceRequirementsArgs(
-                                    requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "512Mi"}
+                                    requests={"cpu": "100m", "memory": "256Mi"},
+                                    limits={"cpu": "500m", "memory": "512Mi"},
                                 ),
                                 security_context=restricted_container(),
                                 volume_mounts=_mounts(),

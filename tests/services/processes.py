@@ -1,11 +1,12 @@
 """Start and stop real services on 127.0.0.1, each on a free port, in its own temporary directory.
 
 - PostgreSQL from the Debian package (`initdb`/`pg_ctl` run as the `postgres` user when we are root,
-  since PostgreSQL refuses to run as root), password authentication (scram) so `PGPASSWORD` is
-  exercised as in the cluster.
+  since PostgreSQL refuses to run as root), password authentication (scram) so the password file
+  the launcher writes (`PGPASSFILE`) is exercised as in the cluster.
 - Azurite (npm, pinned in package.json) as the Azure Blob endpoint, `--skipApiVersionCheck`.
 - The three MLflow roles, started with exactly the command lines of
-  `layout.mlflow_server.server_command`.
+  `layout.mlflow_server.server_command`: the launcher reading secrets from files laid out as the
+  Key Vault CSI driver mounts them (`mounted_secrets`), no secret in any environment.
 - nginx (Debian nginx-light) in the foreground with the routing table of
   `layout.mlflow_routing` rendered as its configuration.
 
@@ -31,6 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from layout import mlflow_routing
+from layout.cluster_layout import POSTGRES_ADMIN_PASSWORD
 from layout.mlflow_server import (
     AUTH_DATABASE,
     REGISTRY_DATABASE,
@@ -119,6 +121,25 @@ def _start(
         return subprocess.Popen(
             list(args), env=dict(env), stdout=out, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
         )
+
+
+def _end_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM what is left in the group of a process that has ended (the launcher's refresh loop,
+    which would otherwise notice on its next tick). The group id stays reserved while a member lives."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+
+
+def run_to_completion(
+    args: list[str] | tuple[str, ...], env: Mapping[str, str], log: Path, timeout: float = 600
+) -> int:
+    """Run a launched command (a Job's container) to its end, output appended to `log`; its exit code."""
+    process = _start(args, env, log)
+    try:
+        return process.wait(timeout)
+    finally:
+        _stop(process)
+        _end_group(process)
 
 
 def base_env() -> dict[str, str]:
@@ -284,18 +305,34 @@ def _port_open(port: int) -> bool:
 # --- MLflow -------------------------------------------------------------------------------
 
 
+def mounted_secrets(directory: Path, secrets: Mapping[str, str]) -> Path:
+    """Secrets as the Key Vault CSI driver presents them: one world-readable file per secret name,
+    no trailing newline (libpq would ignore such a file as a password file: hence the launcher)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, value in secrets.items():
+        path = directory / name
+        path.write_text(value)
+        path.chmod(0o644)
+    return directory
+
+
 def run_migrations(database: DatabaseServer, password: str, log: Path) -> None:
-    """The migration Job's commands, in order (as its init containers and container run them)."""
-    plain, secret = migration_env()
-    env = {**base_env(), **plain, **{name: password for name in secret}}
-    with log.open("ab") as out:
-        # The databases are independent: run the three upgrades side by side (the Job runs them
-        # one after the other; their order does not matter).
-        running = [
-            subprocess.Popen(list(command), env=env, stdout=out, stderr=subprocess.STDOUT)
-            for command in migration_commands(database)
-        ]
+    """The migration Job's commands (as its init containers and container run them), each under the
+    launcher with the password from a mounted file and its own password file."""
+    secrets = mounted_secrets(log.parent / f"{log.stem}-secrets", {POSTGRES_ADMIN_PASSWORD: password})
+    running = []
+    # The databases are independent: run the three upgrades side by side (the Job runs them one
+    # after the other; their order does not matter).
+    for index in range(3):
+        passfile = str(log.parent / f"{log.stem}-pgpass-{index}")
+        command = migration_commands(database, str(secrets), passfile)[index]
+        running.append(_start(command, {**base_env(), **migration_env(passfile)}, log))
+    try:
         codes = [process.wait(600) for process in running]
+    finally:
+        _stop_all(running)
+        for process in running:
+            _end_group(process)
     if any(codes):
         raise RuntimeError(f"migrations failed with {codes}; see {log}")
 
@@ -317,8 +354,10 @@ class RunningServer:
 def mlflow_roles(
     settings: ServerSettings, secrets: Mapping[str, str], workdir: Path, roles: tuple[Role, ...] = ROLES
 ) -> Iterator[dict[str, RunningServer]]:
-    """Every role as `server_command` builds it; `secrets` maps a secret key to its value."""
+    """Every role as `server_command` builds it; `secrets` maps a secret key to its value, laid out
+    in `settings.secrets_dir` as the CSI driver mounts them (no secret in any environment)."""
     (workdir / "mlflow").mkdir(parents=True, exist_ok=True)
+    mounted_secrets(Path(settings.secrets_dir), secrets)
     config = Path(settings.auth_config_path)
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(auth_config(settings))
@@ -327,9 +366,15 @@ def mlflow_roles(
         for role in roles:
             port = free_port()
             metrics = workdir / "mlflow" / f"{role}-metrics"
-            role_settings = replace(settings, host="127.0.0.1", port=port, metrics_dir=str(metrics))
+            role_settings = replace(
+                settings,
+                host="127.0.0.1",
+                port=port,
+                metrics_dir=str(metrics),
+                passfile=str(workdir / "mlflow" / f"{role}-pgpass"),
+            )
             command = server_command(role, role_settings)
-            env = {**base_env(), **command.env, **{name: secrets[key] for name, key in command.secret_env.items()}}
+            env = {**base_env(), **command.env}
             log = workdir / "mlflow" / f"{role}.log"
             process = _start(command.args, env, log, cwd=workdir / "mlflow")
             servers[role] = RunningServer(role, command, port, process, log)

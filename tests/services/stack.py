@@ -72,6 +72,8 @@ def mlflow_deployment(workdir: Path, stack: str = "dev", durable: bool = False) 
             # there, loopback addresses for direct scrapes of /metrics.
             allowed_hosts=(f"127.0.0.1:{proxy_port}", "127.0.0.*"),
             auth_config_path=str(workdir / "etc" / "basic_auth.ini"),
+            # Where the launcher reads the Key Vault secrets (the CSI mount in the cluster).
+            secrets_dir=str(workdir / "secrets-store"),
             extra_env={"AZURE_STORAGE_CONNECTION_STRING": blob.connection_string},
             # The local webhook receiver listens on http://127.0.0.1, as the cluster's on a Service IP.
             webhook_private_targets=True,
