@@ -170,9 +170,31 @@ def test_platform_gateway_serves_the_domain_with_the_configured_certificate(stac
 
 def test_models_namespace_is_meshed_with_strict_mtls(stack: Evaluation) -> None:
     namespace = stack.one("kubernetes:core/v1:Namespace", "seldon-models-namespace").inputs["metadata"]
-    assert namespace == {"name": "models", "labels": {"istio-injection": "enabled"}}
+    assert namespace["name"] == "models" and namespace["labels"]["istio-injection"] == "enabled"
     peer = _custom(stack, "PeerAuthentication", "seldon-models-strict-mtls").inputs
     assert peer["metadata"]["namespace"] == "models" and peer["spec"] == {"mtls": {"mode": "STRICT"}}
+
+
+def test_models_namespace_enforces_the_strictest_profile_its_meshed_pods_meet(stack: Evaluation) -> None:
+    """Without the Istio CNI plugin, injection adds `istio-init` (root, NET_ADMIN, NET_RAW) to every
+    predictor pod, which `baseline` rejects: the namespace enforces `privileged` and warns and audits
+    at `baseline`. With the plugin (istiod `istio_cni.enabled`, a `cni` release) it enforces `baseline`."""
+    labels = stack.one("kubernetes:core/v1:Namespace", "seldon-models-namespace").inputs["metadata"]["labels"]
+    istiod = _release(stack, "istio-istiod").inputs["values"]
+    releases = stack.of_type(RELEASE)
+    cni = bool(istiod.get("istio_cni", {}).get("enabled")) or any(r.inputs.get("chart") == "cni" for r in releases)
+    assert labels == {
+        "istio-injection": "enabled",
+        "pod-security.kubernetes.io/enforce": "baseline" if cni else "privileged",
+        "pod-security.kubernetes.io/warn": "baseline",
+        "pod-security.kubernetes.io/audit": "baseline",
+    }
+    # Every other namespace the platform labels enforces `restricted`: only the models namespace is meshed.
+    for namespace in stack.of_type("kubernetes:core/v1:Namespace"):
+        metadata = namespace.inputs["metadata"]
+        enforce = metadata.get("labels", {}).get("pod-security.kubernetes.io/enforce")
+        if metadata["name"] != "models" and enforce is not None:
+            assert enforce == "restricted", metadata["name"]
 
 
 def test_seldon_uses_istio_and_the_platform_gateway(stack: Evaluation) -> None:

@@ -11,6 +11,21 @@ MLflow runtime and the registry's MLflow) is the operator's predictor server for
 on protocol v2, and the storage initializer (images/storage-initializer: rclone >= 1.63 with
 workload identity) its default initializer. Seldon's defaults (MLServer 1.3.5 on Python 3.8,
 rclone 1.59) can neither load MLflow 3 models nor authenticate without a storage key.
+
+Pod Security of the models namespace (`MODELS_POD_SECURITY`): it *enforces* `privileged`, and warns
+and audits at `baseline`. Neither stricter profile admits a predictor pod as this platform builds it:
+- `baseline` forbids added capabilities other than its short list. Sidecar injection without the
+  Istio CNI plugin (istiod's `istio_cni.enabled` is false here, and no `cni` chart is installed)
+  adds `istio-init`, which runs as root with NET_ADMIN and NET_RAW to write the pod's iptables
+  rules (istio-discovery's injection template; Istio's "Install Istio with Pod Security Admission"
+  requires the CNI plugin for `baseline`). Enforcing `baseline` would reject every predictor pod.
+- `restricted` also needs `allowPrivilegeEscalation: false`, all capabilities dropped and a seccomp
+  profile on every container. Seldon Core 1.17.1 injects the executor (`seldon-container-engine`,
+  only `runAsUser` from `executor.user`) and the storage initializer (no securityContext at all)
+  itself (seldondeployment_engine.go, model_initializer_injector.go); no SeldonDeployment field
+  sets their security context. MLServer's `model` container gets only the pod's `runAsUser` 8888.
+The warnings and audit events name what stands between the namespace and `baseline` (istio-init);
+installing the Istio CNI plugin is the step that lets it enforce `baseline`.
 """
 
 from __future__ import annotations
@@ -31,6 +46,12 @@ EXECUTOR_METRICS_PORT_NAME: Final = "metrics"
 EXECUTOR_METRICS_PATH: Final = "/prometheus"
 SELDON_POD_LABEL: Final = "seldon-deployment-id"
 """Label the operator puts on every pod of a SeldonDeployment."""
+MODELS_POD_SECURITY: Final = {
+    "pod-security.kubernetes.io/enforce": "privileged",
+    "pod-security.kubernetes.io/warn": "baseline",
+    "pod-security.kubernetes.io/audit": "baseline",
+}
+"""Pod Security admission labels of the models namespace: why not stricter, see the module docstring."""
 
 
 def seldon_operator_values(
@@ -112,7 +133,7 @@ class SeldonCore(pulumi.ComponentResource):
         models = kubernetes.core.v1.Namespace(
             f"{name}-models-namespace",
             metadata=kubernetes.meta.v1.ObjectMetaArgs(
-                name=args.models_namespace, labels={"istio-injection": "enabled"}
+                name=args.models_namespace, labels={"istio-injection": "enabled", **MODELS_POD_SECURITY}
             ),
             opts=child(),
         )
