@@ -1,5 +1,9 @@
 """Command line of the platform: offline preview and documentation generation.
 
+The offline commands (preview, platform-outputs, config-reference) import the Pulumi harness, the
+policy pack and the schema checks when they run: `rollout` and `webhook`, the commands of the
+mlopsctl image, need none of them (requirements-mlopsctl.txt).
+
 Exit codes: 0 done; 1 the program or a check failed (a mandatory policy violation, an invalid
 Kubernetes object or Helm release); 2 usage or configuration error, with a one-line reason on
 stderr (a settings error lists every bad key on the lines after it).
@@ -12,18 +16,19 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import yaml
 
+from layout.paths import MODELS_DIR, REPO_ROOT
 from mlopsctl import config_reference
-from mlopsctl.mock_engine import MODELS_DIR, REPO_ROOT, Evaluation, evaluate, platform_outputs_example, stack_config
-from mlopsctl.policy_check import load_pack_config
-from mlopsctl.preview import check, render_json, render_text
 from mlopsctl.rollout_cli import add_rollout_parser, run_rollout
 from mlopsctl.webhook_cli import add_webhook_parser, run_webhook
 from settings import SettingsError
 from settings.stack_file import engine_config_from_stack_file
+
+if TYPE_CHECKING:
+    from mlopsctl.mock_engine import Evaluation
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 PROJECT_DIRS = {"platform": REPO_ROOT, "models": MODELS_DIR}
@@ -48,6 +53,8 @@ class _UsageError(Exception):
 
 def _preview_config(args: argparse.Namespace) -> tuple[dict[str, str], list[str]]:
     """The stack configuration to preview, or a usage error naming what is missing."""
+    from mlopsctl.mock_engine import platform_outputs_example, stack_config  # noqa: PLC0415 - offline only
+
     if args.registry_snapshot is not None and not args.registry_snapshot.is_file():
         raise _UsageError(f"no registry snapshot file {args.registry_snapshot}")
     if args.stack_file is not None:
@@ -66,6 +73,10 @@ def _preview_config(args: argparse.Namespace) -> tuple[dict[str, str], list[str]
 
 
 def _preview(args: argparse.Namespace) -> int:
+    from mlopsctl.mock_engine import evaluate, platform_outputs_example  # noqa: PLC0415 - offline only
+    from mlopsctl.policy_check import load_pack_config  # noqa: PLC0415 - offline only
+    from mlopsctl.preview import check, render_json, render_text  # noqa: PLC0415 - offline only
+
     try:
         config, secret_keys = _preview_config(args)
     except _UsageError as error:
@@ -104,6 +115,8 @@ def platform_outputs_document(evaluation: Evaluation) -> dict[str, object]:
 
 
 def platform_outputs_text(stack: str) -> str:
+    from mlopsctl.mock_engine import evaluate  # noqa: PLC0415 - offline only
+
     evaluation = evaluate(stack, platform_outputs={})
     if evaluation.error is not None:
         raise evaluation.error
@@ -111,6 +124,8 @@ def platform_outputs_text(stack: str) -> str:
 
 
 def _platform_outputs(args: argparse.Namespace) -> int:
+    from mlopsctl.mock_engine import platform_outputs_example  # noqa: PLC0415 - offline only
+
     stale = []
     for stack in _stacks(REPO_ROOT):
         path = platform_outputs_example(stack)

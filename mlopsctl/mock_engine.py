@@ -33,12 +33,13 @@ from pulumi.runtime import mocks, rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from layout import paths
 from rollout.source import SNAPSHOT_ENV
 from settings.problems import PROJECT
 from settings.stack_file import engine_config_from_stack_file
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-MODELS_DIR = REPO_ROOT / "models"
+REPO_ROOT = paths.REPO_ROOT
+MODELS_DIR = paths.MODELS_DIR
 EXAMPLE_REGISTRY_SNAPSHOT = REPO_ROOT / "examples" / "registry-snapshot.json"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 

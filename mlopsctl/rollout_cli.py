@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from layout.paths import MODELS_DIR
 from observability import promql
 from rollout import hooks
 from rollout.actions import Outcome, record_approval, write_decision
@@ -75,8 +76,6 @@ class Context:
 
 
 def _stack_settings(args: argparse.Namespace) -> ModelsSettings:
-    from mlopsctl.mock_engine import MODELS_DIR  # noqa: PLC0415 - keeps `rollout` free of the Pulumi harness
-
     path = args.stack_file or MODELS_DIR / f"Pulumi.{args.stack}.yaml"
     if not path.is_file():
         raise UsageError(f"no stack file {path}")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from layout import cluster_layout
+from layout.paths import MODELS_DIR
 from mlopsctl.kube_api import KubeConfigError, StackReconciler, load_connection
 from mlopsctl.webhook_receiver import SecretSource, build_app
 from rollout.planner import WEIGHT_TAG
@@ -67,8 +68,6 @@ def _secret_source(args: argparse.Namespace, environ: Mapping[str, str]) -> Secr
 
 def _stack_models(args: argparse.Namespace) -> list[WatchedModel]:
     """The served models of a models stack (`models/Pulumi.<stack>.yaml`) and the aliases their rollouts read."""
-    from mlopsctl.mock_engine import MODELS_DIR  # noqa: PLC0415 - the stack files' home, as the rollout CLI
-
     path = args.stack_file or MODELS_DIR / f"Pulumi.{args.stack}.yaml"
     if not path.is_file():
         raise UsageError(f"no models stack file {path}")
