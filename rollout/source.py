@@ -3,7 +3,8 @@
 `MLOPS_REGISTRY_SNAPSHOT=<file>` makes the program plan from a snapshot file (the offline
 preview's `--registry-snapshot`); otherwise it reads the registry at `MLFLOW_TRACKING_URI`, else
 the stack's `rollout.trackingUri`, else the platform's in-cluster MLflow URL, with
-`MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`.
+`MLFLOW_TRACKING_USERNAME` and the password from the file `MLFLOW_TRACKING_PASSWORD_FILE` names (the
+operator's workspace: a Key Vault CSI mount) or else `MLFLOW_TRACKING_PASSWORD`.
 """
 
 from __future__ import annotations
@@ -12,15 +13,28 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from rollout.registry_reader import read_snapshot
+from rollout.registry_reader import RegistryError, read_snapshot
 from rollout.snapshot import RegistrySnapshot
 from settings.rollout import RolloutSettings
 
 SNAPSHOT_ENV = "MLOPS_REGISTRY_SNAPSHOT"
+PASSWORD_FILE_ENV = "MLFLOW_TRACKING_PASSWORD_FILE"
 
 
 def tracking_uri(settings: RolloutSettings, environ: Mapping[str, str], default: str | None = None) -> str | None:
     return environ.get("MLFLOW_TRACKING_URI") or settings.tracking_uri or default
+
+
+def tracking_password(environ: Mapping[str, str]) -> str | None:
+    """The file `MLFLOW_TRACKING_PASSWORD_FILE` names wins over `MLFLOW_TRACKING_PASSWORD`; an
+    unreadable file fails the read naming it (never a silent anonymous read)."""
+    path = environ.get(PASSWORD_FILE_ENV)
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as error:
+            raise RegistryError(f"cannot read {PASSWORD_FILE_ENV} {path}: {error.strerror}") from error
+    return environ.get("MLFLOW_TRACKING_PASSWORD")
 
 
 def registry_snapshot(
@@ -38,6 +52,6 @@ def registry_snapshot(
         uri,
         {model.name: (model.stable_alias, model.canary_alias) for model in settings.models},
         username=environ.get("MLFLOW_TRACKING_USERNAME"),
-        password=environ.get("MLFLOW_TRACKING_PASSWORD"),
+        password=tracking_password(environ),
     )
     return snapshot

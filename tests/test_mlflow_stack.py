@@ -29,6 +29,7 @@ from layout.mlflow_server import (
 from mlopsctl.mock_engine import Evaluation, RecordedResource
 from mlopsctl.schema_validation import schema_problems
 from tests.services.stack import committed_settings
+from tests.test_policies import run_policy
 
 REPO = Path(__file__).resolve().parents[1]
 K8S = "kubernetes:"
@@ -213,6 +214,9 @@ def test_job_template_is_a_valid_job() -> None:
     kubernetes_validate.validate(template, "1.34.2", strict=True)
     spec = template["spec"]["template"]["spec"]
     assert spec["serviceAccountName"] == "mlflow-job-runner"
+    # The Jobs MLflow submits from it pass the pack's container checks like the program's own.
+    for policy in ("k8s-requests-and-limits", "k8s-no-secret-env"):
+        assert run_policy(policy, "kubernetes:batch/v1:Job", template) == [], policy
 
 
 def test_deployments_run_the_builders_command_line(stack: Evaluation) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from rollout.registry_reader import RegistryError, read_snapshot
 
 GIT_COMMIT = "3f2c9a1b7d4e5f60718293a4b5c6d7e8f9a0b1c2"
 P = "mlops-models:"
+SDEP = "kubernetes:machinelearning.seldon.io/v1:SeldonDeployment"
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +122,29 @@ def test_the_program_serves_what_the_live_registry_says(mlflow_stack: Any, regis
     refused = evaluate("dev", config, secret_keys, project_dir=MODELS_DIR, registry_snapshot=None, environ=bad)
     assert isinstance(refused.error, RegistryError) and refused.resources == []
     assert mlflow_stack.tracking_uri in str(refused.error) and "reader-canary" in str(refused.error)
+
+
+def test_the_program_reads_the_password_from_the_file_the_workspace_mounts(
+    mlflow_stack: Any, registered: MlflowClient, tmp_path: Path
+) -> None:
+    """As the operator's workspace runs the program: the password from the Key Vault file that
+    `MLFLOW_TRACKING_PASSWORD_FILE` names (a literal envRef), which wins over the variable."""
+    config, secret_keys = stack_config("dev", MODELS_DIR)
+    config[P + "rollout"] = json.dumps(
+        {"trackingUri": mlflow_stack.tracking_uri, "models": [{"name": "reader-single", "strategy": "canary"}]}
+    )
+    mounted = tmp_path / "mlflow-admin-password"
+    mounted.write_text(mlflow_stack.admin_password)  # as the CSI driver writes it: no newline
+    environ = {
+        "MLFLOW_TRACKING_USERNAME": mlflow_stack.admin_username,
+        "MLFLOW_TRACKING_PASSWORD": "wrong",
+        "MLFLOW_TRACKING_PASSWORD_FILE": str(mounted),
+    }
+    evaluation = evaluate("dev", config, secret_keys, project_dir=MODELS_DIR, registry_snapshot=None, environ=environ)
+    assert evaluation.error is None, evaluation.error
+    assert [r.inputs["metadata"]["name"] for r in evaluation.of_type(SDEP)] == ["reader-single"]
+
+    absent = {**environ, "MLFLOW_TRACKING_PASSWORD_FILE": str(tmp_path / "absent")}
+    failed = evaluate("dev", config, secret_keys, project_dir=MODELS_DIR, registry_snapshot=None, environ=absent)
+    assert isinstance(failed.error, RegistryError) and failed.resources == []
+    assert "cannot read MLFLOW_TRACKING_PASSWORD_FILE" in str(failed.error)

@@ -84,25 +84,34 @@ def test_operator_workspace_is_restricted_and_reads_its_credentials_from_key_vau
     workspace = spec["workspaceTemplate"]["spec"]
     assert workspace["securityProfile"] == "restricted"  # PKO 2.9: non-root, seccomp, no capabilities
     assert workspace["image"].endswith("-nonroot") and ":" in workspace["image"]
-    # PKO 2.9 refuses FS and Env references; secrets come as Secret refs, no literal secret anywhere.
+    # PKO 2.9 refuses FS and Env references and turns a Secret reference into a secretKeyRef on the
+    # workspace pod: the references are literal paths of the mounted files, no secret value in them.
     refs = spec["envRefs"]
-    assert {ref["type"] for ref in refs.values()} <= {"Secret", "Literal"}
-    assert refs["MLFLOW_TRACKING_PASSWORD"] == {
-        "type": "Secret",
-        "secret": {"name": "models-deployer-credentials", "key": "mlflow-admin-password"},
+    assert {ref["type"] for ref in refs.values()} == {"Literal"}
+    assert refs["MLFLOW_TRACKING_PASSWORD_FILE"] == {
+        "type": "Literal",
+        "literal": {"value": "/mnt/secrets/mlflow-admin-password"},
     }
-    assert refs["PULUMI_CONFIG_PASSPHRASE"]["secret"]["key"] == "models-stack-passphrase"
-    # That Secret is the CSI driver's copy of the Key Vault secrets, mounted by the workspace pod.
+    assert refs["PULUMI_CONFIG_PASSPHRASE_FILE"]["literal"]["value"] == "/mnt/secrets/models-stack-passphrase"
+    assert not {"MLFLOW_TRACKING_PASSWORD", "PULUMI_CONFIG_PASSPHRASE"} & set(refs)
+    # The files are the CSI driver's mount of the Key Vault secrets in the workspace's container;
+    # nothing is synced into a Kubernetes Secret.
     provider = evaluation.one(
         "kubernetes:secrets-store.csi.x-k8s.io/v1:SecretProviderClass", "automation-deployer-credentials"
     )
-    synced = provider.inputs["spec"]["secretObjects"][0]
-    assert synced["secretName"] == "models-deployer-credentials"
-    assert {d["objectName"] for d in synced["data"]} == {"mlflow-admin-password", "models-stack-passphrase"}
+    assert "secretObjects" not in provider.inputs["spec"]
+    objects = yaml.safe_load(provider.inputs["spec"]["parameters"]["objects"])["array"]
+    assert {yaml.safe_load(o)["objectName"] for o in objects} == {"mlflow-admin-password", "models-stack-passphrase"}
     parameters = provider.inputs["spec"]["parameters"]
     assert parameters["clientID"] == evaluation.outputs["workloadIdentityClientIds"].value["models-deployer"]
     volumes = workspace["podTemplate"]["spec"]["volumes"]
     assert volumes[0]["csi"]["volumeAttributes"] == {"secretProviderClass": "models-deployer-credentials"}
+    [container] = workspace["podTemplate"]["spec"]["containers"]
+    assert container["name"] == "pulumi"  # the container that runs the program
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    for ref in refs.values():
+        if ref["literal"]["value"].startswith("/mnt/"):
+            assert ref["literal"]["value"].rsplit("/", 1)[0] == mounts[volumes[0]["name"]]
     # The identity may read exactly those two secrets and has no other Azure role.
     assignments = [
         r

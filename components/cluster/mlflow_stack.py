@@ -198,7 +198,7 @@ def job_template(namespace: str, service_account: str) -> dict[str, Any]:
                             "env": [{"name": "HOME", "value": "/tmp"}],
                             "resources": {
                                 "requests": {"cpu": "1", "memory": "2Gi"},
-                                "limits": {"memory": "8Gi"},
+                                "limits": {"cpu": "4", "memory": "8Gi"},
                             },
                             "securityContext": {
                                 "allowPrivilegeEscalation": False,

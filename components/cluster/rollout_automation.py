@@ -11,9 +11,12 @@
    `models-deployer`: a Role in the models namespace for exactly the kinds model delivery
    declares (no ClusterRole beyond the operator's documented token review), an Azure identity
    that may only read two Key Vault secrets, and the restricted Pod Security profile. The MLflow
-   password and the stack passphrase come from Key Vault: the CSI driver mounts them into the
-   workspace pod and syncs them into a Secret that the Stack's `envRefs` name (PKO 2.9 accepts
-   `Secret` and `Literal` references only; `FS` and `Env` are refused).
+   password and the stack passphrase come from Key Vault as files the CSI driver mounts into the
+   workspace pod; the Stack's `envRefs` are `Literal` file paths (`PULUMI_CONFIG_PASSPHRASE_FILE`,
+   read by the Pulumi CLI's passphrase secrets manager, and `MLFLOW_TRACKING_PASSWORD_FILE`, read by
+   `rollout.source`). A `Secret` envRef would become `env[].valueFrom.secretKeyRef` on the
+   workspace pod (PKO 2.9 `SetEnvRefsForWorkspace`), which policy `k8s-no-secret-env` forbids for
+   the program's own pods; PKO refuses `FS` and `Env` references.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from layout.key_vault_csi import key_vault_provider_parameters
 ANALYZER = "rollout-analyzer"
 DEPLOYER = cluster_layout.workload_service_account("models-deployer").service_account
 DEPLOYER_CREDENTIALS = "models-deployer-credentials"
-"""Key Vault → SecretProviderClass → this Secret (synced while the workspace pod mounts it) → envRefs."""
+"""The SecretProviderClass (Key Vault → files in the workspace pod) of the models deployer."""
 MODELS_PROJECT_DIR = "models"
 WORKSPACE_CONTAINER = "pulumi"
 """The workspace's main container in PKO 2.9 (`WorkspacePulumiContainerName`)."""
@@ -246,7 +249,9 @@ class RolloutAutomation(pulumi.ComponentResource):
             chart=OPERATOR_CHART,
             version=operator.chart_version,
             namespace=args.namespace,
-            values={"resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}},
+            values={
+                "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+            },
             opts=opts(namespace, *args.node_pools),
         )
         deployer = kubernetes.core.v1.ServiceAccount(
@@ -287,9 +292,9 @@ class RolloutAutomation(pulumi.ComponentResource):
             subjects=[kubernetes.rbac.v1.SubjectArgs(kind="ServiceAccount", name=DEPLOYER, namespace=args.namespace)],
             opts=opts(role, operator.models_namespace_ready),
         )
-        secret_keys = {
-            cluster_layout.MLFLOW_ADMIN_PASSWORD: "MLFLOW_TRACKING_PASSWORD",
-            cluster_layout.MODELS_STACK_PASSPHRASE: "PULUMI_CONFIG_PASSPHRASE",
+        secret_files = {
+            cluster_layout.MLFLOW_ADMIN_PASSWORD: "MLFLOW_TRACKING_PASSWORD_FILE",
+            cluster_layout.MODELS_STACK_PASSPHRASE: "PULUMI_CONFIG_PASSPHRASE_FILE",
         }
         credentials = kubernetes.apiextensions.CustomResource(
             f"{name}-deployer-credentials",
@@ -299,23 +304,16 @@ class RolloutAutomation(pulumi.ComponentResource):
             spec={
                 "provider": "azure",
                 "parameters": pulumi.Output.all(operator.deployer_client_id, args.key_vault_name, args.tenant_id).apply(
-                    lambda ids: key_vault_provider_parameters(ids[0], ids[1], ids[2], list(secret_keys))
+                    lambda ids: key_vault_provider_parameters(ids[0], ids[1], ids[2], list(secret_files))
                 ),
-                "secretObjects": [
-                    {
-                        "secretName": DEPLOYER_CREDENTIALS,
-                        "type": "Opaque",
-                        "data": [{"objectName": secret, "key": secret} for secret in secret_keys],
-                    }
-                ],
             },
             opts=opts(namespace),
         )
         env_refs: dict[str, dict[str, object]] = {
             "MLFLOW_TRACKING_USERNAME": {"type": "Literal", "literal": {"value": args.mlflow_username}},
             **{
-                variable: {"type": "Secret", "secret": {"name": DEPLOYER_CREDENTIALS, "key": secret}}
-                for secret, variable in secret_keys.items()
+                variable: {"type": "Literal", "literal": {"value": f"{SECRETS_MOUNT}/{secret}"}}
+                for secret, variable in secret_files.items()
             },
         }
         kubernetes.apiextensions.CustomResource(
