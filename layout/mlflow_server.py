@@ -154,6 +154,8 @@ def launcher_script(
     source = f"{directory}/{DATABASE_PASSWORD_FILE}"
     lines = [
         "set -eu",
+        # Private files for the password file only; the launched process gets the umask it had.
+        "launcher_umask=$(umask)",
         "umask 077",
         "write_passfile() {",
         f"  password=$(sed -e 's/[\\\\:]/\\\\&/g' {source}) || return 1",
@@ -167,7 +169,7 @@ def launcher_script(
         f'write_passfile || echo "{LAUNCHER_NAME}: password file not refreshed" >&2; done) </dev/null >/dev/null &',
     ]
     lines += [f'{name}="$(cat {directory}/{shlex.quote(secret)})"; export {name}' for name, secret in exports.items()]
-    lines.append('exec "$@"')
+    lines += ['umask "$launcher_umask"', 'exec "$@"']
     return "\n".join(lines)
 
 

@@ -29,7 +29,7 @@ from tests.services.stack import MlflowDeployment
 CONNECT = (
     "import os, psycopg2; "
     "c = psycopg2.connect(host=os.environ['H'], port=os.environ['P'], user=os.environ['U'], dbname='mlflow'); "
-    "print(c.get_dsn_parameters()['user'], os.environ.get('EXPORTED', '-'))"
+    "print(c.get_dsn_parameters()['user'], os.environ.get('EXPORTED', '-'), oct(os.umask(0)))"
 )
 # Connects once, signals, waits for the test to rotate the password, then opens new connections
 # until one succeeds (the refresh loop has rewritten the password file) or 20 s have passed.
@@ -102,8 +102,11 @@ def test_the_launcher_writes_a_private_password_file_libpq_uses(
     command = launch([sys.executable, "-c", CONNECT], str(secrets), str(passfile), {"EXPORTED": MLFLOW_ADMIN_PASSWORD})
     code, output = _run(command, _env(mlflow_stack, probe_role, passfile), tmp_path)
     assert code == 0, output
-    # Connected as the role with the password from the file; the export reached the process only.
-    assert output.split() == [probe_role, "admin-pw"]
+    # Connected as the role with the password from the file; the export reached the process only,
+    # and with the umask it was started with (the launcher's 077 is for the password file).
+    ours = os.umask(0o077)
+    os.umask(ours)  # the child inherited ours
+    assert ours != 0o077 and output.split() == [probe_role, "admin-pw", oct(ours)]
     assert stat.S_IMODE(passfile.stat().st_mode) == 0o600
     assert passfile.read_text() == "*:*:*:*:pa\\:ss\\\\word\\:with*colons\n"
 
@@ -161,6 +164,7 @@ def test_a_rotated_password_reaches_new_connections_of_a_running_process(
         processes._stop(process)
         processes._end_group(process)
     assert "reconnected after" in log.read_text()
+    print(log.read_text().strip())  # the figure, with -s
     assert passfile.read_text() == "*:*:*:*:rotated\\:pass\\\\word-2\n"
     assert stat.S_IMODE(passfile.stat().st_mode) == 0o600
 
