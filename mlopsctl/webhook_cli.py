@@ -29,7 +29,7 @@ from layout import cluster_layout
 from layout.paths import MODELS_DIR
 from mlopsctl.kube_api import KubeConfigError, StackReconciler, load_connection
 from mlopsctl.webhook_receiver import SecretSource, build_app
-from rollout.planner import WEIGHT_TAG
+from rollout.planner import PLAN_TAGS
 from rollout.webhooks import (
     DEFAULT_TOLERANCE_SECONDS,
     EVENTS,
@@ -87,7 +87,7 @@ def _watch(args: argparse.Namespace) -> Watch:
         models += _stack_models(args)
     if not models:
         raise UsageError("no managed models: pass --stack (models stack) or --model MODEL=ALIAS[,ALIAS]")
-    return Watch({m.name: m for m in models}, frozenset(args.tag or [WEIGHT_TAG]))
+    return Watch({m.name: m for m in models}, frozenset(args.tag or PLAN_TAGS))
 
 
 def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -220,7 +220,10 @@ def add_webhook_parser(commands: argparse._SubParsersAction[Any]) -> None:
     serve.add_argument("--stack", default=None, help="models stack whose served models to act on")
     serve.add_argument("--stack-file", type=Path, default=None, help="read the models from this file instead")
     serve.add_argument(
-        "--tag", action="append", default=None, help=f"version tag keys that change the plan (default {WEIGHT_TAG})"
+        "--tag",
+        action="append",
+        default=None,
+        help=f"version tag keys that change the plan (default: the planner's {', '.join(PLAN_TAGS)})",
     )
     serve.add_argument("--stack-namespace", default=cluster_layout.MODELS_STACK_CR_NAMESPACE)
     serve.add_argument("--stack-name", default=cluster_layout.MODELS_STACK_CR_NAME)

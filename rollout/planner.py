@@ -39,6 +39,12 @@ APPROVAL_TAG_PREFIX = "mlops.rollout.approved."
 """`mlops.rollout.approved.first-step` / `.promotion` on the candidate version: who approved, when."""
 GATES = ("first-step", "promotion")
 
+PLAN_TAGS: tuple[str, ...] = (WEIGHT_TAG, STARTED_TAG)
+"""The version tags the plan depends on (on the candidate): the one source of truth for which tag
+changes need a reconcile. The registry webhook receiver asks for one on exactly these; every other
+tag (status, reason, decision time, approvals, the lease, anything users set) never changes what is
+served. `tests/test_rollout_planner.py` proves it by property."""
+
 STABLE, CANARY, SHADOW = "stable", "canary", "shadow"
 MAX_DEPLOYMENT_NAME = 40
 """Seldon derives Deployment and Service names from the SeldonDeployment name plus the predictor

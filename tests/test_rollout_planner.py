@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from typing import Any
 
 import pytest
 from hypothesis import given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from layout import lineage
+from rollout.actions import LEASE_TAG
 from rollout.planner import (
+    APPROVAL_TAG_PREFIX,
+    DECIDED_AT_TAG,
+    PLAN_TAGS,
+    REASON_TAG,
+    STARTED_TAG,
+    STATUS_TAG,
+    WEIGHT_TAG,
+    DeploymentPlan,
     PlanError,
     deployment_name,
     deployment_names,
@@ -184,3 +196,139 @@ def test_names_are_valid_and_stable(name: str) -> None:
         return
     assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", first) and len(first) <= 40
     assert deployment_name(name) == first
+
+
+# --- the plan depends on the PLAN_TAGS only ----------------------------------------------------
+
+PLAN_SETTINGS: list[dict[str, Any]] = [
+    {"strategy": "canary"},
+    {"strategy": "canary", "steps": [50, 100], "sticky": {}},
+    {"strategy": "canary", "mirror": {"percent": 20}},
+    {"strategy": "canary", "approval": {"beforeFirstStep": True, "beforePromotion": True}},
+    {"strategy": "canary", "hooks": [{"url": "http://hooks.example/h", "events": ["pre-rollout"]}]},
+    {"strategy": "ab", "abWeight": 30},
+    {"strategy": "ab", "match": [{"header": "x-group", "exact": "beta"}]},
+    {"strategy": "ab", "approval": {"beforeFirstStep": True}},
+    {"strategy": "ab", "mirror": {"percent": 50}},
+    {"strategy": "shadow"},
+    {"strategy": "shadow", "mirror": {"percent": 10}},
+    {"strategy": "shadow", "approval": {"beforeFirstStep": True}},
+    {"strategy": "single"},
+]
+KNOWN_OTHER_TAGS = [
+    STATUS_TAG,
+    REASON_TAG,
+    DECIDED_AT_TAG,
+    LEASE_TAG,
+    APPROVAL_TAG_PREFIX + "first-step",
+    APPROVAL_TAG_PREFIX + "promotion",
+    WEIGHT_TAG + ".previous",
+    "mlops.rollout.started",
+    "mlflow.note.content",
+    "team",
+]
+OTHER_TAG_KEYS = st.one_of(st.sampled_from(KNOWN_OTHER_TAGS), st.text(min_size=1, max_size=40)).filter(
+    lambda key: key not in PLAN_TAGS
+)
+TAG_VALUES = st.one_of(
+    st.sampled_from(["", "10", "50", "2026-11-27T00:00:00+00:00", "ops at now"]), st.text(max_size=20)
+)
+
+
+def _served(plan: DeploymentPlan) -> tuple[DeploymentPlan, dict[str, Any]]:
+    """What a plan serves: the plan with the versions' tags left out (they are carried, not used), and
+    its manifest."""
+    bare = dataclasses.replace(
+        plan,
+        predictors=tuple(
+            dataclasses.replace(p, version=dataclasses.replace(p.version, tags={})) for p in plan.predictors
+        ),
+    )
+    manifest = seldon_deployment(
+        plan, namespace="models", artifacts_destination=DESTINATION, storage_secret="s", service_account="sa"
+    )
+    return bare, manifest
+
+
+def _plan_or_error(state: ModelState, settings: ModelRolloutSettings) -> object:
+    try:
+        return _served(plan_model(state, settings, "fd"))
+    except PlanError as error:
+        return ("error", str(error))
+
+
+@hypothesis_settings(max_examples=300)
+@given(
+    overrides=st.sampled_from(PLAN_SETTINGS),
+    candidate_plan_tags=st.fixed_dictionaries(
+        {}, optional={WEIGHT_TAG: st.sampled_from(["10", "25", "50", "100", "7", "x"]), STARTED_TAG: TAG_VALUES}
+    ),
+    base_tags=st.dictionaries(OTHER_TAG_KEYS, TAG_VALUES, max_size=4),
+    changes=st.lists(
+        st.tuples(st.sampled_from(["stable", "candidate"]), OTHER_TAG_KEYS, st.one_of(st.none(), TAG_VALUES)),
+        min_size=1,
+        max_size=5,
+    ),
+    has_candidate=st.booleans(),
+)
+def test_the_plan_is_a_function_of_the_plan_tags_only(
+    overrides: dict[str, Any],
+    candidate_plan_tags: dict[str, str],
+    base_tags: dict[str, str],
+    changes: list[tuple[str, str, str | None]],
+    has_candidate: bool,
+) -> None:
+    """Setting, changing or deleting any tag outside PLAN_TAGS, on the stable or the candidate,
+    never changes what is served (nor whether planning fails): the receiver may ignore those events."""
+    settings = _settings(**overrides)
+    aliases = {"champion": "3", **({"challenger": "4"} if has_candidate else {})}
+    tags = {"stable": dict(base_tags), "candidate": {**base_tags, **candidate_plan_tags}}
+    before = _state(aliases, _version("3", **tags["stable"]), _version("4", **tags["candidate"]))
+    for role, key, value in changes:
+        if value is None:
+            tags[role].pop(key, None)
+        else:
+            tags[role][key] = value
+    after = _state(aliases, _version("3", **tags["stable"]), _version("4", **tags["candidate"]))
+    assert _plan_or_error(after, settings) == _plan_or_error(before, settings)
+
+
+@pytest.mark.parametrize("overrides", PLAN_SETTINGS)
+def test_no_known_tag_outside_the_plan_tags_changes_the_plan(overrides: dict[str, Any]) -> None:
+    """Exhaustively, for the tags the platform and users write: each set (to any value) or deleted,
+    on either version, from each start (not started, started, at a step)."""
+    settings = _settings(**overrides)
+    aliases = {"champion": "3", "challenger": "4"}
+    for plan_tags in ({}, {STARTED_TAG: "2026-11-27T00:00:00+00:00"}, {WEIGHT_TAG: str(settings.steps[-1])}):
+        base = {key: "set" for key in KNOWN_OTHER_TAGS[::2]}
+        expected = _plan_or_error(_state(aliases, _version("3", **base), _version("4", **base, **plan_tags)), settings)
+        for key in KNOWN_OTHER_TAGS:
+            for value in ("", "x", "50", None):
+                changed = {k: v for k, v in base.items() if k != key} | ({} if value is None else {key: value})
+                for stable_tags, candidate_tags in ((changed, base), (base, changed)):
+                    state = _state(aliases, _version("3", **stable_tags), _version("4", **candidate_tags, **plan_tags))
+                    assert _plan_or_error(state, settings) == expected, (key, value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "tag", "value"),
+    [
+        ({"strategy": "canary"}, WEIGHT_TAG, "50"),  # the canary's step
+        ({"strategy": "canary", "mirror": {"percent": 20}}, WEIGHT_TAG, "10"),  # started by the first step
+        ({"strategy": "ab", "approval": {"beforeFirstStep": True}}, STARTED_TAG, "2026-11-27T00:00:00+00:00"),
+        ({"strategy": "ab", "mirror": {"percent": 50}}, STARTED_TAG, "2026-11-27T00:00:00+00:00"),
+        ({"strategy": "shadow", "approval": {"beforeFirstStep": True}}, STARTED_TAG, "2026-11-27T00:00:00+00:00"),
+    ],
+)
+def test_each_plan_tag_changes_the_plan(overrides: dict[str, Any], tag: str, value: str) -> None:
+    """The other half: every tag in PLAN_TAGS changes what some model serves, so none is ignorable."""
+    settings = _settings(**overrides)
+    aliases = {"champion": "3", "challenger": "4"}
+    before = _state(aliases, _version("3"), _version("4"))
+    after = _state(aliases, _version("3"), _version("4", **{tag: value}))
+    assert _plan_or_error(after, settings) != _plan_or_error(before, settings)
+
+
+def test_every_plan_tag_has_a_case_that_changes_the_plan() -> None:
+    cases = {case[1] for case in test_each_plan_tag_changes_the_plan.pytestmark[0].args[1]}  # type: ignore[attr-defined]
+    assert cases == set(PLAN_TAGS)

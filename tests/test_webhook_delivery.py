@@ -25,8 +25,8 @@ from layout import cluster_layout
 from mlopsctl.cli import main
 from mlopsctl.kube_api import RECONCILE_REQUEST_ANNOTATION, stack_path
 from mlopsctl.webhook_cli import ensure_webhook
-from rollout.planner import WEIGHT_TAG
-from rollout.webhooks import ALIAS_CREATED, EVENTS, sign
+from rollout.planner import PLAN_TAGS, STARTED_TAG, STATUS_TAG, WEIGHT_TAG
+from rollout.webhooks import ALIAS_CREATED, EVENTS, TAG_SET, reconcile_request_value, sign
 from tests.services.stack import MlflowDeployment
 from tests.services.webhooks import STAND_IN_TOKEN, Receiver, StandInApiServer, receiver
 
@@ -101,17 +101,22 @@ def test_alias_change_is_one_verified_delivery_and_one_reconcile_request(
     uuid.UUID(delivery["delivery"])  # MLflow's delivery id, verified by the receiver
 
 
-def test_every_alias_and_weight_change_gets_its_own_request(
+def test_every_alias_and_plan_tag_change_gets_its_own_request(
     client: MlflowClient, live_receiver: Receiver, api_server: StandInApiServer
 ) -> None:
+    """Every tag the plan reads (`PLAN_TAGS`: the weight, and `started_at` a gated A/B, shadow or
+    mirror start writes) reaches the operator at once, by the receiver's default."""
     before = api_server.count()
     client.set_registered_model_alias(MANAGED, "challenger", "2")
     client.set_model_version_tag(MANAGED, "2", WEIGHT_TAG, "25")
+    client.set_model_version_tag(MANAGED, "2", STARTED_TAG, "2026-11-27T00:00:00+00:00")
     client.delete_registered_model_alias(MANAGED, "challenger")
-    requests = api_server.wait_for(before + 3)
-    assert _settle(api_server) == before + 3
+    requests = api_server.wait_for(before + 4)
+    assert _settle(api_server) == before + 4
     values = {r.body["metadata"]["annotations"][RECONCILE_REQUEST_ANNOTATION] for r in requests[before:]}
-    assert len(values) == 3  # unique per delivery
+    assert len(values) == 4  # unique per delivery
+    tags = [r["event"] for r in live_receiver.records() if r["status"] == 200][-4:]
+    assert tags.count(TAG_SET) == len(PLAN_TAGS)
 
 
 def test_unmanaged_models_other_aliases_and_tags_are_ignored(
@@ -121,11 +126,12 @@ def test_unmanaged_models_other_aliases_and_tags_are_ignored(
     client.set_registered_model_alias(UNMANAGED, "champion", "1")
     client.set_registered_model_alias(MANAGED, "experiment-42", "1")
     client.set_model_version_tag(MANAGED, "1", "owner", "data-science")
+    client.set_model_version_tag(MANAGED, "1", STATUS_TAG, "holding")  # a hold changes nothing served
     deadline = time.monotonic() + 15
-    while len(live_receiver.records()) < records + 3 and time.monotonic() < deadline:
+    while len(live_receiver.records()) < records + 4 and time.monotonic() < deadline:
         time.sleep(0.1)
     new = live_receiver.records()[records:]
-    assert sorted((r["model"], r["status"]) for r in new) == sorted([(UNMANAGED, 204), (MANAGED, 204), (MANAGED, 204)])
+    assert sorted((r["model"], r["status"]) for r in new) == sorted([(UNMANAGED, 204)] + [(MANAGED, 204)] * 3)
     assert _settle(api_server, 0.5) == before
 
 
@@ -166,6 +172,26 @@ def test_bad_signature_stale_timestamp_unknown_event_and_replay(
     assert _post(live_receiver.url, body, headers) == 200
     assert _post(live_receiver.url, body, headers) == 200  # replayed inside the window: acknowledged only
     assert _settle(api_server, 0.5) == before + 1
+
+
+def test_a_replay_reaching_the_other_replica_patches_the_same_value(
+    live_receiver: Receiver, api_server: StandInApiServer, tmp_path: Path
+) -> None:
+    """Two receiver processes (the Deployment's 2 replicas), each with its own replay guard: the same
+    delivery accepted by both PATCHes the same annotation value twice. The operator starts an update
+    only when the value differs from the one its last update recorded (PKO v2.9.0,
+    `stack_controller.go`: `isSynced`, `ReconcileRequestedPredicate`), so the replay is a no-op."""
+    kubeconfig = api_server.kubeconfig(tmp_path / "kubeconfig")
+    with receiver(tmp_path, SECRET, [f"{MANAGED}=champion,challenger"], kubeconfig) as other:
+        before = api_server.count()
+        body, headers = _delivery(ALIAS_CREATED, {"name": MANAGED, "alias": "champion", "version": "2"})
+        assert _post(live_receiver.url, body, headers) == 200
+        assert _post(other.url, body, headers) == 200  # the other replica has not seen it: it acts
+        assert _post(other.url, body, headers) == 200  # now it has: acknowledged only
+        requests = api_server.wait_for(before + 2)
+        assert _settle(api_server, 0.5) == before + 2
+        values = [r.body["metadata"]["annotations"][RECONCILE_REQUEST_ANNOTATION] for r in requests[before:]]
+        assert values == [reconcile_request_value(headers["X-MLflow-Delivery-Id"])] * 2
 
 
 def test_a_delivery_answered_5xx_is_retried_by_mlflow_and_accepted(

@@ -17,7 +17,7 @@ from mlopsctl.cli import build_parser
 from mlopsctl.kube_api import KubeConfigError, from_kubeconfig, in_cluster, load_connection, reconcile_patch
 from mlopsctl.mock_engine import MODELS_DIR
 from mlopsctl.webhook_cli import UsageError, _watch
-from rollout.planner import WEIGHT_TAG
+from rollout.planner import APPROVAL_TAG_PREFIX, PLAN_TAGS, STARTED_TAG, STATUS_TAG, WEIGHT_TAG
 from rollout.webhooks import (
     ALIAS_CREATED,
     ALIAS_DELETED,
@@ -37,7 +37,7 @@ from rollout.webhooks import (
 from settings.stack_file import models_settings_from_stack_file
 
 SECRET = "s3cret-value"
-WATCH = Watch({"fraud": WatchedModel("fraud", frozenset({"champion", "challenger"}))}, frozenset({WEIGHT_TAG}))
+WATCH = Watch({"fraud": WatchedModel("fraud", frozenset({"champion", "challenger"}))}, frozenset(PLAN_TAGS))
 NOW = 1_800_000_000.0
 
 
@@ -83,6 +83,10 @@ def _payload(event: str, **data: str) -> dict[str, object]:
         (_payload(ALIAS_DELETED, name="fraud", alias="challenger"), "reconcile"),
         (_payload(TAG_SET, name="fraud", version="2", key=WEIGHT_TAG, value="25"), "reconcile"),
         (_payload("model_version_tag.deleted", name="fraud", version="2", key=WEIGHT_TAG), "reconcile"),
+        (_payload(TAG_SET, name="fraud", version="2", key=STARTED_TAG, value="2026-11-27T00:00:00+00:00"), "reconcile"),
+        (_payload("model_version_tag.deleted", name="fraud", version="2", key=STARTED_TAG), "reconcile"),
+        (_payload(TAG_SET, name="fraud", version="2", key=STATUS_TAG, value="holding"), "ignore"),
+        (_payload(TAG_SET, name="fraud", version="2", key=APPROVAL_TAG_PREFIX + "promotion", value="x"), "ignore"),
         (_payload(ALIAS_CREATED, name="other", alias="champion", version="1"), "ignore"),
         (_payload(ALIAS_CREATED, name="fraud", alias="staging", version="1"), "ignore"),
         (_payload(TAG_SET, name="fraud", version="1", key="owner", value="x"), "ignore"),
@@ -208,7 +212,7 @@ def test_serve_watches_the_models_stacks_served_models_and_their_aliases() -> No
     assert set(watch.models) == {m.name for m in settings.rollout.models} | {"extra"}
     for model in settings.rollout.models:
         assert watch.models[model.name].aliases == {model.stable_alias, model.canary_alias}
-    assert watch.tag_keys == {WEIGHT_TAG}
+    assert watch.tag_keys == set(PLAN_TAGS) == {WEIGHT_TAG, STARTED_TAG}  # the planner's, not a copy
     with pytest.raises(UsageError, match="no models stack file"):
         _watch(parser.parse_args(["webhook", "serve", "--stack", "nope"]))
     with pytest.raises(UsageError, match="no managed models"):
