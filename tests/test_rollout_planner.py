@@ -310,16 +310,16 @@ def test_no_known_tag_outside_the_plan_tags_changes_the_plan(overrides: dict[str
                     assert _plan_or_error(state, settings) == expected, (key, value)
 
 
-@pytest.mark.parametrize(
-    ("overrides", "tag", "value"),
-    [
-        ({"strategy": "canary"}, WEIGHT_TAG, "50"),  # the canary's step
-        ({"strategy": "canary", "mirror": {"percent": 20}}, WEIGHT_TAG, "10"),  # started by the first step
-        ({"strategy": "ab", "approval": {"beforeFirstStep": True}}, STARTED_TAG, "2026-11-27T00:00:00+00:00"),
-        ({"strategy": "ab", "mirror": {"percent": 50}}, STARTED_TAG, "2026-11-27T00:00:00+00:00"),
-        ({"strategy": "shadow", "approval": {"beforeFirstStep": True}}, STARTED_TAG, "2026-11-27T00:00:00+00:00"),
-    ],
-)
+PLAN_TAG_CASES: list[tuple[dict[str, Any], str, str]] = [
+    ({"strategy": "canary"}, WEIGHT_TAG, "50"),  # the canary's step
+    ({"strategy": "canary", "mirror": {"percent": 20}}, WEIGHT_TAG, "10"),  # started by the first step
+    ({"strategy": "ab", "approval": {"beforeFirstStep": True}}, STARTED_TAG, "2026-11-27T00:00:00+00:00"),
+    ({"strategy": "ab", "mirror": {"percent": 50}}, STARTED_TAG, "2026-11-27T00:00:00+00:00"),
+    ({"strategy": "shadow", "approval": {"beforeFirstStep": True}}, STARTED_TAG, "2026-11-27T00:00:00+00:00"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "tag", "value"), PLAN_TAG_CASES)
 def test_each_plan_tag_changes_the_plan(overrides: dict[str, Any], tag: str, value: str) -> None:
     """The other half: every tag in PLAN_TAGS changes what some model serves, so none is ignorable."""
     settings = _settings(**overrides)
@@ -330,5 +330,4 @@ def test_each_plan_tag_changes_the_plan(overrides: dict[str, Any], tag: str, val
 
 
 def test_every_plan_tag_has_a_case_that_changes_the_plan() -> None:
-    cases = {case[1] for case in test_each_plan_tag_changes_the_plan.pytestmark[0].args[1]}  # type: ignore[attr-defined]
-    assert cases == set(PLAN_TAGS)
+    assert {tag for _, tag, _ in PLAN_TAG_CASES} == set(PLAN_TAGS)
