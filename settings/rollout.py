@@ -123,12 +123,27 @@ class ApprovalSettings(_Strict):
     before_promotion: bool = False
 
 
+HOOK_MAX_SECONDS = 120
+"""The longest one hook may take, every attempt timing out, backoff included: the analysis run
+(one CronJob tick) stays short."""
+
+
 class HookSettings(_Strict):
     """An HTTP endpoint receiving a signed POST on rollout events."""
 
     url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$")]
     events: list[HookEvent] = Field(default_factory=lambda: list(HOOK_EVENTS), min_length=1)
     timeout_seconds: float = Field(default=10, gt=0, le=60)
+    retries: int = Field(
+        default=2,
+        ge=0,
+        le=5,
+        description="Further attempts after a connection error, a timeout or a 5xx answer (never after "
+        "a 4xx), each with the same delivery id, timestamp and signature.",
+    )
+    retry_backoff_seconds: float = Field(
+        default=1.0, ge=0.1, le=30, description="Wait before the first retry; doubled before each next one."
+    )
 
     @field_validator("events")
     @classmethod
@@ -136,6 +151,21 @@ class HookSettings(_Strict):
         if len(set(events)) != len(events):
             raise ValueError("each event once")
         return events
+
+    @property
+    def worst_case_seconds(self) -> float:
+        """Every attempt timing out, plus the backoff between them."""
+        backoff = sum(self.retry_backoff_seconds * float(1 << k) for k in range(self.retries))
+        return (self.retries + 1) * self.timeout_seconds + backoff
+
+    @model_validator(mode="after")
+    def _bounded(self) -> HookSettings:
+        if self.worst_case_seconds > HOOK_MAX_SECONDS:
+            raise ValueError(
+                f"timeoutSeconds, retries and retryBackoffSeconds allow {self.worst_case_seconds:.0f} s for one "
+                f"hook (every attempt timing out); at most {HOOK_MAX_SECONDS} s keeps an analysis run short"
+            )
+        return self
 
 
 class AbSettings(_Strict):

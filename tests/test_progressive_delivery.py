@@ -82,7 +82,7 @@ ANALYSIS = {"window": WINDOW, "minRequests": MIN_REQUESTS, "maxErrorRate": 0.05,
 
 def _models(hook_url: str) -> list[dict[str, Any]]:
     canary = {"strategy": "canary", "steps": [50, 100], "analysis": ANALYSIS}
-    hook = {"url": hook_url, "timeoutSeconds": 5}
+    hook = {"url": hook_url, "timeoutSeconds": 5, "retries": 1, "retryBackoffSeconds": 0.1}
     return [
         {"name": "mirror-healthy", **canary, "mirror": {"percent": 50}, "hooks": [hook]},
         {"name": "mirror-errors", **canary, "mirror": {"percent": 50}},
@@ -247,13 +247,16 @@ def test_a_failing_pre_rollout_hook_holds_and_every_event_is_signed(
         held = _advance(mlflow_stack, stack_file, model)
     finally:
         receiver.status = 200
-    assert held["action"] == "hold" and "pre-rollout hook" in held["detail"] and "HTTP 503" in held["detail"]
+    assert held["action"] == "hold" and "pre-rollout hook" in held["detail"]
+    assert "HTTP 503 (after 2 attempts)" in held["detail"]  # still failing after its retry: held
     assert WEIGHT_TAG not in _tags(registry, model)
     assert _advance(mlflow_stack, stack_file, model)["action"] == "start"
     assert _advance(mlflow_stack, stack_file, model)["action"] == "advance"
     assert _advance(mlflow_stack, stack_file, model)["action"] == "promote"
-    assert receiver.events(model) == ["pre-rollout", "pre-rollout", "step", "step", "promotion"]
+    assert receiver.events(model) == ["pre-rollout"] * 3 + ["step", "step", "promotion"]
     mine = [(h, b) for h, b in receiver.deliveries if json.loads(b)["model"] == model]
+    first, retry = mine[0][0], mine[1][0]  # the held delivery and its retry: one delivery id
+    assert first["x-mlops-delivery-id"] == retry["x-mlops-delivery-id"] != mine[2][0]["x-mlops-delivery-id"]
     assert all(_verify_signature(headers, body) for headers, body in mine)
     promotion = json.loads(mine[-1][1])
     assert promotion["candidateVersion"] == "2" and promotion["stableVersion"] == "1"
