@@ -32,6 +32,7 @@ from rollout.analysis import (
     compare_to_stable,
     decide,
     decide_ab,
+    dwell,
     gate,
     mirrored_summary,
 )
@@ -42,6 +43,7 @@ from rollout.planner import (
     REASON_TAG,
     STARTED_TAG,
     STATUS_TAG,
+    STEP_AT_TAG,
     PlanError,
     approved,
     canary_weight,
@@ -218,13 +220,17 @@ def _pre_rollout(
     return gate(start, model.approval.before_first_step, approved(candidate, "first-step"), "the first step")
 
 
-def _elapsed_seconds(candidate: VersionInfo) -> float:
-    raw = candidate.tags.get(STARTED_TAG, "")
+def _seconds_since(candidate: VersionInfo, tag: str) -> float | None:
+    """Seconds since the time in `tag` on the candidate; None when it is absent or not a time."""
     try:
-        since = datetime.fromisoformat(raw)
+        since = datetime.fromisoformat(candidate.tags.get(tag, ""))
     except ValueError:
-        return 0.0
+        return None
     return (datetime.now(UTC) - since).total_seconds()
+
+
+def _elapsed_seconds(candidate: VersionInfo) -> float:
+    return _seconds_since(candidate, STARTED_TAG) or 0.0
 
 
 def _analyse(context: Context, model: ModelRolloutSettings, state: ModelState) -> Decision | None:
@@ -246,6 +252,7 @@ def _analyse(context: Context, model: ModelRolloutSettings, state: ModelState) -
     else:
         weight = canary_weight(model.name, candidate, model.steps)
         decision = decide(measure(context, model), model.analysis, model.steps, weight)
+        decision = dwell(decision, _seconds_since(candidate, STEP_AT_TAG), model.analysis.step_interval, weight)
     if decision.action != "promote":
         return decision
     return gate(decision, model.approval.before_promotion, approved(candidate, "promotion"), "promotion")

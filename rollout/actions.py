@@ -24,6 +24,7 @@ from rollout.planner import (
     REASON_TAG,
     STARTED_TAG,
     STATUS_TAG,
+    STEP_AT_TAG,
     WEIGHT_TAG,
 )
 from rollout.registry_reader import NotFoundError, RegistryClient, read_model
@@ -134,6 +135,7 @@ def write_decision(
         }
         if decision.weight is not None:
             tags[WEIGHT_TAG] = str(decision.weight)
+            tags[STEP_AT_TAG] = tags[DECIDED_AT_TAG]
         if decision.action == "start":
             tags[STARTED_TAG] = tags[DECIDED_AT_TAG]
         _set_tags(client, model, candidate.version, tags)

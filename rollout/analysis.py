@@ -145,6 +145,26 @@ def gate(decision: Decision, required: bool, approved: bool, name: str) -> Decis
     return Decision("hold", None, f"waiting for approval before {name} ({decision.reason})")
 
 
+def dwell(decision: Decision, at_step_seconds: float | None, step_interval: str, weight: int) -> Decision:
+    """Hold an advance or promotion until the current step has served `step_interval`.
+
+    `at_step_seconds` is the time since the decision that set the step (None when no decision set
+    it: the first step of a canary that does not hold before traffic, where `minRequests` over the
+    window is the only evidence). Rollbacks and holds pass unchanged: a bad canary leaves at once.
+    """
+    if decision.action not in ("advance", "promote") or at_step_seconds is None:
+        return decision
+    needed = duration_seconds(step_interval)
+    if at_step_seconds >= needed:
+        return decision
+    return Decision(
+        "hold",
+        None,
+        f"at step {weight}% for {at_step_seconds:.0f} s of stepInterval {step_interval}, then {decision.action} "
+        f"({decision.reason})",
+    )
+
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

@@ -35,6 +35,8 @@ STATUS_TAG = "mlops.rollout.status"
 REASON_TAG = "mlops.rollout.reason"
 DECIDED_AT_TAG = "mlops.rollout.decided_at"
 STARTED_TAG = "mlops.rollout.started_at"
+STEP_AT_TAG = "mlops.rollout.step_at"
+"""When the analysis set the candidate's current weight (not read by the plan: the analysis's dwell)."""
 APPROVAL_TAG_PREFIX = "mlops.rollout.approved."
 """`mlops.rollout.approved.first-step` / `.promotion` on the candidate version: who approved, when."""
 GATES = ("first-step", "promotion")

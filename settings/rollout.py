@@ -52,6 +52,12 @@ class AnalysisSettings(_Strict):
     """Health gates the rollout analysis applies to a canary over `window`."""
 
     window: Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*[smh]$")] = "10m"
+    step_interval: Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*[smh]$")] = Field(
+        default="5m",
+        description="A canary stays at least this long at a step (counted from the decision that set it) "
+        "before the analysis advances or promotes it; rollbacks and gates are not delayed. Keeps the step "
+        "pace independent of how often the analysis runs.",
+    )
     min_requests: int = Field(default=100, ge=1)
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
     max_p95_latency_seconds: float = Field(default=0.5, gt=0)

@@ -77,7 +77,7 @@ def receiver() -> Iterator[HookReceiver]:
 
 
 ANALYSIS = {"window": WINDOW, "minRequests": MIN_REQUESTS, "maxErrorRate": 0.05, "maxP95LatencySeconds": 0.5,
-            "maxP95RatioToStable": 4, "maxErrorRateAboveStable": 0.01}  # fmt: skip
+            "maxP95RatioToStable": 4, "maxErrorRateAboveStable": 0.01, "stepInterval": "1s"}  # fmt: skip
 
 
 def _models(hook_url: str) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rollout.analysis import CanaryMetrics, decide, next_step
+from rollout.analysis import CanaryMetrics, Decision, decide, dwell, next_step
 from settings.rollout import AnalysisSettings
 
 GATES = AnalysisSettings(
@@ -63,3 +63,33 @@ def test_a_decision_always_names_a_valid_next_state(requests: float, errors: flo
     else:
         assert decision.weight is None
     assert decision.reason
+
+
+@pytest.mark.parametrize(
+    ("decision", "at_step", "expected"),
+    [
+        (Decision("advance", 25, "healthy"), 10.0, "hold"),  # too soon at this step
+        (Decision("advance", 25, "healthy"), 299.0, "hold"),
+        (Decision("advance", 25, "healthy"), 300.0, "advance"),
+        (Decision("promote", None, "healthy"), 60.0, "hold"),
+        (Decision("promote", None, "healthy"), 301.0, "promote"),
+        (Decision("advance", 25, "healthy"), None, "advance"),  # no step time recorded: minRequests only
+        (Decision("rollback", None, "error rate 5%"), 1.0, "rollback"),  # a bad canary leaves at once
+        (Decision("hold", None, "too little traffic"), 1.0, "hold"),
+    ],
+)
+def test_a_canary_dwells_at_each_step_for_its_step_interval(
+    decision: Decision, at_step: float | None, expected: str
+) -> None:
+    result = dwell(decision, at_step, "5m", 10)
+    assert result.action == expected
+    if expected == "hold" and decision.action != "hold":
+        assert result.weight is None
+        assert result.reason.startswith(f"at step 10% for {at_step:.0f} s of stepInterval 5m, then {decision.action}")
+
+
+@given(st.floats(0, 10_000), st.sampled_from(["30s", "1m", "5m", "1h"]))
+def test_dwell_never_delays_past_the_interval_nor_lets_through_before_it(at_step: float, interval: str) -> None:
+    result = dwell(Decision("advance", 50, "healthy"), at_step, interval, 25)
+    seconds = {"30s": 30, "1m": 60, "5m": 300, "1h": 3600}[interval]
+    assert (result.action == "advance") == (at_step >= seconds)

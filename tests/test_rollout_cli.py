@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from mlflow import MlflowClient
 
 from mlopsctl import rollout_cli
 from observability import alerts, dashboards, promql
-from rollout.planner import REASON_TAG, STATUS_TAG, WEIGHT_TAG, deployment_name
+from rollout.planner import REASON_TAG, STATUS_TAG, STEP_AT_TAG, WEIGHT_TAG, deployment_name
 from tests.services.exporter import TrafficControl
 from tests.services.prometheus import PrometheusServer
 
@@ -32,24 +33,35 @@ MIN_REQUESTS = 40
 STEPS = [10, 50, 100]
 
 
-MODELS = ("walks-healthy", "errors", "slow", "idle", "overlap", "dry-run")
+MODELS = ("walks-healthy", "errors", "slow", "idle", "overlap", "dry-run", "dwells")
+DWELLING = "dwells"
+"""Its canary steps wait `stepInterval: 1h`; the others' 1 s lets consecutive runs advance."""
 
 
 @pytest.fixture(scope="module")
 def stack_file(tmp_path_factory: pytest.TempPathFactory, mlflow_stack: Any, traffic: Any) -> Path:
     _, prometheus = traffic
     document = yaml.safe_load((ROOT / "models" / "Pulumi.dev.yaml").read_text())
-    analysis = {
+    analysis: dict[str, Any] = {
         "window": WINDOW,
         "minRequests": MIN_REQUESTS,
         "maxErrorRate": 0.05,
         "maxP95LatencySeconds": 0.5,
         "maxP95RatioToStable": 4,
+        "stepInterval": "1s",
     }
     document["config"]["mlops-models:rollout"] = {
         "trackingUri": mlflow_stack.tracking_uri,
         "prometheusUrl": prometheus.url,
-        "models": [{"name": name, "strategy": "canary", "steps": STEPS, "analysis": analysis} for name in MODELS],
+        "models": [
+            {
+                "name": name,
+                "strategy": "canary",
+                "steps": STEPS,
+                "analysis": {**analysis, "stepInterval": "1h" if name == DWELLING else "1s"},
+            }
+            for name in MODELS
+        ],
     }
     path = tmp_path_factory.mktemp("stack") / "Pulumi.dev.yaml"
     path.write_text(yaml.safe_dump(document))
@@ -130,6 +142,28 @@ def test_healthy_canary_walks_every_step_and_is_promoted(
     assert _aliases(registry, model) == {"champion": "2"}
     assert _tags(registry, model, "2")[STATUS_TAG] == "promoted"
     assert _tags(registry, model, "1")[STATUS_TAG] == "retired"
+
+
+def test_a_canary_stays_at_its_step_for_the_step_interval(
+    registry: MlflowClient, traffic: Any, stack_file: Path
+) -> None:
+    """Healthy, but set at 50% seconds ago with `stepInterval: 1h`: the analysis holds (however often
+    it runs) until the step has served its interval, then advances."""
+    model = DWELLING
+    _register(registry, model)
+    _serve(traffic, model)
+    _, [first] = _advance(stack_file, model)
+    assert (first["action"], first["weight"]) == ("advance", 50)
+    step_at = _tags(registry, model, "2")[STEP_AT_TAG]
+    _, [held] = _advance(stack_file, model)
+    assert held["action"] == "hold" and held["detail"].startswith("at step 50% for "), held
+    assert "of stepInterval 1h, then advance" in held["detail"]
+    assert _tags(registry, model, "2")[WEIGHT_TAG] == "50" and _tags(registry, model, "2")[STEP_AT_TAG] == step_at
+    an_hour_ago = (datetime.now(UTC) - timedelta(hours=1, seconds=5)).isoformat(timespec="seconds")
+    registry.set_model_version_tag(model, "2", STEP_AT_TAG, an_hour_ago)
+    _, [advanced] = _advance(stack_file, model)
+    assert (advanced["action"], advanced["weight"]) == ("advance", 100)
+    assert _tags(registry, model, "2")[STEP_AT_TAG] > an_hour_ago
 
 
 def test_erroring_canary_is_rolled_back_with_a_reason(registry: MlflowClient, traffic: Any, stack_file: Path) -> None:
