@@ -48,20 +48,20 @@ def stack_file(tmp_path_factory: pytest.TempPathFactory, mlflow_stack: Any, traf
         "maxErrorRate": 0.05,
         "maxP95LatencySeconds": 0.5,
         "maxP95RatioToStable": 4,
-        "stepInterval": "1s",
     }
+    models: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "strategy": "canary",
+            "steps": STEPS,
+            "analysis": {**analysis, "stepInterval": "1h" if name == DWELLING else "1s"},
+        }
+        for name in MODELS
+    ]
     document["config"]["mlops-models:rollout"] = {
         "trackingUri": mlflow_stack.tracking_uri,
         "prometheusUrl": prometheus.url,
-        "models": [
-            {
-                "name": name,
-                "strategy": "canary",
-                "steps": STEPS,
-                "analysis": {**analysis, "stepInterval": "1h" if name == DWELLING else "1s"},
-            }
-            for name in MODELS
-        ],
+        "models": models,
     }
     path = tmp_path_factory.mktemp("stack") / "Pulumi.dev.yaml"
     path.write_text(yaml.safe_dump(document))
