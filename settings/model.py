@@ -391,7 +391,10 @@ class PlatformSettings(BaseModel):
     )
     # --- rollout automation ---------------------------------------------------------------
     rollout_analysis_schedule: Annotated[str, AfterValidator(_cron)] = Field(
-        default="*/5 * * * *", description="Cron schedule of the CronJob that runs `mlopsctl rollout advance`."
+        default="* * * * *",
+        description="Cron schedule of the CronJob that runs `mlopsctl rollout advance` (UTC): how soon an "
+        "approval, a failing candidate or a finished A/B is acted on. Every minute, like Flagger's default "
+        "analysis interval; canary steps still wait `analysis.stepInterval` per model.",
     )
     pulumi_operator: bool = Field(
         default=False,

@@ -17,8 +17,13 @@ P = "mlops-platform:"
 def test_analysis_cronjob(stack: Evaluation) -> None:
     cronjob = stack.one("kubernetes:batch/v1:CronJob", "automation-analysis").inputs
     spec = cronjob["spec"]
-    assert spec["schedule"] == "*/5 * * * *"
+    assert spec["schedule"] == "* * * * *"  # every minute: gates, rollbacks and A/B ends are seen within one
+    # Safe to run that often: never two at once, a late tick starts within the deadline or not at all (no
+    # pile-up), and a run is bounded.
     assert spec["concurrencyPolicy"] == "Forbid"
+    assert 0 < spec["startingDeadlineSeconds"] <= 120
+    assert spec["jobTemplate"]["spec"]["backoffLimit"] == 0
+    assert spec["jobTemplate"]["spec"]["activeDeadlineSeconds"] <= 600
     pod = spec["jobTemplate"]["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["args"] == ["rollout", "advance", "--stack", stack.stack, "--json"]
