@@ -63,6 +63,18 @@ def _enable_operator(config: dict[str, str]) -> None:
     config[P + "pulumiStackName"] = "organization/mlops-models/prod"
 
 
+def test_committed_stacks_run_the_operator_and_the_receiver(stack: Evaluation) -> None:
+    """Registry events reach a committed stack's cluster: the operator's Stack and the webhook
+    receiver are declared in dev and prod, for that environment's models stack."""
+    spec = stack.one("kubernetes:pulumi.com/v1:Stack").inputs["spec"]
+    assert spec["stack"] == f"organization/mlops-models/{stack.stack}"
+    assert spec["backend"].startswith("azblob://") and spec["projectRepo"].startswith("https://")
+    receiver = stack.one("kubernetes:apps/v1:Deployment", "webhooks-deployment").inputs
+    assert receiver["spec"]["replicas"] == 2
+    assert receiver["spec"]["template"]["spec"]["containers"][0]["args"][-2:] == ["--stack", stack.stack]
+    assert stack.one("kubernetes:batch/v1:Job", "webhooks-ensure") is not None
+
+
 def test_pulumi_operator_runs_the_models_project_and_resyncs_without_git_changes() -> None:
     evaluation = evaluate_with("prod", _enable_operator)
     assert evaluation.error is None, evaluation.error
@@ -163,8 +175,14 @@ def test_operator_rights_end_at_the_models_namespace() -> None:
         assert resource.inputs["metadata"]["namespace"] == "models", resource.name
 
 
+def _operator_without_its_settings(config: dict[str, str]) -> None:
+    config[P + "pulumiOperator"] = "true"
+    for key in ("pulumiProjectRepo", "pulumiBackendUrl", "pulumiStackName"):
+        config.pop(P + key, None)
+
+
 def test_operator_without_its_settings_is_a_settings_error() -> None:
-    evaluation = evaluate_with("prod", lambda config: config.__setitem__(P + "pulumiOperator", "true"))
+    evaluation = evaluate_with("prod", _operator_without_its_settings)
     assert isinstance(evaluation.error, SettingsError)
     assert evaluation.resources == []
     assert evaluation.error.keys == ["pulumiBackendUrl", "pulumiProjectRepo", "pulumiStackName"]

@@ -134,8 +134,15 @@ def test_registration_job_runs_after_mlflow_and_the_receiver(with_operator: Eval
     assert objects == [cluster_layout.WEBHOOK_SIGNING_SECRET, cluster_layout.MLFLOW_ADMIN_PASSWORD]
 
 
+@pytest.fixture(scope="module")
+def without_receiver() -> Evaluation:
+    evaluation = evaluate_with("dev", lambda config: config.__setitem__(P + "pulumiOperator", "false"))
+    assert evaluation.error is None, evaluation.error
+    return evaluation
+
+
 def test_mlflow_servers_get_one_encryption_key_and_deliberate_targets(
-    with_operator: Evaluation, dev: Evaluation
+    with_operator: Evaluation, without_receiver: Evaluation
 ) -> None:
     for role in ("tracking", "registry"):
         container = _mlflow_container(with_operator, role)
@@ -151,15 +158,15 @@ def test_mlflow_servers_get_one_encryption_key_and_deliberate_targets(
             "true",
         )
         assert env["MLFLOW_WEBHOOK_CACHE_TTL"] == "10"
-        # Without the receiver (dev: no operator), MLflow keeps its SSRF protection, explicitly.
-        container = _mlflow_container(dev, role)
+        # Without the receiver (no operator), MLflow keeps its SSRF protection, explicitly.
+        container = _mlflow_container(without_receiver, role)
         env = _env(container)
         assert (env["MLFLOW_WEBHOOK_ALLOWED_SCHEMES"], env["MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"]) == ("https", "false")
         assert "export MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY" in container["command"][2]
     artifacts = _mlflow_container(with_operator, "artifacts")
     assert "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY" not in artifacts["command"][2]
     assert "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY" not in _env(artifacts)
-    assert not [r for r in dev.resources if r.type.startswith("mlops:serving:WebhookReceiver")]
+    assert not [r for r in without_receiver.resources if r.type.startswith("mlops:serving:WebhookReceiver")]
 
 
 def test_encryption_key_is_a_fernet_key_generated_in_key_vault(dev: Evaluation) -> None:

@@ -28,6 +28,7 @@ import pulumi_kubernetes as k8s
 
 from components.cluster.pod_security import restricted_container, restricted_pod
 from layout import cluster_layout
+from layout.images import DIGEST_PULL_POLICY
 from layout.key_vault_csi import key_vault_provider_parameters
 from layout.mlflow_server import service_name
 from rollout.webhooks import DEFAULT_TOLERANCE_SECONDS
@@ -261,6 +262,7 @@ class WebhookReceiver(pulumi.ComponentResource):
                             k8s.core.v1.ContainerArgs(
                                 name="receiver",
                                 image=args.image,
+                                image_pull_policy=DIGEST_PULL_POLICY,
                                 args=serve_args(args.stack, args.tolerance_seconds),
                                 ports=[
                                     k8s.core.v1.ContainerPortArgs(
@@ -307,6 +309,7 @@ class WebhookReceiver(pulumi.ComponentResource):
                             k8s.core.v1.ContainerArgs(
                                 name="ensure",
                                 image=args.image,
+                                image_pull_policy=DIGEST_PULL_POLICY,
                                 args=ensure_args(args.namespace, args.mlflow_namespace),
                                 env=[
                                     k8s.core.v1.EnvVarArgs(name="MLFLOW_TRACKING_USERNAME", value=args.mlflow_username),
