@@ -307,7 +307,11 @@ def test_autoscaling_and_disruption_budgets(prod: Evaluation) -> None:
     hpas = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in _k8s(prod, "HorizontalPodAutoscaler")}
     assert set(hpas) == {"mlflow-tracking", "mlflow-registry"}
     assert (hpas["mlflow-tracking"]["minReplicas"], hpas["mlflow-tracking"]["maxReplicas"]) == (3, 9)
-    pdbs = {r.inputs["metadata"]["name"] for r in _k8s(prod, "PodDisruptionBudget")}
+    pdbs = {
+        r.inputs["metadata"]["name"]
+        for r in _k8s(prod, "PodDisruptionBudget")
+        if r.inputs["metadata"]["namespace"] == "mlflow"
+    }
     assert pdbs == {service_name(role) for role in ROLES}
 
 
@@ -380,7 +384,11 @@ def test_auth_config_map(dev: Evaluation, prod: Evaluation) -> None:
 
 
 def test_network_policies(stack: Evaluation) -> None:
-    policies = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in _k8s(stack, "NetworkPolicy")}
+    policies = {
+        r.inputs["metadata"]["name"]: r.inputs["spec"]
+        for r in _k8s(stack, "NetworkPolicy")
+        if r.inputs["metadata"]["namespace"] == "mlflow"
+    }
     assert policies["default-deny"] == {"podSelector": {"matchLabels": {}}, "policyTypes": ["Ingress", "Egress"]}
     sources = {
         name: spec["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
@@ -392,6 +400,8 @@ def test_network_policies(stack: Evaluation) -> None:
         "allow-metrics": "monitoring",
         "allow-automation": "mlops-system",  # rollout analysis, and the operator's models workspace
         "allow-model-artifact-reads": "models",
+        # the webhook registration Job (declared with the receiver, as in both committed stacks)
+        **({"allow-webhook-registrar": "mlops-system"} if committed_settings(stack.stack).webhook_receiver else {}),
     }
     # `mlflow gc` reaches the artifacts role, and only it, from its own pods
     gc_in, gc_out = policies["allow-gc-to-artifacts"], policies["allow-gc-egress"]
