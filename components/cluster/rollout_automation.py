@@ -252,6 +252,9 @@ class RolloutAutomation(pulumi.ComponentResource):
             values={
                 "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
             },
+            # Like every platform release: a failed install or upgrade rolls back, and `up` waits
+            # until the operator runs, so the Stack CR below is created for a working controller.
+            atomic=True,
             opts=opts(namespace, *args.node_pools),
         )
         deployer = kubernetes.core.v1.ServiceAccount(
