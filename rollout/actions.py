@@ -135,6 +135,7 @@ def write_decision(
         }
         if decision.weight is not None:
             tags[WEIGHT_TAG] = str(decision.weight)
+        if decision.weight is not None or decision.marks_step:
             tags[STEP_AT_TAG] = tags[DECIDED_AT_TAG]
         if decision.action == "start":
             tags[STARTED_TAG] = tags[DECIDED_AT_TAG]

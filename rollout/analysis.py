@@ -44,6 +44,8 @@ class Decision:
     weight: int | None
     """The candidate weight after the decision (None for promote and rollback)."""
     reason: str
+    marks_step: bool = False
+    """Record now as the time the current step began (a first step no decision set)."""
 
 
 def next_step(steps: list[int], current: int) -> int | None:
@@ -148,12 +150,21 @@ def gate(decision: Decision, required: bool, approved: bool, name: str) -> Decis
 def dwell(decision: Decision, at_step_seconds: float | None, step_interval: str, weight: int) -> Decision:
     """Hold an advance or promotion until the current step has served `step_interval`.
 
-    `at_step_seconds` is the time since the decision that set the step (None when no decision set
-    it: the first step of a canary that does not hold before traffic, where `minRequests` over the
-    window is the only evidence). Rollbacks and holds pass unchanged: a bad canary leaves at once.
+    `at_step_seconds` is the time since the decision that set the step. A first step that no
+    decision set (a canary that does not hold before traffic is served at its first step as soon
+    as the alias is set) has none: the first analysis that finds it healthy holds it and records
+    the time, so the first step dwells like the others. Rollbacks and holds pass unchanged: a bad
+    canary leaves at once.
     """
-    if decision.action not in ("advance", "promote") or at_step_seconds is None:
+    if decision.action not in ("advance", "promote"):
         return decision
+    if at_step_seconds is None:
+        return Decision(
+            "hold",
+            None,
+            f"at step {weight}% from now: stepInterval {step_interval}, then {decision.action} ({decision.reason})",
+            marks_step=True,
+        )
     needed = duration_seconds(step_interval)
     if at_step_seconds >= needed:
         return decision

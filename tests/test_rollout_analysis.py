@@ -73,7 +73,7 @@ def test_a_decision_always_names_a_valid_next_state(requests: float, errors: flo
         (Decision("advance", 25, "healthy"), 300.0, "advance"),
         (Decision("promote", None, "healthy"), 60.0, "hold"),
         (Decision("promote", None, "healthy"), 301.0, "promote"),
-        (Decision("advance", 25, "healthy"), None, "advance"),  # no step time recorded: minRequests only
+        (Decision("advance", 25, "healthy"), None, "hold"),  # a first step no decision set: recorded now
         (Decision("rollback", None, "error rate 5%"), 1.0, "rollback"),  # a bad canary leaves at once
         (Decision("hold", None, "too little traffic"), 1.0, "hold"),
     ],
@@ -83,9 +83,15 @@ def test_a_canary_dwells_at_each_step_for_its_step_interval(
 ) -> None:
     result = dwell(decision, at_step, "5m", 10)
     assert result.action == expected
+    assert result.marks_step == (at_step is None and decision.action in ("advance", "promote"))
     if expected == "hold" and decision.action != "hold":
         assert result.weight is None
-        assert result.reason.startswith(f"at step 10% for {at_step:.0f} s of stepInterval 5m, then {decision.action}")
+        if at_step is None:
+            assert result.reason.startswith(f"at step 10% from now: stepInterval 5m, then {decision.action}")
+        else:
+            assert result.reason.startswith(
+                f"at step 10% for {at_step:.0f} s of stepInterval 5m, then {decision.action}"
+            )
 
 
 @given(st.floats(0, 10_000), st.sampled_from(["30s", "1m", "5m", "1h"]))

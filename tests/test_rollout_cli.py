@@ -134,11 +134,12 @@ def test_healthy_canary_walks_every_step_and_is_promoted(
     _register(registry, model)
     _serve(traffic, model)
     seen = []
-    for _ in range(len(STEPS)):
+    for _ in range(len(STEPS) + 1):
         code, [outcome] = _advance(stack_file, model)
         assert code == 0 and outcome["written"], outcome
         seen.append((outcome["action"], outcome["weight"]))
-    assert seen == [("advance", 50), ("advance", 100), ("promote", None)]
+    # The first step (served since the alias was set) dwells from the first healthy analysis on.
+    assert seen == [("hold", None), ("advance", 50), ("advance", 100), ("promote", None)]
     assert _aliases(registry, model) == {"champion": "2"}
     assert _tags(registry, model, "2")[STATUS_TAG] == "promoted"
     assert _tags(registry, model, "1")[STATUS_TAG] == "retired"
@@ -147,23 +148,26 @@ def test_healthy_canary_walks_every_step_and_is_promoted(
 def test_a_canary_stays_at_its_step_for_the_step_interval(
     registry: MlflowClient, traffic: Any, stack_file: Path
 ) -> None:
-    """Healthy, but set at 50% seconds ago with `stepInterval: 1h`: the analysis holds (however often
-    it runs) until the step has served its interval, then advances."""
+    """Healthy, with `stepInterval: 1h`: the first analysis records when the first step began, later
+    ones hold (however often they run) until the step has served its interval, then advance."""
     model = DWELLING
     _register(registry, model)
     _serve(traffic, model)
     _, [first] = _advance(stack_file, model)
-    assert (first["action"], first["weight"]) == ("advance", 50)
+    assert first["action"] == "hold" and first["detail"].startswith("at step 10% from now: stepInterval 1h"), first
     step_at = _tags(registry, model, "2")[STEP_AT_TAG]
     _, [held] = _advance(stack_file, model)
-    assert held["action"] == "hold" and held["detail"].startswith("at step 50% for "), held
+    assert held["action"] == "hold" and held["detail"].startswith("at step 10% for "), held
     assert "of stepInterval 1h, then advance" in held["detail"]
-    assert _tags(registry, model, "2")[WEIGHT_TAG] == "50" and _tags(registry, model, "2")[STEP_AT_TAG] == step_at
+    tags = _tags(registry, model, "2")
+    assert WEIGHT_TAG not in tags and tags[STEP_AT_TAG] == step_at  # a hold does not restart the clock
     an_hour_ago = (datetime.now(UTC) - timedelta(hours=1, seconds=5)).isoformat(timespec="seconds")
     registry.set_model_version_tag(model, "2", STEP_AT_TAG, an_hour_ago)
     _, [advanced] = _advance(stack_file, model)
-    assert (advanced["action"], advanced["weight"]) == ("advance", 100)
-    assert _tags(registry, model, "2")[STEP_AT_TAG] > an_hour_ago
+    assert (advanced["action"], advanced["weight"]) == ("advance", 50)
+    assert _tags(registry, model, "2")[STEP_AT_TAG] > an_hour_ago  # the new step's clock
+    _, [again] = _advance(stack_file, model)
+    assert again["action"] == "hold" and again["detail"].startswith("at step 50% for "), again
 
 
 def test_erroring_canary_is_rolled_back_with_a_reason(registry: MlflowClient, traffic: Any, stack_file: Path) -> None:
@@ -202,6 +206,9 @@ def test_two_overlapping_runs_make_one_decision(registry: MlflowClient, traffic:
     model = "overlap"
     _register(registry, model)
     _serve(traffic, model)
+    _, [first] = _advance(stack_file, model)
+    assert first["action"] == "hold"  # records when the first step began (stepInterval 1s)
+    time.sleep(1)
     command = _advance_command(stack_file, model)
     runs = [
         subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
