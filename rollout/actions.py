@@ -27,7 +27,7 @@ from rollout.planner import (
     STEP_AT_TAG,
     WEIGHT_TAG,
 )
-from rollout.registry_reader import NotFoundError, RegistryClient, read_model
+from rollout.registry_reader import NotFoundError, RegistryClient, RegistryError, read_model
 from rollout.snapshot import ModelState
 from settings.rollout import ModelRolloutSettings
 
@@ -80,13 +80,26 @@ class Lease:
         tags = {t["key"]: t.get("value", "") for t in registered.get("tags") or []}
         return tags.get(LEASE_TAG)
 
-    def acquire(self) -> bool:
+    def _held_by_another(self) -> bool:
+        """Another run's lease is on the model and has not expired."""
         holder = self._holder()
-        if holder and holder != self.token:
-            _, _, expiry = holder.partition("|")
-            if expiry.isdigit() and int(expiry) > time.time():
+        if not holder or holder == self.token:
+            return False
+        _, _, expiry = holder.partition("|")
+        return expiry.isdigit() and int(expiry) > time.time()
+
+    def acquire(self) -> bool:
+        if self._held_by_another():
+            return False
+        try:
+            self.client.post("registered-models/set-tag", {"name": self.model, "key": LEASE_TAG, "value": self.token})
+        except RegistryError:
+            # Runs racing from no lease tag all insert its row: MLflow's `merge` lets one insert win
+            # and answers the others HTTP 400 (a unique-key violation). A live lease held by another
+            # run means this run lost the race; anything else is a real registry error.
+            if self._held_by_another():
                 return False
-        self.client.post("registered-models/set-tag", {"name": self.model, "key": LEASE_TAG, "value": self.token})
+            raise
         time.sleep(self.settle_seconds)
         return self._holder() == self.token
 
