@@ -41,6 +41,7 @@ from rollout.planner import deployment_name  # noqa: E402
 from tests.services import processes  # noqa: E402
 from tests.services.exporter import SyntheticExporter, TrafficControl  # noqa: E402
 from tests.services.prometheus import PrometheusServer  # noqa: E402
+from tests.services.registry import register_run_versions  # noqa: E402
 from tests.services.stack import mlflow_deployment  # noqa: E402
 
 WINDOW = "30s"
@@ -60,14 +61,7 @@ def model_settings(index: int) -> dict[str, Any]:
 
 
 def _register(client: MlflowClient, model: str) -> None:
-    client.create_registered_model(model)
-    experiment = client.get_experiment_by_name("Default")
-    assert experiment is not None
-    for _ in range(2):
-        run = client.create_run(experiment.experiment_id)
-        client.log_text(run.info.run_id, "artifact_path: model\nflavors: {}\n", "model/MLmodel")
-        client.set_terminated(run.info.run_id)
-        client.create_model_version(model, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    register_run_versions(client, model)
     client.set_registered_model_alias(model, "champion", "1")
     client.set_registered_model_alias(model, "challenger", "2")
 

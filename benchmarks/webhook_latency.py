@@ -38,6 +38,7 @@ from mlflow import MlflowClient  # noqa: E402
 
 from mlopsctl.webhook_cli import ensure_webhook  # noqa: E402
 from tests.services import processes  # noqa: E402
+from tests.services.registry import register_run_versions  # noqa: E402
 from tests.services.stack import committed_settings, mlflow_deployment  # noqa: E402
 from tests.services.webhooks import StandInApiServer, receiver  # noqa: E402
 
@@ -53,14 +54,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _register(client: MlflowClient) -> None:
-    client.create_registered_model(MODEL)
-    experiment = client.get_experiment_by_name("Default")
-    assert experiment is not None
-    for _ in range(2):
-        run = client.create_run(experiment.experiment_id)
-        client.log_text(run.info.run_id, "artifact_path: model\nflavors: {}\n", "model/MLmodel")
-        client.set_terminated(run.info.run_id)
-        client.create_model_version(MODEL, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    register_run_versions(client, MODEL)
 
 
 def measure(changes: int, stack: str, timeout: float) -> dict[str, object]:

@@ -15,6 +15,7 @@ from mlopsctl.mock_engine import MODELS_DIR, evaluate, platform_outputs_example,
 from mlopsctl.schema_validation import schema_problems
 from rollout.planner import WEIGHT_TAG, physical_artifact_uri
 from rollout.registry_reader import RegistryError, read_snapshot
+from tests.services.registry import register_run_versions
 
 GIT_COMMIT = "3f2c9a1b7d4e5f60718293a4b5c6d7e8f9a0b1c2"
 P = "mlops-models:"
@@ -25,15 +26,14 @@ SDEP = "kubernetes:machinelearning.seldon.io/v1:SeldonDeployment"
 def registered(registry: MlflowClient) -> MlflowClient:
     """Two models with real artifacts: `reader-canary` (v1 champion, v2 challenger at 25%), `reader-single`."""
     client = registry
-    experiment = client.get_experiment_by_name("Default")
-    assert experiment is not None
     for model, versions in (("reader-canary", 2), ("reader-single", 1)):
-        client.create_registered_model(model)
-        for _ in range(versions):
-            run = client.create_run(experiment.experiment_id, tags={"mlflow.source.git.commit": GIT_COMMIT})
-            client.log_text(run.info.run_id, "artifact_path: model\nflavors:\n  python_function: {}\n", "model/MLmodel")
-            client.set_terminated(run.info.run_id)
-            client.create_model_version(model, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+        register_run_versions(
+            client,
+            model,
+            versions,
+            run_tags={"mlflow.source.git.commit": GIT_COMMIT},
+            mlmodel="artifact_path: model\nflavors:\n  python_function: {}\n",
+        )
         client.set_registered_model_alias(model, "champion", "1")
     client.set_registered_model_alias("reader-canary", "challenger", "2")
     client.set_model_version_tag("reader-canary", "2", WEIGHT_TAG, "25")

@@ -26,6 +26,7 @@ from observability import alerts, dashboards, promql
 from rollout.planner import REASON_TAG, STATUS_TAG, STEP_AT_TAG, WEIGHT_TAG, deployment_name
 from tests.services.exporter import TrafficControl
 from tests.services.prometheus import PrometheusServer
+from tests.services.registry import register_run_versions
 
 ROOT = Path(__file__).resolve().parent.parent
 WINDOW = "30s"
@@ -70,15 +71,7 @@ def stack_file(tmp_path_factory: pytest.TempPathFactory, mlflow_stack: Any, traf
 
 def _register(client: MlflowClient, model: str) -> None:
     """Versions 1 (champion) and 2 (challenger), each from a run with a model directory."""
-    client.create_registered_model(model)
-    experiment = client.get_experiment_by_name("Default")
-    assert experiment is not None
-    for number in ("1", "2"):
-        run = client.create_run(experiment.experiment_id)
-        client.log_text(run.info.run_id, "artifact_path: model\nflavors: {}\n", "model/MLmodel")
-        client.set_terminated(run.info.run_id)
-        version = client.create_model_version(model, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
-        assert version.version == number
+    assert register_run_versions(client, model) == ["1", "2"]
     client.set_registered_model_alias(model, "champion", "1")
     client.set_registered_model_alias(model, "challenger", "2")
 

@@ -27,6 +27,7 @@ from mlopsctl.kube_api import RECONCILE_REQUEST_ANNOTATION, stack_path
 from mlopsctl.webhook_cli import ensure_webhook
 from rollout.planner import PLAN_TAGS, STARTED_TAG, STATUS_TAG, WEIGHT_TAG
 from rollout.webhooks import ALIAS_CREATED, EVENTS, TAG_SET, reconcile_request_value, sign
+from tests.services.registry import register_run_versions
 from tests.services.stack import MlflowDeployment
 from tests.services.webhooks import STAND_IN_TOKEN, Receiver, StandInApiServer, receiver
 
@@ -38,17 +39,9 @@ NAME = "platform-reconcile-test"
 
 @pytest.fixture(scope="module")
 def client(registry: MlflowClient) -> MlflowClient:
-    client = registry
-    experiment = client.get_experiment_by_name("Default")
-    assert experiment is not None
     for model in (MANAGED, UNMANAGED):
-        client.create_registered_model(model)
-        for _ in range(2):
-            run = client.create_run(experiment.experiment_id)
-            client.log_text(run.info.run_id, "artifact_path: model\nflavors: {}\n", "model/MLmodel")
-            client.set_terminated(run.info.run_id)
-            client.create_model_version(model, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
-    return client
+        register_run_versions(registry, model)
+    return registry
 
 
 @pytest.fixture(scope="module")
