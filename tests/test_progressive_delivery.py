@@ -28,10 +28,12 @@ from mlflow import MlflowClient
 
 from observability import promql
 from rollout.planner import APPROVAL_TAG_PREFIX, REASON_TAG, STARTED_TAG, STATUS_TAG, WEIGHT_TAG, deployment_name
+from tests.services.pacing import RunPacer
 from tests.test_rollout_cli import _register
 
 ROOT = Path(__file__).resolve().parent.parent
 WINDOW = "20s"
+STEP_INTERVAL_SECONDS = 1
 MIN_REQUESTS = 30
 AB_DURATION = "15s"
 HOOK_SECRET = "hook-signing-secret-for-tests"
@@ -77,7 +79,8 @@ def receiver() -> Iterator[HookReceiver]:
 
 
 ANALYSIS = {"window": WINDOW, "minRequests": MIN_REQUESTS, "maxErrorRate": 0.05, "maxP95LatencySeconds": 0.5,
-            "maxP95RatioToStable": 4, "maxErrorRateAboveStable": 0.01, "stepInterval": "1s"}  # fmt: skip
+            "maxP95RatioToStable": 4, "maxErrorRateAboveStable": 0.01,
+            "stepInterval": f"{STEP_INTERVAL_SECONDS}s"}  # fmt: skip
 
 
 def _models(hook_url: str) -> list[dict[str, Any]]:
@@ -134,8 +137,13 @@ def _cli(mlflow_stack: Any, stack_file: Path, *args: str) -> subprocess.Complete
     )
 
 
+PACER = RunPacer(STEP_INTERVAL_SECONDS)
+
+
 def _advance(mlflow_stack: Any, stack_file: Path, model: str) -> dict[str, Any]:
+    PACER.wait(model)
     result = _cli(mlflow_stack, stack_file, "advance", "--model", model, "--json")
+    PACER.ended(model)
     assert result.returncode in (0, 1), result.stderr
     [outcome] = json.loads(result.stdout)
     assert outcome["action"] == "none" or outcome["written"], outcome

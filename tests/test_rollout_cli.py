@@ -25,6 +25,7 @@ from mlopsctl import rollout_cli
 from observability import alerts, dashboards, promql
 from rollout.planner import REASON_TAG, STATUS_TAG, STEP_AT_TAG, WEIGHT_TAG, deployment_name
 from tests.services.exporter import TrafficControl
+from tests.services.pacing import RunPacer
 from tests.services.prometheus import PrometheusServer
 from tests.services.registry import register_run_versions
 
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WINDOW = "30s"
 MIN_REQUESTS = 40
 STEPS = [10, 50, 100]
+STEP_INTERVAL_SECONDS = 1
 
 
 MODELS = ("walks-healthy", "errors", "slow", "idle", "overlap", "dry-run", "dwells")
@@ -55,7 +57,7 @@ def stack_file(tmp_path_factory: pytest.TempPathFactory, mlflow_stack: Any, traf
             "name": name,
             "strategy": "canary",
             "steps": STEPS,
-            "analysis": {**analysis, "stepInterval": "1h" if name == DWELLING else "1s"},
+            "analysis": {**analysis, "stepInterval": "1h" if name == DWELLING else f"{STEP_INTERVAL_SECONDS}s"},
         }
         for name in MODELS
     ]
@@ -99,7 +101,11 @@ def _advance_command(stack_file: Path, model: str, *extra: str) -> list[str]:
             str(stack_file), "--model", model, "--json", *extra]  # fmt: skip
 
 
+PACER = RunPacer(STEP_INTERVAL_SECONDS)
+
+
 def _advance(stack_file: Path, model: str, *extra: str) -> tuple[int, list[dict[str, Any]]]:
+    PACER.wait(model)
     result = subprocess.run(
         _advance_command(stack_file, model, *extra),
         cwd=ROOT,
@@ -108,6 +114,7 @@ def _advance(stack_file: Path, model: str, *extra: str) -> tuple[int, list[dict[
         timeout=120,
         check=False,
     )
+    PACER.ended(model)
     assert result.returncode in (0, 1), result.stderr
     return result.returncode, json.loads(result.stdout)
 
@@ -201,7 +208,7 @@ def test_two_overlapping_runs_make_one_decision(registry: MlflowClient, traffic:
     _serve(traffic, model)
     _, [first] = _advance(stack_file, model)
     assert first["action"] == "hold"  # records when the first step began (stepInterval 1s)
-    time.sleep(1)
+    PACER.wait(model)  # both runs then find the first step served
     command = _advance_command(stack_file, model)
     runs = [
         subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
