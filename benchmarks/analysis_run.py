@@ -10,9 +10,11 @@ waiting at a promotion gate. Every run therefore writes a decision per model (le
 tags), the expensive path.
 
 Then it runs `python -m mlopsctl rollout advance --stack dev --stack-file <file> --json` (the
-CronJob's command, in a fresh interpreter like the pod) R times and prints the wall time of each.
+CronJob's command, in a fresh interpreter like the pod) R times for each `--parallel` value given
+(the CLI's default when none is) and prints the wall time of each run.
 
     .venv/bin/python -m benchmarks.analysis_run --models 3 --runs 5
+    .venv/bin/python -m benchmarks.analysis_run --models 10 --runs 3 --parallel 1 --parallel 8
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ if str(REPO) not in sys.path:
 import yaml  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 
+from mlopsctl.rollout_cli import DEFAULT_PARALLEL_MODELS  # noqa: E402
 from observability import promql  # noqa: E402
 from rollout.planner import deployment_name  # noqa: E402
 from tests.services import processes  # noqa: E402
@@ -66,7 +69,7 @@ def _register(client: MlflowClient, model: str) -> None:
     client.set_registered_model_alias(model, "challenger", "2")
 
 
-def measure(models: int, runs: int) -> dict[str, Any]:
+def measure(models: int, runs: int, parallels: list[int]) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         workdir = stack.enter_context(processes.temporary_directory("mlops-analysis-bench-"))
         deployment = stack.enter_context(mlflow_deployment(workdir, "dev"))
@@ -100,31 +103,42 @@ def measure(models: int, runs: int) -> dict[str, Any]:
             time.sleep(1)
         command = [sys.executable, "-m", "mlopsctl", "rollout", "advance", "--stack", "dev",
                    "--stack-file", str(stack_file), "--json"]  # fmt: skip
-        seconds: list[float] = []
-        actions: list[Counter[str]] = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            result = subprocess.run(
-                command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
-            )
-            seconds.append(time.perf_counter() - started)
-            if result.returncode not in (0, 1):
-                raise RuntimeError(f"advance failed: {result.stderr.strip()}")
-            outcomes = json.loads(result.stdout)
-            actions.append(Counter(f"{o['action']}{'' if o['written'] else ' (not written)'}" for o in outcomes))
-        return {"models": models, "seconds": seconds, "actions": actions}
+        measured = []
+        for parallel in parallels:
+            seconds: list[float] = []
+            actions: list[Counter[str]] = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                result = subprocess.run(
+                    [*command, "--parallel", str(parallel)],
+                    cwd=REPO,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                    check=False,
+                )
+                seconds.append(time.perf_counter() - started)
+                if result.returncode not in (0, 1):
+                    raise RuntimeError(f"advance failed: {result.stderr.strip()}")
+                outcomes = json.loads(result.stdout)
+                actions.append(Counter(f"{o['action']}{'' if o['written'] else ' (not written)'}" for o in outcomes))
+            measured.append({"parallel": parallel, "seconds": seconds, "actions": actions})
+        return {"models": models, "measured": measured}
 
 
 def render(result: dict[str, Any]) -> str:
-    seconds = result["seconds"]
     lines = [f"models: {result['models']} (canary dwelling / ab at a first-step gate / shadow at a promotion gate)"]
-    for index, (took, actions) in enumerate(zip(seconds, result["actions"], strict=True), 1):
-        summary = ", ".join(f"{count} {action}" for action, count in sorted(actions.items()))
-        lines.append(f"  run {index}: {took:6.2f} s   {summary}")
-    lines.append(
-        f"one analysis run: median {statistics.median(seconds):.2f} s, max {max(seconds):.2f} s "
-        f"({statistics.median(seconds) / result['models']:.2f} s per model)"
-    )
+    for measured in result["measured"]:
+        seconds = measured["seconds"]
+        lines.append(f"--parallel {measured['parallel']}:")
+        for index, (took, actions) in enumerate(zip(seconds, measured["actions"], strict=True), 1):
+            summary = ", ".join(f"{count} {action}" for action, count in sorted(actions.items()))
+            lines.append(f"  run {index}: {took:6.2f} s   {summary}")
+        lines.append(
+            f"  one analysis run: median {statistics.median(seconds):.2f} s, max {max(seconds):.2f} s "
+            f"({statistics.median(seconds) / result['models']:.2f} s per model)"
+        )
     return "\n".join(lines)
 
 
@@ -132,10 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--models", type=int, default=3)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--parallel", type=int, action="append", help="the CLI's --parallel; repeat to compare")
     options = parser.parse_args(argv)
-    if options.models < 1 or options.runs < 1:
-        parser.error("--models and --runs must be at least 1")
-    print(render(measure(options.models, options.runs)), flush=True)
+    parallels = options.parallel or [DEFAULT_PARALLEL_MODELS]
+    if options.models < 1 or options.runs < 1 or min(parallels) < 1:
+        parser.error("--models, --runs and --parallel must be at least 1")
+    print(render(measure(options.models, options.runs, parallels)), flush=True)
     print(f"load average: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     return 0
 

@@ -16,6 +16,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -360,35 +361,43 @@ def cmd_status(args: argparse.Namespace, context: Context) -> int:
     return EXIT_OK
 
 
+DEFAULT_PARALLEL_MODELS = 8
+"""Models analysed at once by one `advance` run. A model's analysis is mostly waiting (registry
+and Prometheus round trips, the lease's settle), so a run over many models takes about as long as
+its slowest model instead of their sum, and stays inside the CronJob's one-minute tick."""
+
+
+def _advance_model(context: Context, model: ModelRolloutSettings) -> tuple[dict[str, Any], bool]:
+    """Analyse one model and write its decision: (result row, whether the run fails for it)."""
+    try:
+        state = _state(context, model)
+        decision = _analyse(context, model, state)
+    except (RegistryError, PrometheusError, PlanError) as error:
+        return {"model": model.name, "action": "error", "written": False, "detail": str(error)}, True
+    if decision is None:
+        return {"model": model.name, "action": "none", "written": False, "detail": "no candidate"}, False
+    if context.dry_run:
+        outcome = Outcome(model.name, decision.action, False, f"dry run: {decision.reason}")
+    else:
+        outcome = write_decision(context.registry, model, state, decision)
+    notified = _notify(context, model, state, decision, outcome)
+    row = {**asdict(outcome), "weight": decision.weight, "hooks": [f"{r.url}: {r.detail}" for r in notified]}
+    return row, decision.action == "rollback"
+
+
 def cmd_advance(args: argparse.Namespace, context: Context) -> int:
+    if args.parallel < 1:
+        raise UsageError(f"--parallel must be at least 1, not {args.parallel}")
     models = [_model(context, args.model)] if args.model else list(context.settings.rollout.models)
-    results: list[dict[str, Any]] = []
-    failed = False
-    for model in models:
-        try:
-            state = _state(context, model)
-            decision = _analyse(context, model, state)
-        except (RegistryError, PrometheusError, PlanError) as error:
-            results.append({"model": model.name, "action": "error", "written": False, "detail": str(error)})
-            failed = True
-            continue
-        if decision is None:
-            results.append({"model": model.name, "action": "none", "written": False, "detail": "no candidate"})
-            continue
-        if context.dry_run:
-            outcome = Outcome(model.name, decision.action, False, f"dry run: {decision.reason}")
-        else:
-            outcome = write_decision(context.registry, model, state, decision)
-        notified = _notify(context, model, state, decision, outcome)
-        results.append(
-            {**asdict(outcome), "weight": decision.weight, "hooks": [f"{r.url}: {r.detail}" for r in notified]}
-        )
-        failed |= decision.action == "rollback"
+    # Models are independent (each decision has its own lease and re-check); rows keep config order.
+    with ThreadPoolExecutor(max_workers=max(1, min(args.parallel, len(models)))) as pool:
+        rows = list(pool.map(lambda model: _advance_model(context, model), models))
+    results = [row for row, _ in rows]
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         print(_table(results, ["model", "action", "weight", "written", "detail"]))
-    return EXIT_FAILED if failed else EXIT_OK
+    return EXIT_FAILED if any(fails for _, fails in rows) else EXIT_OK
 
 
 def _manual(args: argparse.Namespace, context: Context, action: str, reason: str) -> int:
@@ -478,6 +487,12 @@ def add_rollout_parser(commands: argparse._SubParsersAction[Any]) -> None:
     common(advance)
     advance.add_argument("--model", default=None, help="only this model")
     advance.add_argument("--dry-run", action="store_true", help="decide and print, write nothing")
+    advance.add_argument(
+        "--parallel",
+        type=int,
+        default=DEFAULT_PARALLEL_MODELS,
+        help=f"models analysed at once (default {DEFAULT_PARALLEL_MODELS})",
+    )
     advance.set_defaults(rollout_handler=cmd_advance, need_prometheus=True)
 
     promote = actions.add_parser("promote", help="make the candidate the stable version")

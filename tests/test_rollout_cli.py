@@ -241,6 +241,19 @@ def test_bad_cli_input_is_one_line_and_exit_2(stack_file: Path) -> None:
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+def test_parallel_must_be_positive(stack_file: Path) -> None:
+    result = subprocess.run(
+        _advance_command(stack_file, "walks-healthy", "--parallel", "0"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == "mlopsctl: --parallel must be at least 1, not 0"
+
+
 def _shape(expression: str) -> str:
     """An expression with its label values, namespace matcher and windows abstracted away."""
     shape = re.sub(r',?namespace=~?"[^"]*"', "", expression)
