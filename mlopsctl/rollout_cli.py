@@ -54,6 +54,7 @@ from rollout.planner import (
 from rollout.prometheus import PrometheusClient, PrometheusError
 from rollout.registry_reader import ReaderOptions, RegistryClient, RegistryError, read_model
 from rollout.snapshot import ModelState, VersionInfo
+from rollout.source import tracking_password
 from settings import SettingsError
 from settings.models import ModelsSettings
 from settings.rollout import HookEvent, ModelRolloutSettings
@@ -92,14 +93,11 @@ def _stack_settings(args: argparse.Namespace) -> ModelsSettings:
 
 
 def _password(environ: Mapping[str, str]) -> str | None:
-    """`MLFLOW_TRACKING_PASSWORD`, or the file `MLFLOW_TRACKING_PASSWORD_FILE` names (a CSI mount)."""
-    path = environ.get("MLFLOW_TRACKING_PASSWORD_FILE")
-    if path:
-        try:
-            return Path(path).read_text().strip()
-        except OSError as error:
-            raise UsageError(f"cannot read MLFLOW_TRACKING_PASSWORD_FILE {path}: {error.strerror}") from error
-    return environ.get("MLFLOW_TRACKING_PASSWORD")
+    """`rollout.source.tracking_password` (the CSI-mounted file wins), an unreadable file a usage error."""
+    try:
+        return tracking_password(environ)
+    except RegistryError as error:
+        raise UsageError(str(error)) from error
 
 
 def _context(args: argparse.Namespace, environ: Mapping[str, str], need_prometheus: bool) -> Context:

@@ -30,6 +30,8 @@ from layout.paths import MODELS_DIR
 from mlopsctl.kube_api import KubeConfigError, StackReconciler, load_connection
 from mlopsctl.webhook_receiver import SecretSource, build_app
 from rollout.planner import PLAN_TAGS
+from rollout.registry_reader import RegistryError
+from rollout.source import tracking_password
 from rollout.webhooks import (
     DEFAULT_TOLERANCE_SECONDS,
     EVENTS,
@@ -112,13 +114,11 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def _password(environ: Mapping[str, str]) -> str | None:
-    path = environ.get("MLFLOW_TRACKING_PASSWORD_FILE")
-    if path:
-        try:
-            return Path(path).read_text().strip()
-        except OSError as error:
-            raise UsageError(f"cannot read MLFLOW_TRACKING_PASSWORD_FILE {path}: {error.strerror}") from error
-    return environ.get("MLFLOW_TRACKING_PASSWORD")
+    """`rollout.source.tracking_password` (the CSI-mounted file wins), an unreadable file a usage error."""
+    try:
+        return tracking_password(environ)
+    except RegistryError as error:
+        raise UsageError(str(error)) from error
 
 
 def description(secret: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -239,6 +240,23 @@ def test_bad_cli_input_is_one_line_and_exit_2(stack_file: Path) -> None:
         )
         assert result.returncode == 2, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_an_unreadable_password_file_is_one_line_and_exit_2(stack_file: Path, tmp_path: Path) -> None:
+    absent = tmp_path / "absent"
+    result = subprocess.run(
+        _advance_command(stack_file, "walks-healthy"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "MLFLOW_TRACKING_PASSWORD_FILE": str(absent)},
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        f"mlopsctl: cannot read MLFLOW_TRACKING_PASSWORD_FILE {absent}: No such file or directory"
+    )
 
 
 def test_parallel_must_be_positive(stack_file: Path) -> None:
