@@ -121,6 +121,9 @@ class MlflowStackArgs:
     """The kube-prometheus-stack release installing `PodMonitor`."""
     image_pull_ready: Sequence[pulumi.Resource] = ()
     """The nodes' pull grant on the registry `image` lives in (empty: a public image)."""
+    run_migrations: bool = True
+    """Declare the migration Job. Off on a restored database unless asked: the servers then start on
+    the restored schema (and refuse an out-of-date one) instead of upgrading restored data."""
     gc_schedule: str = "30 3 * * *"
     gc_older_than: str = "30d"
     deleted_with: pulumi.Resource | None = None
@@ -338,7 +341,13 @@ class MlflowStack(pulumi.ComponentResource):
             opts=self._opts(in_ns),
         )
 
-        migration = self._migration_job(settings, provider_classes["mlflow-server"], in_ns)
+        # The schema the servers start on: migrated by the Job, or (a restore that did not ask for a
+        # migration) the restored databases as they are; MLflow refuses an out-of-date schema.
+        migration: Sequence[pulumi.Resource] = (
+            [self._migration_job(settings, provider_classes["mlflow-server"], in_ns)]
+            if args.run_migrations
+            else list(args.databases)
+        )
 
         # --- the three roles ----------------------------------------------------------------
         hosts: dict[str, str] = {}
@@ -512,7 +521,7 @@ class MlflowStack(pulumi.ComponentResource):
         settings: pulumi.Output[ServerSettings],
         artifacts_host: str,
         provider_class: str,
-        migration: k8s.batch.v1.Job,
+        migration: Sequence[pulumi.Resource],
         opts: pulumi.ResourceOptions,
     ) -> k8s.batch.v1.CronJob:
         args, ns = self._args, self._args.namespace
@@ -561,8 +570,17 @@ class MlflowStack(pulumi.ComponentResource):
                     )
                 ),
             ),
-            # The schema it cleans must be migrated first.
-            opts=self._opts(opts, depends_on=[migration]),
+            # The schema it cleans must be migrated (or restored) first; without the Job it waits for
+            # what the Job would have waited for.
+            opts=self._opts(
+                opts,
+                depends_on=[
+                    *migration,
+                    *args.node_pools,
+                    *args.image_pull_ready,
+                    *args.identities_ready["mlflow-server"],
+                ],
+            ),
         )
 
     def _deployment(
@@ -573,7 +591,7 @@ class MlflowStack(pulumi.ComponentResource):
         account_key: str,
         provider_class: str,
         auth_config_map: pulumi.Output[str],
-        migration: k8s.batch.v1.Job,
+        migration: Sequence[pulumi.Resource],
         opts: pulumi.ResourceOptions,
     ) -> k8s.apps.v1.Deployment:
         args, ns = self._args, self._args.namespace
@@ -669,7 +687,7 @@ class MlflowStack(pulumi.ComponentResource):
             ),
             opts=self._opts(
                 opts,
-                depends_on=[migration, *args.node_pools, *args.image_pull_ready, *args.identities_ready[account_key]],
+                depends_on=[*migration, *args.node_pools, *args.image_pull_ready, *args.identities_ready[account_key]],
                 # Replicas of autoscaled roles belong to the HPA after the first rollout.
                 ignore_changes=["spec.replicas"] if scaling.max_replicas > scaling.min_replicas else None,
             ),
