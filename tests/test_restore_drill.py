@@ -32,8 +32,7 @@ from tests.services.pitr import (
     switch_wal,
     wait_archived,
 )
-from tests.services.registry import register_run_versions
-from tests.services.registry_state import log_model_version, registry_state
+from tests.services.registry_state import fill_registry, log_model_version, registry_state
 from tests.services.stack import ADMIN_PASSWORD, MlflowDeployment, committed_settings, mlflow_servers
 
 
@@ -42,20 +41,6 @@ def _client(deployment: MlflowDeployment, monkeypatch: pytest.MonkeyPatch) -> Ml
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", deployment.tracking_uri)
     return MlflowClient(deployment.tracking_uri)
-
-
-def _fill(client: MlflowClient) -> None:
-    """Two models as a team would have them: logged-model versions and run versions, aliases, tags."""
-    experiment = client.create_experiment("drill")
-    client.create_registered_model("fraud-detector", tags={"team": "risk"}, description="card fraud")
-    for index in range(3):
-        version = log_model_version(client, "fraud-detector", experiment, f"weights {index}")
-        client.set_model_version_tag("fraud-detector", version, "validated", "true")
-    client.set_registered_model_alias("fraud-detector", "champion", "2")
-    client.set_registered_model_alias("fraud-detector", "challenger", "3")
-    register_run_versions(client, "churn", 2)
-    client.set_registered_model_alias("churn", "champion", "1")
-    client.update_model_version("churn", "2", description="candidate")
 
 
 def _damage(client: MlflowClient) -> None:
@@ -97,7 +82,7 @@ def test_point_in_time_restore_brings_the_registry_back_exactly_as_at_t(
 
         with mlflow_servers(primary, blob, workdir / "before", webhook_key=webhook_key) as before:
             client = _client(before, monkeypatch)
-            _fill(client)
+            fill_registry(client)
             at_t = registry_state(client)
             time.sleep(1.0)  # T strictly after the last commit of the state above, before the next
             target = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")

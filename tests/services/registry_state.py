@@ -43,6 +43,43 @@ def registry_state(client: MlflowClient) -> dict[str, Any]:
     return state
 
 
+def runs_state(client: MlflowClient, experiment_name: str) -> dict[str, Any]:
+    """Every run of an experiment: status, params, latest metrics, tags, artifact root."""
+    experiment = client.get_experiment_by_name(experiment_name)
+    assert experiment is not None
+    return {
+        run.info.run_id: {
+            "status": run.info.status,
+            "artifact_uri": run.info.artifact_uri,
+            "params": dict(run.data.params),
+            "metrics": dict(run.data.metrics),
+            "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
+        }
+        for run in client.search_runs([experiment.experiment_id], max_results=1000)
+    }
+
+
+def fill_registry(client: MlflowClient) -> None:
+    """Two models as a team would have them: logged-model versions and run versions (runs with
+    params and metrics), aliases, tags, descriptions, in the experiment `drill`."""
+    from tests.services.registry import register_run_versions  # noqa: PLC0415
+
+    experiment = client.create_experiment("drill")
+    client.create_registered_model("fraud-detector", tags={"team": "risk"}, description="card fraud")
+    for index in range(3):
+        version = log_model_version(client, "fraud-detector", experiment, f"weights {index}")
+        client.set_model_version_tag("fraud-detector", version, "validated", "true")
+    client.set_registered_model_alias("fraud-detector", "champion", "2")
+    client.set_registered_model_alias("fraud-detector", "challenger", "3")
+    run = client.create_run(experiment, tags={"purpose": "training"})
+    client.log_param(run.info.run_id, "learning_rate", "0.1")
+    client.log_metric(run.info.run_id, "auc", 0.91)
+    client.set_terminated(run.info.run_id)
+    register_run_versions(client, "churn", 2)
+    client.set_registered_model_alias("churn", "champion", "1")
+    client.update_model_version("churn", "2", description="candidate")
+
+
 def log_model_version(client: MlflowClient, model: str, experiment_id: str, payload: str) -> str:
     """A logged model with files (`MLmodel`, `model.txt`) uploaded through the artifacts role, registered
     as a new version of `model` (`models:/m-<id>` source); returns the version number."""

@@ -8,7 +8,7 @@ built from a committed stack's settings; only hosts, ports and URIs are local.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -69,10 +69,16 @@ def mlflow_deployment(workdir: Path, stack: str = "dev", durable: bool = False) 
 
 @contextlib.contextmanager
 def mlflow_servers(
-    database: Postgres, blob: Azurite, workdir: Path, stack: str = "dev", webhook_key: str | None = None
+    database: Postgres,
+    blob: Azurite,
+    workdir: Path,
+    stack: str = "dev",
+    webhook_key: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[MlflowDeployment]:
     """The three roles and nginx on an existing (migrated) database and Azurite (the restore drill
-    starts them twice: on the original database, then on the restored one)."""
+    starts them twice: on the original database, then on the restored one; the upgrade test with
+    the previous MLflow release's `PATH` in `extra_env`)."""
     platform = committed_settings(stack)
     container = platform.artifact_container
     destination = f"wasbs://{container}@{processes.AZURITE_ACCOUNT}.blob.core.windows.net/"
@@ -85,7 +91,7 @@ def mlflow_servers(
         auth_config_path=str(workdir / "etc" / "basic_auth.ini"),
         # Where the launcher reads the Key Vault secrets (the CSI mount in the cluster).
         secrets_dir=str(workdir / "secrets-store"),
-        extra_env={"AZURE_STORAGE_CONNECTION_STRING": blob.connection_string},
+        extra_env={"AZURE_STORAGE_CONNECTION_STRING": blob.connection_string, **(extra_env or {})},
         # The local webhook receiver listens on http://127.0.0.1, as the cluster's on a Service IP.
         webhook_private_targets=True,
     )
