@@ -73,6 +73,7 @@ def mlflow_servers(
     blob: Azurite,
     workdir: Path,
     stack: str = "dev",
+    *,
     webhook_key: str | None = None,
     extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[MlflowDeployment]:
