@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from components.cluster.monitoring import AKS_HIDDEN_COMPONENTS, AKS_HIDDEN_RULE_GROUPS
-from mlopsctl.mock_engine import Evaluation, RecordedResource
-from mlopsctl.schema_validation import chart_defaults, helm_value_problems, release_problems
+from harness.mock_engine import Evaluation, RecordedResource
+from harness.schema_validation import chart_defaults, helm_value_problems, release_problems
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 

@@ -11,9 +11,9 @@ import pytest
 from components.azure import azure_roles
 from components.azure.dns import relative_name
 from components.cluster.gateway_certificate import CLUSTER_ISSUER, PUBLIC_RESOLVERS
+from harness.mock_engine import MOCK_LOAD_BALANCER_IP, MOCK_SUBSCRIPTION_ID, Evaluation, RecordedResource
+from harness.schema_validation import chart_defaults, helm_value_problems, release_problems, validate_object
 from layout import cluster_layout
-from mlopsctl.mock_engine import MOCK_LOAD_BALANCER_IP, MOCK_SUBSCRIPTION_ID, Evaluation, RecordedResource
-from mlopsctl.schema_validation import chart_defaults, helm_value_problems, release_problems, validate_object
 from settings import SettingsError
 from tests.conftest import evaluate_with
 from tests.services.stack import committed_settings

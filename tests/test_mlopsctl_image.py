@@ -123,7 +123,7 @@ def test_the_walk_finds_the_runtime_imports() -> None:
     local, third_party = runtime_imports()
     assert {"mlflow", "uvicorn", "starlette", "requests", "yaml", "pydantic"} <= third_party
     assert {"mlopsctl.rollout_cli", "mlopsctl.webhook_cli", "rollout.registry_reader"} <= local
-    assert "mlopsctl.mock_engine" not in local and "mlopsctl.preview" not in local
+    assert "harness.mock_engine" not in local and "harness.preview" not in local
 
 
 def test_image_requirements_cover_runtime_imports_and_nothing_for_tests() -> None:

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from harness.mock_engine import MODELS_DIR, Evaluation, _built_image, evaluate, platform_outputs_example
 from layout import model_serving
 from layout.images import DIGEST_PULL_POLICY, image_by_name, is_digest_reference
 from layout.platform_outputs import PlatformOutputsError
-from mlopsctl.mock_engine import MODELS_DIR, Evaluation, _built_image, evaluate, platform_outputs_example
 from tests.services.serving import dockerfile_instruction
 
 REPO = Path(__file__).resolve().parents[1]

@@ -22,7 +22,7 @@ from pulumi_policy import (
     Severity,
 )
 
-from mlopsctl.mock_engine import Evaluation, RecordedResource
+from harness.mock_engine import Evaluation, RecordedResource
 from policies import framework
 from policies.pack import BY_NAME, POLICIES
 from tests.policy_shapes import shape

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from mlopsctl.mock_engine import MODELS_DIR, Evaluation, evaluate, stack_config
-from mlopsctl.schema_validation import validate_object
+from harness.mock_engine import MODELS_DIR, Evaluation, evaluate, stack_config
+from harness.schema_validation import validate_object
 from rollout.planner import STARTED_TAG, WEIGHT_TAG, DeploymentPlan, declared_predictors, plan_model
 from rollout.routing import API_VERSION, virtual_service
 from rollout.snapshot import ModelState, VersionInfo

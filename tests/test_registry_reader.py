@@ -10,9 +10,9 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from mlflow import MlflowClient
 
+from harness.mock_engine import MODELS_DIR, evaluate, platform_outputs_example, stack_config
+from harness.schema_validation import schema_problems
 from layout import lineage
-from mlopsctl.mock_engine import MODELS_DIR, evaluate, platform_outputs_example, stack_config
-from mlopsctl.schema_validation import schema_problems
 from rollout.planner import WEIGHT_TAG, physical_artifact_uri
 from rollout.registry_reader import RegistryError, read_snapshot
 from tests.services.registry import register_run_versions

@@ -17,11 +17,11 @@ import pytest
 import yaml
 
 from components.azure.credential_rotation import SECONDS_PER_DAY, expiry_epoch
+from harness.mock_engine import MOCK_NOW, Evaluation, evaluate
+from harness.policy_check import load_pack_config, run_policies
 from layout import cluster_layout
 from layout.audit import AUDIT_SOURCES
 from layout.mlflow_server import PASSFILE_REFRESH_SECONDS
-from mlopsctl.mock_engine import MOCK_NOW, Evaluation, evaluate
-from mlopsctl.policy_check import load_pack_config, run_policies
 from policies.azure import AUDITED_TYPES, DIAGNOSTIC_SETTING, SECURITY_PRICING
 from policies.kubernetes import containers, is_kubernetes_object
 from policies.pack import BY_NAME

@@ -30,8 +30,8 @@ import sklearn  # type: ignore[import-untyped]
 from mlflow.models import infer_signature
 from sklearn.linear_model import LinearRegression  # type: ignore[import-untyped]
 
+from harness.mock_engine import MODELS_DIR, Evaluation, evaluate, stack_config
 from layout import model_serving
-from mlopsctl.mock_engine import MODELS_DIR, Evaluation, evaluate, stack_config
 from rollout.planner import CANARY, STABLE
 from tests.services import serving
 from tests.services.stack import MlflowDeployment

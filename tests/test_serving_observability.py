@@ -13,9 +13,9 @@ from components.cluster.monitoring import (
     GRAFANA_USER_KEY,
     ISTIO_MTLS_SCRAPE_CLASS,
 )
+from harness.mock_engine import Evaluation, RecordedResource
+from harness.schema_validation import chart_defaults, helm_releases, schema_problems
 from layout import cluster_layout
-from mlopsctl.mock_engine import Evaluation, RecordedResource
-from mlopsctl.schema_validation import chart_defaults, helm_releases, schema_problems
 from observability import alerts, dashboards
 from settings import PlatformSettings
 from tests.conftest import evaluate_with

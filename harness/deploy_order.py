@@ -36,9 +36,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from components.azure.azure_roles import ACR_PULL, AKS_RBAC_CLUSTER_ADMIN, NETWORK_CONTRIBUTOR
+from harness.mock_engine import RecordedResource
+from layout.azure_roles import ACR_PULL, AKS_RBAC_CLUSTER_ADMIN, NETWORK_CONTRIBUTOR
 from layout.cluster_layout import WORKLOAD_IDENTITY_USE
-from mlopsctl.mock_engine import RecordedResource
 
 NODE_POOL = "azure-native:containerservice:AgentPool"
 MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"

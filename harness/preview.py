@@ -14,10 +14,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlopsctl.deploy_order import order_problems
-from mlopsctl.mock_engine import Evaluation, RecordedResource
-from mlopsctl.policy_check import PackConfig, Violation, load_pack_config, mandatory, run_policies
-from mlopsctl.schema_validation import schema_problems
+from harness.deploy_order import order_problems
+from harness.mock_engine import Evaluation, RecordedResource
+from harness.policy_check import PackConfig, Violation, load_pack_config, mandatory, run_policies
+from harness.schema_validation import schema_problems
 
 SECRET_MASK = "[secret]"
 AKS_CLUSTER = "azure-native:containerservice:ManagedCluster"
@@ -34,7 +34,7 @@ class PreviewReport:
     schema_problems: list[str]
     kubernetes_version: str
     order_problems: list[str] = field(default_factory=list)
-    """Broken deploy-order rules (mlopsctl/deploy_order.py): a first `up` would not converge."""
+    """Broken deploy-order rules (harness/deploy_order.py): a first `up` would not converge."""
 
     @property
     def failed(self) -> bool:
