@@ -18,9 +18,10 @@ from harness.deploy_order import order_problems
 from harness.mock_engine import Evaluation, RecordedResource
 from harness.policy_check import PackConfig, Violation, load_pack_config, mandatory, run_policies
 from harness.schema_validation import schema_problems
+from layout import resource_types
 
 SECRET_MASK = "[secret]"
-AKS_CLUSTER = "azure-native:containerservice:ManagedCluster"
+AKS_CLUSTER = resource_types.AKS_CLUSTER
 DEFAULT_KUBERNETES_VERSION = "1.34.2"
 
 

@@ -7,8 +7,9 @@ from typing import Any
 from components.cluster.monitoring import AKS_HIDDEN_COMPONENTS, AKS_HIDDEN_RULE_GROUPS
 from harness.mock_engine import Evaluation, RecordedResource
 from harness.schema_validation import chart_defaults, helm_value_problems, release_problems
+from layout import resource_types
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
+RELEASE = resource_types.HELM_RELEASE
 
 
 def _release(evaluation: Evaluation, name: str) -> RecordedResource:
