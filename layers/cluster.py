@@ -19,8 +19,8 @@ from components.cluster.rollout_automation import OperatorArgs, RolloutAutomatio
 from components.cluster.seldon_core import SeldonCore, SeldonCoreArgs
 from components.cluster.webhook_receiver import WebhookReceiver, WebhookReceiverArgs
 from layers.azure import AzureLayer
+from layers.mlflow_servers import cluster_database, server_settings
 from layout import cluster_layout
-from layout.mlflow_server import cluster_database, server_settings
 from layout.platform_outputs import mlflow_in_cluster_uri
 from observability.alerts import AlertThresholds
 from settings.model import PlatformSettings

@@ -35,14 +35,14 @@ import io
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Final, Literal
+from typing import Final
 from urllib.parse import quote
 
 from layout import cluster_layout
-from settings.model import PlatformSettings
 
-Role = Literal["tracking", "registry", "artifacts"]
-ROLES: Final[tuple[Role, ...]] = ("tracking", "registry", "artifacts")
+Role = cluster_layout.MlflowRole
+ROLES: Final = cluster_layout.MLFLOW_ROLES
+"""The roles (their one home is `layout.cluster_layout.MLFLOW_ROLES`), under the names this module's users know."""
 
 TRACKING_DATABASE: Final = "mlflow"
 REGISTRY_DATABASE: Final = "mlflow_registry"
@@ -378,33 +378,7 @@ def cluster_allowed_hosts(public_host: str, namespace: str, pod_cidr: str) -> tu
     return tuple(hosts)
 
 
-def cluster_database(settings: PlatformSettings, host: str) -> DatabaseServer:
-    """Where the servers in the cluster connect: the built-in PgBouncer when it is on, else PostgreSQL.
-
-    Migrations never go through PgBouncer (`migration_database`)."""
-    port = PGBOUNCER_PORT if settings.postgres_pgbouncer else POSTGRES_PORT
-    return DatabaseServer(host=host, user=settings.postgres_admin_login, port=port)
-
-
 def migration_database(database: DatabaseServer) -> DatabaseServer:
     """Schema migrations talk to PostgreSQL itself on 5432: long DDL transactions and session state
     have no place in a transaction-pooled PgBouncer."""
     return replace(database, port=POSTGRES_PORT)
-
-
-def server_settings(settings: PlatformSettings, database: DatabaseServer, artifacts_destination: str) -> ServerSettings:
-    """The servers' settings of a stack (the cluster's names; tests swap hosts, ports and URIs)."""
-    return ServerSettings(
-        database=database,
-        artifacts_destination=artifacts_destination,
-        allowed_hosts=cluster_allowed_hosts(
-            cluster_layout.public_host("mlflow", settings.domain), settings.mlflow_namespace, settings.aks_pod_cidr
-        ),
-        admin_username=settings.mlflow_admin_username,
-        default_permission=settings.mlflow_default_permission,
-        workers=settings.mlflow_workers,
-        pool_size=settings.mlflow_db_pool_size,
-        max_overflow=settings.mlflow_db_max_overflow,
-        webhook_private_targets=settings.webhook_receiver,
-        webhook_cache_ttl_seconds=settings.mlflow_webhook_cache_ttl_seconds,
-    )

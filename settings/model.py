@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic.alias_generators import to_camel
 
 from layout.images import is_digest_reference
+from layout.kubelogin import KubeloginMode
 
 Environment = Literal["dev", "prod"]
 PostgresTier = Literal["Burstable", "GeneralPurpose", "MemoryOptimized"]
@@ -53,9 +54,6 @@ def _pinned_image(value: str) -> str:
         raise ValueError("an image pinned by a tag other than `latest` (`repo/name:1.2.3`) or by digest")
     return value
 
-
-KubeloginMode = Literal["azurecli", "workloadidentity", "spn", "msi"]
-"""Non-interactive kubelogin logins (`layout.kubelogin` writes their arguments)."""
 
 GUID_OR_EMPTY = r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
 Cidr = Annotated[str, StringConstraints(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")]

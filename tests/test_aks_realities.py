@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from components.cluster.monitoring import AKS_HIDDEN_COMPONENTS, AKS_HIDDEN_RULE_GROUPS
-from mlopsctl.mock_engine import Evaluation, RecordedResource
-from mlopsctl.schema_validation import chart_defaults, helm_value_problems, release_problems
+from harness.mock_engine import Evaluation, RecordedResource
+from harness.schema_validation import chart_defaults, helm_value_problems, release_problems
+from layout import resource_types
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
+RELEASE = resource_types.HELM_RELEASE
 
 
 def _release(evaluation: Evaluation, name: str) -> RecordedResource:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlopsctl.mock_engine import Evaluation
+from harness.mock_engine import Evaluation
 from observability import alerts, promql
 
 PROMTOOL = shutil.which("promtool")

@@ -11,8 +11,8 @@ from functools import cache
 import yaml
 
 from components.azure import azure_roles
+from harness.mock_engine import Evaluation, RecordedResource
 from layout import cluster_layout
-from mlopsctl.mock_engine import Evaluation, RecordedResource
 
 REQUIRED_TAGS = {"environment", "owner", "cost-center", "managed-by"}
 STATEFUL_TYPES = (

@@ -1,6 +1,6 @@
 """A first `pulumi up` on an empty subscription creates things in an order that works.
 
-The rules (mlopsctl/deploy_order.py) walk the dependency graph the mock engine records: every
+The rules (harness/deploy_order.py) walk the dependency graph the mock engine records: every
 registration's `dependencies`, its provider and what the provider waits for, components expanded
 to their custom children, transitively. They are written over types, so what another component
 declares later is checked too. Each rule is shown to hold on dev and prod, to be non-vacuous
@@ -18,11 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.azure.azure_roles import AKS_RBAC_CLUSTER_ADMIN
 from components.cluster.istio_mesh import IstioMesh
 from components.cluster.mlflow_stack import MlflowStack
-from layout.firewall import api_server_ranges
-from mlopsctl.deploy_order import (
+from harness.deploy_order import (
     CRD_SOURCES,
     DeployGraph,
     Requirement,
@@ -31,8 +29,10 @@ from mlopsctl.deploy_order import (
     order_problems,
     requirements,
 )
-from mlopsctl.mock_engine import MOCK_DEPLOYER_OBJECT_ID, Evaluation, RecordedResource, evaluate, stack_config
-from mlopsctl.preview import check, render_text
+from harness.mock_engine import MOCK_DEPLOYER_OBJECT_ID, Evaluation, RecordedResource, evaluate, stack_config
+from harness.preview import check, render_text
+from layout.azure_roles import AKS_RBAC_CLUSTER_ADMIN
+from layout.firewall import api_server_ranges
 from settings import SettingsError
 from tests.conftest import evaluate_with
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from mlopsctl import cli, config_reference
-from mlopsctl.mock_engine import Evaluation
+from harness import cli, config_reference
+from harness.mock_engine import Evaluation
 from settings import PlatformSettings, config_key
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,6 +11,9 @@ import pytest
 import yaml
 
 from components.cluster.mlflow_stack import METRICS_PASSWORD_SECRET, job_template
+from harness.mock_engine import Evaluation, RecordedResource
+from harness.schema_validation import schema_problems
+from layers.mlflow_servers import cluster_database, server_settings
 from layout import cluster_layout, mlflow_routing
 from layout.images import image_by_name
 from layout.mlflow_server import (
@@ -19,15 +22,11 @@ from layout.mlflow_server import (
     ServerSettings,
     auth_config,
     cluster_allowed_hosts,
-    cluster_database,
     ip_wildcard,
     migration_commands,
     server_command,
-    server_settings,
     service_name,
 )
-from mlopsctl.mock_engine import Evaluation, RecordedResource
-from mlopsctl.schema_validation import schema_problems
 from tests.services.stack import committed_settings
 from tests.test_policies import run_policy
 

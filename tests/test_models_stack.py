@@ -7,10 +7,10 @@ from pathlib import Path
 
 import yaml
 
-from mlopsctl import cli, config_reference
-from mlopsctl.mock_engine import MODELS_DIR, Evaluation, evaluate, platform_outputs_example, stack_config
-from mlopsctl.policy_check import mandatory
-from mlopsctl.preview import check, render_text
+from harness import cli, config_reference
+from harness.mock_engine import MODELS_DIR, Evaluation, evaluate, platform_outputs_example, stack_config
+from harness.policy_check import mandatory
+from harness.preview import check, render_text
 from settings import SettingsError, config_key
 from settings.models import ModelsSettings
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from components.azure.platform_images import ACR_TOKEN_USER, RegistryLoginError, exchange_entra_token
+from harness.mock_engine import REPO_ROOT, Evaluation, RecordedResource, _built_image
 from layout.images import PLATFORM_IMAGES, UPSTREAM_IMAGES, image_by_name, is_digest_reference
-from mlopsctl.mock_engine import REPO_ROOT, Evaluation, RecordedResource, _built_image
 from policies.kubernetes import POD_SPEC_PATHS, containers, is_kubernetes_object
 from settings import SettingsError
 from tests.conftest import evaluate_with

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import yaml
 
+from harness.deploy_order import order_problems
+from harness.mock_engine import MODELS_DIR, Evaluation, evaluate
+from harness.schema_validation import schema_problems
 from layout import cluster_layout
-from mlopsctl.deploy_order import order_problems
-from mlopsctl.mock_engine import MODELS_DIR, Evaluation, evaluate
-from mlopsctl.schema_validation import schema_problems
 from settings import SettingsError
 from tests.conftest import evaluate_with
 

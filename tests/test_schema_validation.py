@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlopsctl.schema_validation import chart_defaults, crd_schemas, helm_value_problems, validate_object
+from harness.schema_validation import chart_defaults, crd_schemas, helm_value_problems, validate_object
 
 VERSION = "1.34.2"
 

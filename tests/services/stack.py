@@ -14,8 +14,9 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from layers.mlflow_servers import server_settings
 from layout import cluster_layout
-from layout.mlflow_server import ServerSettings, server_settings
+from layout.mlflow_server import ServerSettings
 from settings.model import PlatformSettings
 from settings.stack_file import settings_from_stack_file
 from tests.services import processes

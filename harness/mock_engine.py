@@ -33,7 +33,7 @@ from pulumi.runtime import mocks, rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from layout import paths
+from layout import paths, resource_types
 from rollout.source import SNAPSHOT_ENV
 from settings.problems import PROJECT
 from settings.stack_file import engine_config_from_stack_file
@@ -41,7 +41,7 @@ from settings.stack_file import engine_config_from_stack_file
 REPO_ROOT = paths.REPO_ROOT
 MODELS_DIR = paths.MODELS_DIR
 EXAMPLE_REGISTRY_SNAPSHOT = REPO_ROOT / "examples" / "registry-snapshot.json"
-STACK_REFERENCE = "pulumi:pulumi:StackReference"
+STACK_REFERENCE = resource_types.STACK_REFERENCE
 
 
 def platform_outputs_example(stack: str) -> Path:

@@ -24,7 +24,7 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from mlopsctl.mock_engine import REPO_ROOT, Evaluation, RecordedResource
+from harness.mock_engine import REPO_ROOT, Evaluation, RecordedResource
 
 SCHEMAS_DIR = Path(os.environ.get("MLOPS_SCHEMAS_DIR", REPO_ROOT.parent / "shared" / "schemas"))
 REPO_SCHEMAS_DIR = REPO_ROOT / "schemas"

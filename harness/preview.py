@@ -14,13 +14,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlopsctl.deploy_order import order_problems
-from mlopsctl.mock_engine import Evaluation, RecordedResource
-from mlopsctl.policy_check import PackConfig, Violation, load_pack_config, mandatory, run_policies
-from mlopsctl.schema_validation import schema_problems
+from harness.deploy_order import order_problems
+from harness.mock_engine import Evaluation, RecordedResource
+from harness.policy_check import PackConfig, Violation, load_pack_config, mandatory, run_policies
+from harness.schema_validation import schema_problems
+from layout import resource_types
 
 SECRET_MASK = "[secret]"
-AKS_CLUSTER = "azure-native:containerservice:ManagedCluster"
+AKS_CLUSTER = resource_types.AKS_CLUSTER
 DEFAULT_KUBERNETES_VERSION = "1.34.2"
 
 
@@ -34,7 +35,7 @@ class PreviewReport:
     schema_problems: list[str]
     kubernetes_version: str
     order_problems: list[str] = field(default_factory=list)
-    """Broken deploy-order rules (mlopsctl/deploy_order.py): a first `up` would not converge."""
+    """Broken deploy-order rules (harness/deploy_order.py): a first `up` would not converge."""
 
     @property
     def failed(self) -> bool:

@@ -36,33 +36,34 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from components.azure.azure_roles import ACR_PULL, AKS_RBAC_CLUSTER_ADMIN, NETWORK_CONTRIBUTOR
+from harness.mock_engine import RecordedResource
+from layout import resource_types
+from layout.azure_roles import ACR_PULL, AKS_RBAC_CLUSTER_ADMIN, NETWORK_CONTRIBUTOR
 from layout.cluster_layout import WORKLOAD_IDENTITY_USE
-from mlopsctl.mock_engine import RecordedResource
 
-NODE_POOL = "azure-native:containerservice:AgentPool"
-MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
-ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
-FEDERATED_CREDENTIAL = "azure-native:managedidentity:FederatedIdentityCredential"
-USER_ASSIGNED_IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
-POSTGRES_SERVER = "azure-native:dbforpostgresql:Server"
-POSTGRES_DATABASE = "azure-native:dbforpostgresql:Database"
-VNET_LINK = "azure-native:privatedns:VirtualNetworkLink"
-CONTAINER_REGISTRY = "azure-native:containerregistry:Registry"
-KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
-SLEEP = "time:index/sleep:Sleep"
+NODE_POOL = resource_types.AKS_AGENT_POOL
+MANAGED_CLUSTER = resource_types.AKS_CLUSTER
+ROLE_ASSIGNMENT = resource_types.ROLE_ASSIGNMENT
+FEDERATED_CREDENTIAL = resource_types.FEDERATED_CREDENTIAL
+USER_ASSIGNED_IDENTITY = resource_types.USER_ASSIGNED_IDENTITY
+POSTGRES_SERVER = resource_types.POSTGRES_SERVER
+POSTGRES_DATABASE = resource_types.POSTGRES_DATABASE
+VNET_LINK = resource_types.PRIVATE_DNS_VNET_LINK
+CONTAINER_REGISTRY = resource_types.CONTAINER_REGISTRY
+KUBERNETES_PROVIDER = resource_types.KUBERNETES_PROVIDER
+SLEEP = resource_types.SLEEP
 
 POD_MAKING_TYPES = frozenset(
     {
         "kubernetes:core/v1:Pod",
-        "kubernetes:apps/v1:Deployment",
+        resource_types.DEPLOYMENT,
         "kubernetes:apps/v1:StatefulSet",
         "kubernetes:apps/v1:DaemonSet",
         "kubernetes:apps/v1:ReplicaSet",
-        "kubernetes:batch/v1:Job",
+        resource_types.JOB,
         "kubernetes:batch/v1:CronJob",
-        "kubernetes:helm.sh/v3:Release",
-        "kubernetes:helm.sh/v4:Chart",
+        resource_types.HELM_RELEASE,
+        resource_types.HELM_CHART,
     }
 )
 POD_MAKING_KINDS = frozenset({("machinelearning.seldon.io", "SeldonDeployment"), ("pulumi.com", "Stack")})
