@@ -20,7 +20,7 @@ import yaml
 
 from components.azure.azure_roles import AKS_RBAC_CLUSTER_ADMIN
 from components.cluster.istio_mesh import IstioMesh
-from components.cluster.mlflow_stack import MlflowStack
+from components.cluster.mlflow import MlflowStack
 from layout.firewall import api_server_ranges
 from mlopsctl.deploy_order import (
     CRD_SOURCES,

@@ -10,7 +10,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.cluster.mlflow_stack import METRICS_PASSWORD_SECRET, job_template
+from components.cluster.mlflow.monitoring import METRICS_PASSWORD_SECRET
+from components.cluster.mlflow_projects import job_template
 from layout import cluster_layout, mlflow_routing
 from layout.images import image_by_name
 from layout.mlflow_server import (
