@@ -34,7 +34,9 @@ def job_template(namespace: str, service_account: str) -> dict[str, Any]:
             "ttlSecondsAfterFinished": 86400,
             "backoffLimit": 0,
             "template": {
-                "metadata": {"labels": {cluster_layout.WORKLOAD_IDENTITY_USE: "true", "app.kubernetes.io/part-of": PART_OF}},
+                "metadata": {
+                    "labels": {cluster_layout.WORKLOAD_IDENTITY_USE: "true", "app.kubernetes.io/part-of": PART_OF}
+                },
                 "spec": {
                     "serviceAccountName": service_account,
                     "restartPolicy": "Never",
@@ -118,7 +120,11 @@ class MlflowProjects(pulumi.ComponentResource):
         template = k8s.core.v1.ConfigMap(
             f"{prefix}-job-template",
             metadata=k8s.meta.v1.ObjectMetaArgs(name="mlflow-job-template", namespace=args.namespace),
-            data={"job-template.yaml": yaml.safe_dump(job_template(args.namespace, account.service_account), sort_keys=False)},
+            data={
+                "job-template.yaml": yaml.safe_dump(
+                    job_template(args.namespace, account.service_account), sort_keys=False
+                )
+            },
             opts=opts_in(namespace, old_namespace_urn),
         )
         self.jobs_namespace = namespace.metadata.apply(lambda m: m.name or args.namespace)

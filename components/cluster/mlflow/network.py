@@ -64,7 +64,9 @@ def network_policies(scope: Scope) -> None:
             opts=scope.opts(),
         )
 
-    def ingress_from(*peers: k8s.networking.v1.NetworkPolicyPeerArgs) -> list[k8s.networking.v1.NetworkPolicyIngressRuleArgs]:
+    def ingress_from(
+        *peers: k8s.networking.v1.NetworkPolicyPeerArgs,
+    ) -> list[k8s.networking.v1.NetworkPolicyIngressRuleArgs]:
         return [k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=list(peers), ports=port)]
 
     app = {cluster_layout.APP_NAME_LABEL: cluster_layout.MLFLOW_APP_LABEL_VALUE}
@@ -74,7 +76,9 @@ def network_policies(scope: Scope) -> None:
     # The rollout analysis writes decisions and the operator's models workspace reads the
     # registry, both from the automation namespace, in-cluster (layout/platform_outputs.py).
     policy("allow-automation", app, ingress=ingress_from(from_namespace(cluster_layout.AUTOMATION_NAMESPACE)))
-    policy("allow-model-artifact-reads", selector("artifacts"), ingress=ingress_from(from_namespace(args.models_namespace)))
+    policy(
+        "allow-model-artifact-reads", selector("artifacts"), ingress=ingress_from(from_namespace(args.models_namespace))
+    )
     dns = k8s.networking.v1.NetworkPolicyEgressRuleArgs(
         to=[from_namespace("kube-system")],
         ports=[

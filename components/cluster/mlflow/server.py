@@ -127,7 +127,9 @@ def deployment(
 def service(scope: Scope, role: Role) -> k8s.core.v1.Service:
     return k8s.core.v1.Service(
         f"{scope.name}-{role}-service",
-        metadata=k8s.meta.v1.ObjectMetaArgs(name=service_name(role), namespace=scope.args.namespace, labels=labels(role)),
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=service_name(role), namespace=scope.args.namespace, labels=labels(role)
+        ),
         spec=k8s.core.v1.ServiceSpecArgs(
             selector=selector(role),
             ports=[

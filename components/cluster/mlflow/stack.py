@@ -87,7 +87,9 @@ class MlflowStack(pulumi.ComponentResource):
         )
         auth_map = k8s.core.v1.ConfigMap(
             f"{name}-auth-config",
-            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels={"app.kubernetes.io/part-of": PART_OF}),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                namespace=args.namespace, labels={"app.kubernetes.io/part-of": PART_OF}
+            ),
             data={"basic_auth.ini": settings.apply(auth_config)},
             opts=scope.opts(),
         )
