@@ -1,6 +1,6 @@
 """The MLflow server as deployed: one pure function builds each role's command line and environment.
 
-The Kubernetes Deployments and the migration Job (`components.cluster.mlflow_stack`) and the integration
+The Kubernetes Deployments and the migration Job (`components.cluster.mlflow`) and the integration
 tests that run the servers for real (`tests/services/`) all call `server_command` and
 `migration_commands`, so what is tested is what runs in the cluster; the tests swap only hosts,
 ports and URIs for local ones (`ServerSettings` fields).

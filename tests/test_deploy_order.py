@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from components.cluster.istio_mesh import IstioMesh
-from components.cluster.mlflow_stack import MlflowStack
+from components.cluster.mlflow import MlflowStack
 from harness.deploy_order import (
     CRD_SOURCES,
     DeployGraph,

@@ -28,10 +28,20 @@ import pulumi
 import pulumi_kubernetes as kubernetes
 
 from components.cluster.pod_security import restricted_container, restricted_pod
+from components.cluster.workload_identity import (
+    KeyVault,
+    PodIdentity,
+    secret_provider_class,
+    secrets_mount,
+    secrets_mount_manifest,
+    secrets_volume,
+    secrets_volume_manifest,
+    service_account,
+    uses_identity,
+)
 from layout import cluster_layout
 from layout.cluster_layout import MLFLOW_ADMIN_PASSWORD, ROLLOUT_HOOK_SIGNING_KEY
 from layout.images import DIGEST_PULL_POLICY
-from layout.key_vault_csi import key_vault_provider_parameters
 
 ANALYZER = "rollout-analyzer"
 DEPLOYER = cluster_layout.workload_service_account("models-deployer").service_account
@@ -67,13 +77,12 @@ class OperatorArgs:
     stack_name: str
     """The models stack (`<org>/mlops-models/<env>`)."""
     workspace_image: str
-    deployer_client_id: pulumi.Input[str]
+    deployer_identity: PodIdentity
+    """The `models-deployer` identity; the workspace pod's first token exchange and secret reads
+    fail without its federated credential and Key Vault grants, so the Stack waits for `ready`."""
     models_namespace: str
     models_namespace_ready: pulumi.Resource
     """What creates the models namespace: the RoleBinding in it waits for it."""
-    deployer_identity_ready: Sequence[pulumi.Resource] = ()
-    """The deployer identity's federated credential and Key Vault grants: the workspace pod's first
-    token exchange and secret reads fail without them, so the Stack waits for them."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,9 @@ class RolloutAutomationArgs:
     schedule: str
     image: pulumi.Output[str]
     """The `mlopsctl` image by digest, from `PlatformImages.refs` (the CronJob waits for the build)."""
-    analyzer_client_id: pulumi.Input[str]
+    analyzer_identity: PodIdentity
+    """The `rollout-analyzer` identity (the CronJob's pods wait for its federated credential and
+    Key Vault grant)."""
     tenant_id: pulumi.Input[str]
     key_vault_name: pulumi.Input[str]
     tracking_uri: str | None
@@ -94,8 +105,6 @@ class RolloutAutomationArgs:
     cluster: pulumi.Resource
     node_pools: Sequence[pulumi.Resource]
     """User node pools: the CronJob's pods and the operator run there."""
-    analyzer_identity_ready: Sequence[pulumi.Resource]
-    """Federated credential and Key Vault grant of the analysis CronJob's identity."""
     image_pull_ready: Sequence[pulumi.Resource] = ()
     """The nodes' pull grant on the registry `image` lives in (empty: a public image)."""
     operator: OperatorArgs | None = None
@@ -116,29 +125,21 @@ class RolloutAutomation(pulumi.ComponentResource):
         in_namespace = pulumi.ResourceOptions(
             parent=self, provider=args.provider, depends_on=[namespace], deleted_with=args.cluster
         )
-        analyzer = kubernetes.core.v1.ServiceAccount(
+        vault = KeyVault(args.key_vault_name, args.tenant_id)
+        analyzer = service_account(
             f"{name}-analyzer",
-            metadata=kubernetes.meta.v1.ObjectMetaArgs(
-                name=ANALYZER,
-                namespace=args.namespace,
-                annotations={cluster_layout.WORKLOAD_IDENTITY_CLIENT_ID: args.analyzer_client_id},
-            ),
-            automount_service_account_token=False,
+            name=ANALYZER,
+            namespace=args.namespace,
+            identity=args.analyzer_identity,
             opts=in_namespace,
         )
-        secret_class = kubernetes.apiextensions.CustomResource(
+        secret_class = secret_provider_class(
             f"{name}-mlflow-credentials",
-            api_version="secrets-store.csi.x-k8s.io/v1",
-            kind="SecretProviderClass",
-            metadata={"name": f"{ANALYZER}-mlflow", "namespace": args.namespace},
-            spec={
-                "provider": "azure",
-                "parameters": pulumi.Output.all(args.analyzer_client_id, args.key_vault_name, args.tenant_id).apply(
-                    lambda ids: key_vault_provider_parameters(
-                        ids[0], ids[1], ids[2], [MLFLOW_ADMIN_PASSWORD, ROLLOUT_HOOK_SIGNING_KEY]
-                    )
-                ),
-            },
+            name=f"{ANALYZER}-mlflow",
+            namespace=args.namespace,
+            identity=args.analyzer_identity,
+            vault=vault,
+            secrets=[MLFLOW_ADMIN_PASSWORD, ROLLOUT_HOOK_SIGNING_KEY],
             opts=in_namespace,
         )
         env = [
@@ -171,9 +172,7 @@ class RolloutAutomation(pulumi.ComponentResource):
                         backoff_limit=0,
                         active_deadline_seconds=600,
                         template=kubernetes.core.v1.PodTemplateSpecArgs(
-                            metadata=kubernetes.meta.v1.ObjectMetaArgs(
-                                labels={**labels, cluster_layout.WORKLOAD_IDENTITY_USE: "true"}
-                            ),
+                            metadata=kubernetes.meta.v1.ObjectMetaArgs(labels=uses_identity(labels)),
                             spec=kubernetes.core.v1.PodSpecArgs(
                                 service_account_name=ANALYZER,
                                 automount_service_account_token=False,
@@ -192,22 +191,13 @@ class RolloutAutomation(pulumi.ComponentResource):
                                         ),
                                         security_context=restricted_container(),
                                         volume_mounts=[
-                                            kubernetes.core.v1.VolumeMountArgs(
-                                                name="mlflow-credentials", mount_path=SECRETS_MOUNT, read_only=True
-                                            ),
+                                            secrets_mount("mlflow-credentials", SECRETS_MOUNT),
                                             kubernetes.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
                                         ],
                                     )
                                 ],
                                 volumes=[
-                                    kubernetes.core.v1.VolumeArgs(
-                                        name="mlflow-credentials",
-                                        csi=kubernetes.core.v1.CSIVolumeSourceArgs(
-                                            driver="secrets-store.csi.k8s.io",
-                                            read_only=True,
-                                            volume_attributes={"secretProviderClass": f"{ANALYZER}-mlflow"},
-                                        ),
-                                    ),
+                                    secrets_volume("mlflow-credentials", f"{ANALYZER}-mlflow"),
                                     kubernetes.core.v1.VolumeArgs(
                                         name="tmp", empty_dir=kubernetes.core.v1.EmptyDirVolumeSourceArgs()
                                     ),
@@ -226,7 +216,7 @@ class RolloutAutomation(pulumi.ComponentResource):
                     secret_class,
                     *args.node_pools,
                     *args.image_pull_ready,
-                    *args.analyzer_identity_ready,
+                    *args.analyzer_identity.ready,
                 ],
                 deleted_with=args.cluster,
             ),
@@ -257,13 +247,13 @@ class RolloutAutomation(pulumi.ComponentResource):
             atomic=True,
             opts=opts(namespace, *args.node_pools),
         )
-        deployer = kubernetes.core.v1.ServiceAccount(
+        deployer = service_account(
             f"{name}-deployer",
-            metadata=kubernetes.meta.v1.ObjectMetaArgs(
-                name=DEPLOYER,
-                namespace=args.namespace,
-                annotations={cluster_layout.WORKLOAD_IDENTITY_CLIENT_ID: operator.deployer_client_id},
-            ),
+            name=DEPLOYER,
+            namespace=args.namespace,
+            identity=operator.deployer_identity,
+            # The operator's workspace pod calls the API server with its token.
+            automount_token=None,
             opts=opts(namespace),
         )
         # Workspaces authenticate to the operator with TokenReview (the operator's documented need);
@@ -299,17 +289,13 @@ class RolloutAutomation(pulumi.ComponentResource):
             cluster_layout.MLFLOW_ADMIN_PASSWORD: "MLFLOW_TRACKING_PASSWORD_FILE",
             cluster_layout.MODELS_STACK_PASSPHRASE: "PULUMI_CONFIG_PASSPHRASE_FILE",
         }
-        credentials = kubernetes.apiextensions.CustomResource(
+        credentials = secret_provider_class(
             f"{name}-deployer-credentials",
-            api_version="secrets-store.csi.x-k8s.io/v1",
-            kind="SecretProviderClass",
-            metadata={"name": DEPLOYER_CREDENTIALS, "namespace": args.namespace},
-            spec={
-                "provider": "azure",
-                "parameters": pulumi.Output.all(operator.deployer_client_id, args.key_vault_name, args.tenant_id).apply(
-                    lambda ids: key_vault_provider_parameters(ids[0], ids[1], ids[2], list(secret_files))
-                ),
-            },
+            name=DEPLOYER_CREDENTIALS,
+            namespace=args.namespace,
+            identity=operator.deployer_identity,
+            vault=KeyVault(args.key_vault_name, args.tenant_id),
+            secrets=list(secret_files),
             opts=opts(namespace),
         )
         env_refs: dict[str, dict[str, object]] = {
@@ -345,7 +331,7 @@ class RolloutAutomation(pulumi.ComponentResource):
                         "securityProfile": "restricted",
                         "image": operator.workspace_image,
                         "podTemplate": {
-                            "metadata": {"labels": {cluster_layout.WORKLOAD_IDENTITY_USE: "true"}},
+                            "metadata": {"labels": uses_identity({})},
                             "spec": {
                                 # The operator runs the workspace as the Stack's account; said here too, so
                                 # the pod template alone names the identity whose federation it waits for.
@@ -353,25 +339,14 @@ class RolloutAutomation(pulumi.ComponentResource):
                                 "containers": [
                                     {
                                         "name": WORKSPACE_CONTAINER,
-                                        "volumeMounts": [
-                                            {"name": "credentials", "mountPath": SECRETS_MOUNT, "readOnly": True}
-                                        ],
+                                        "volumeMounts": [secrets_mount_manifest("credentials", SECRETS_MOUNT)],
                                     }
                                 ],
-                                "volumes": [
-                                    {
-                                        "name": "credentials",
-                                        "csi": {
-                                            "driver": "secrets-store.csi.k8s.io",
-                                            "readOnly": True,
-                                            "volumeAttributes": {"secretProviderClass": DEPLOYER_CREDENTIALS},
-                                        },
-                                    }
-                                ],
+                                "volumes": [secrets_volume_manifest("credentials", DEPLOYER_CREDENTIALS)],
                             },
                         },
                     }
                 },
             },
-            opts=opts(release, deployer, delegator, binding, credentials, *operator.deployer_identity_ready),
+            opts=opts(release, deployer, delegator, binding, credentials, *operator.deployer_identity.ready),
         )
