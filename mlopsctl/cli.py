@@ -54,9 +54,16 @@ class _UsageError(Exception):
 def _preview_config(args: argparse.Namespace) -> tuple[dict[str, str], list[str]]:
     """The stack configuration to preview, or a usage error naming what is missing."""
     from mlopsctl.mock_engine import platform_outputs_example, stack_config  # noqa: PLC0415 - offline only
+    from mlopsctl.schema_validation import check_upstream_dir, upstream_dir_from_env  # noqa: PLC0415 - offline only
 
     if args.registry_snapshot is not None and not args.registry_snapshot.is_file():
         raise _UsageError(f"no registry snapshot file {args.registry_snapshot}")
+    args.upstream_schemas = args.upstream_schemas or upstream_dir_from_env()
+    if args.upstream_schemas is not None:
+        try:
+            check_upstream_dir(args.upstream_schemas)
+        except ValueError as error:
+            raise _UsageError(str(error)) from error
     if args.stack_file is not None:
         if not args.stack_file.is_file():
             raise _UsageError(f"no stack file {args.stack_file}")
@@ -104,7 +111,7 @@ def _preview(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"mlopsctl: policy pack configuration: {error}", file=sys.stderr)
         return EXIT_USAGE
-    report = check(evaluation, pack_config)
+    report = check(evaluation, pack_config, args.upstream_schemas)
     print(render_json(report) if args.json else render_text(report))
     return EXIT_FAILED if report.failed else EXIT_OK
 
@@ -216,6 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="models project: the platform stack's outputs (JSON) its StackReference reads "
         "(default examples/platform-outputs.<stack>.json)",
+    )
+    preview.add_argument(
+        "--upstream-schemas",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also validate against the full upstream CRDs and chart values in DIR (strict mode; "
+        "see schemas/README.md for how to get them; default: MLOPS_UPSTREAM_SCHEMAS, else our schemas only)",
     )
     preview.set_defaults(handler=_preview)
 

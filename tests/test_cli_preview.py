@@ -57,3 +57,11 @@ def test_unknown_stack_is_a_usage_error() -> None:
     result = _mlopsctl("preview", "--stack", "staging")
     assert result.returncode == 2
     assert result.stderr.strip() == "mlopsctl: no platform stack 'staging'; stack files present: dev, prod"
+
+
+def test_preview_refuses_a_strict_mode_directory_without_crds_in_one_line(tmp_path: Path) -> None:
+    missing = _mlopsctl("preview", "--stack", "dev", "--upstream-schemas", str(tmp_path / "absent"))
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.strip() == f"mlopsctl: upstream schemas directory {tmp_path / 'absent'} does not exist"
+    empty = _mlopsctl("preview", "--stack", "dev", "--upstream-schemas", str(tmp_path))
+    assert empty.returncode == 2 and "has no *crd*.yaml file" in empty.stderr and len(empty.stderr.splitlines()) == 1
