@@ -24,6 +24,7 @@ from harness import config_reference
 from harness.mock_engine import Evaluation, evaluate, platform_outputs_example, stack_config
 from harness.policy_check import load_pack_config
 from harness.preview import check, render_json, render_text
+from harness.schema_validation import check_upstream_dir, upstream_dir_from_env
 from layout.paths import MODELS_DIR, REPO_ROOT
 from mlopsctl.cli import OFFLINE_COMMANDS
 from mlopsctl.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OneLineParser
@@ -55,6 +56,12 @@ def _preview_config(args: argparse.Namespace) -> tuple[dict[str, str], list[str]
 
     if args.registry_snapshot is not None and not args.registry_snapshot.is_file():
         raise _UsageError(f"no registry snapshot file {args.registry_snapshot}")
+    args.upstream_schemas = args.upstream_schemas or upstream_dir_from_env()
+    if args.upstream_schemas is not None:
+        try:
+            check_upstream_dir(args.upstream_schemas)
+        except ValueError as error:
+            raise _UsageError(str(error)) from error
     if args.stack_file is not None:
         if not args.stack_file.is_file():
             raise _UsageError(f"no stack file {args.stack_file}")
@@ -99,7 +106,7 @@ def _preview(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"mlopsctl: policy pack configuration: {error}", file=sys.stderr)
         return EXIT_USAGE
-    report = check(evaluation, pack_config)
+    report = check(evaluation, pack_config, args.upstream_schemas)
     print(render_json(report) if args.json else render_text(report))
     return EXIT_FAILED if report.failed else EXIT_OK
 
@@ -199,6 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="models project: the platform stack's outputs (JSON) its StackReference reads "
         "(default examples/platform-outputs.<stack>.json)",
+    )
+    preview.add_argument(
+        "--upstream-schemas",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also validate against the full upstream CRDs and chart values in DIR (strict mode; "
+        "see schemas/README.md for how to get them; default: MLOPS_UPSTREAM_SCHEMAS, else our schemas only)",
     )
     preview.set_defaults(handler=_preview)
 

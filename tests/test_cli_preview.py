@@ -82,3 +82,11 @@ def test_harness_module_runs_the_same_command_as_mlopsctl() -> None:
     via_mlopsctl = _mlopsctl("preview", "--stack", "staging")
     assert via_harness.returncode == via_mlopsctl.returncode == 2
     assert via_harness.stderr == via_mlopsctl.stderr != ""
+
+
+def test_preview_refuses_a_strict_mode_directory_without_crds_in_one_line(tmp_path: Path) -> None:
+    missing = _mlopsctl("preview", "--stack", "dev", "--upstream-schemas", str(tmp_path / "absent"))
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.strip() == f"mlopsctl: upstream schemas directory {tmp_path / 'absent'} does not exist"
+    empty = _mlopsctl("preview", "--stack", "dev", "--upstream-schemas", str(tmp_path))
+    assert empty.returncode == 2 and "has no *crd*.yaml file" in empty.stderr and len(empty.stderr.splitlines()) == 1

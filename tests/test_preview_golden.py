@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mlopsctl.mock_engine import MODELS_DIR, Evaluation, evaluate
+from harness.mock_engine import MODELS_DIR, Evaluation, evaluate
 
 GOLDEN = Path(__file__).parent / "golden" / "preview.json"
 REGENERATE = "a deliberate change regenerates it: .venv/bin/python -m tests.test_preview_golden"
