@@ -23,6 +23,7 @@ import yaml
 from layout.paths import MODELS_DIR, REPO_ROOT
 from mlopsctl import config_reference
 from mlopsctl.rollout_cli import add_rollout_parser, run_rollout
+from mlopsctl.teams_cli import add_teams_parser, run_teams
 from mlopsctl.webhook_cli import add_webhook_parser, run_webhook
 from settings import SettingsError
 from settings.stack_file import engine_config_from_stack_file
@@ -231,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_rollout_parser(commands)
     add_webhook_parser(commands)
+    add_teams_parser(commands)
     return parser
 
 
@@ -244,4 +246,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_rollout(args)
     if args.command == "webhook":
         return run_webhook(args)
+    if args.command == "teams":
+        return run_teams(args)
     return int(args.handler(args))
