@@ -50,7 +50,7 @@ class TeamVerdict:
     """The Stack to reconcile, set only when `verdict.reconcile`."""
 
 
-def team_verdict(  # noqa: PLR0913 - the delivery, the routes and the clock
+def team_verdict(
     team: str,
     headers: Mapping[str, str],
     body: bytes,
@@ -64,7 +64,7 @@ def team_verdict(  # noqa: PLR0913 - the delivery, the routes and the clock
     if route is None:
         return TeamVerdict(Verdict(404, f"no team {team!r}"), None)
     result = verdict(headers, body, secret=route.secret, watch=route.watch, guard=guard, now=now)
-    if result.status == 401 or result.status == 400:
+    if result.status in {400, 401}:
         return TeamVerdict(result, None)
     payload = parse_payload(body) or {}
     workspace = payload.get("workspace")
