@@ -16,8 +16,10 @@ tests/test_teams_mlflow.py):
 - role `platform-reader` in `<t>`: READ on every experiment and registered model (what the models
   Stack's registry reader calls); no workspace USE, so it can create nothing;
 - users `<t>-automation` and `<t>-reader` with the passwords the caller passes (from Key Vault):
-  created, or reset when a login with the given password fails; each holds exactly its one role,
-  any other assignment (in any workspace) is removed.
+  created, or reset when a login with the given password fails; each holds its one platform role,
+  and any other platform role (e.g. another team's) is removed. Other roles are left alone: MLflow
+  keeps a creator's MANAGE on what it created in a synthetic per-user role (removing it, as a first
+  version of this did, took the automation user's ownership of its own experiments away).
 
 A team removed from the list keeps its workspace, models, experiments and artifacts (deleting data
 is never a side effect of configuration). Its two platform users are deleted (`retired`): the
@@ -113,7 +115,7 @@ def _merge(actions: Sequence[Action]) -> Action:
     """`created` wins over `updated` wins over `unchanged`."""
     for candidate in ("created", "updated", "retired"):
         if candidate in actions:
-            return candidate  # type: ignore[return-value]
+            return candidate
     return "unchanged"
 
 
@@ -153,7 +155,9 @@ def ensure_user(admin: TeamsAdmin, username: str, password: str, role: RoleRef) 
         actions.append("updated")
     held = admin.list_user_roles(username)
     for other in held:
-        if other.id != role.id:
+        # Only the platform's roles are the platform's to take away: MLflow records what a user
+        # creates as MANAGE grants on a synthetic per-user role, which must stay.
+        if other.id != role.id and other.name in ROLE_GRANTS:
             admin.unassign_role(username, other.id)
             actions.append("updated")
     if all(r.id != role.id for r in held):
