@@ -124,8 +124,12 @@ class ServerSettings:
     """Where the Key Vault secrets are mounted as files (CSI driver), one file per secret name."""
     passfile: str = DEFAULT_PASSFILE
     """The libpq password file the launcher writes (`PGPASSFILE`)."""
+    workspaces: bool = False
+    """MLflow workspaces (`--enable-workspaces`): one workspace per team, each with its own registry
+    namespace, webhooks, grants and `workspaces/<name>/` artifact prefix. Turns the webhook cache
+    off (`webhook_env`). One-way once experiments exist outside `default`."""
     extra_env: Mapping[str, str] = field(default_factory=dict)
-    """Environment added verbatim (tests: the Azurite connection string)."""
+    """Environment added verbatim, last (tests: the Azurite connection string)."""
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,17 @@ def _store_flags(settings: ServerSettings) -> list[str]:
     ]
 
 
+def _workspace_flags(role: Role, settings: ServerSettings) -> list[str]:
+    """`--enable-workspaces` on every role; the artifacts role has no backend store, so it is told
+    where the workspace table lives (the tracking database) to resolve `workspaces/<name>/` paths."""
+    if not settings.workspaces:
+        return []
+    flags = ["--enable-workspaces"]
+    if role == "artifacts":
+        flags += ["--workspace-store-uri", settings.database.uri(TRACKING_DATABASE)]
+    return flags
+
+
 def server_command(role: Role, settings: ServerSettings) -> ServerCommand:
     """The `mlflow server` invocation of one role, and its environment."""
     if role not in ROLES:
@@ -229,6 +244,7 @@ def server_command(role: Role, settings: ServerSettings) -> ServerCommand:
         # SQLite file in its working directory (/tmp, the pod's emptyDir). Its permission checks
         # read the shared auth database.
         args += ["--artifacts-only", "--artifacts-destination", settings.artifacts_destination]
+    args += _workspace_flags(role, settings)
     args += _common_flags(settings)
     env = {
         "MLFLOW_AUTH_CONFIG_PATH": settings.auth_config_path,
@@ -269,19 +285,32 @@ def webhook_env(settings: ServerSettings) -> dict[str, str]:
 
     `MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true` turns MLflow's SSRF check off for every webhook; only
     admins can create webhooks, and the servers' egress NetworkPolicy limits where they can connect.
+
+    With workspaces the cache TTL is 0 whatever the setting says: MLflow 3.17.2 keys its per-worker
+    webhook cache by event type only (`mlflow/webhooks/delivery.py`, `_get_cached_webhooks_by_event`),
+    so within the TTL one workspace's event goes to the webhooks cached for another workspace
+    (tests/test_teams_mlflow.py reproduces it). Without the cache every delivery lists the
+    webhooks of its own workspace: one indexed query per registry write.
     """
     private = settings.webhook_private_targets
     return {
         "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "https,http" if private else "https",
         "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true" if private else "false",
-        "MLFLOW_WEBHOOK_CACHE_TTL": str(settings.webhook_cache_ttl_seconds),
+        "MLFLOW_WEBHOOK_CACHE_TTL": str(effective_webhook_cache_ttl(settings)),
     }
+
+
+def effective_webhook_cache_ttl(settings: ServerSettings) -> int:
+    """The TTL the servers run with: 0 with workspaces (the cache misroutes across them), else the setting."""
+    return 0 if settings.workspaces else settings.webhook_cache_ttl_seconds
 
 
 GC_SECRET_FILES: Final[Mapping[str, str]] = {"MLFLOW_TRACKING_PASSWORD": cluster_layout.MLFLOW_ADMIN_PASSWORD}
 
 
-def gc_command(settings: ServerSettings, older_than: str, artifacts_url: str) -> ServerCommand:
+def gc_command(
+    settings: ServerSettings, older_than: str, artifacts_url: str, workspace: str | None = None
+) -> ServerCommand:
     """`mlflow gc`: runs, experiments and logged models deleted longer ago than `older_than` are
     removed from the tracking database, and their artifacts deleted.
 
@@ -290,7 +319,16 @@ def gc_command(settings: ServerSettings, older_than: str, artifacts_url: str) ->
     its workload identity; gc logs in as the basic-auth admin (`MLFLOW_TRACKING_USERNAME` /
     `_PASSWORD`, exported by the launcher from the mounted file). The database password comes from
     the launcher's password file (libpq), never the command line or the environment.
+
+    With workspaces, `workspace` limits gc to one workspace (`--workspace`), else every workspace
+    is collected (`--all-workspaces`); gc itself only honours those flags with
+    `MLFLOW_ENABLE_WORKSPACES=true` in its environment.
     """
+    if workspace is not None and not settings.workspaces:
+        raise ValueError("gc --workspace needs a server with workspaces enabled")
+    scope: tuple[str, ...] = ()
+    if settings.workspaces:
+        scope = ("--workspace", workspace) if workspace is not None else ("--all-workspaces",)
     args = (
         "mlflow",
         "gc",
@@ -302,9 +340,11 @@ def gc_command(settings: ServerSettings, older_than: str, artifacts_url: str) ->
         older_than,
         "--tracking-uri",
         artifacts_url,
+        *scope,
     )
     env = {
         "MLFLOW_TRACKING_USERNAME": settings.admin_username,
+        **({"MLFLOW_ENABLE_WORKSPACES": "true"} if settings.workspaces else {}),
         "PYTHONUNBUFFERED": "1",
         "HOME": "/tmp",
         "TMPDIR": "/tmp",

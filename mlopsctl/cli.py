@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from mlopsctl.exit_codes import EXIT_OK, EXIT_USAGE, OneLineParser
 from mlopsctl.rollout_cli import add_rollout_parser, run_rollout
+from mlopsctl.teams_cli import add_teams_parser, run_teams
 from mlopsctl.webhook_cli import add_webhook_parser, run_webhook
 
 
@@ -39,6 +40,7 @@ class Command:
 RUNTIME_COMMANDS: Final[tuple[Command, ...]] = (
     Command("rollout", add_rollout_parser, run_rollout),
     Command("webhook", add_webhook_parser, run_webhook),
+    Command("teams", add_teams_parser, run_teams),
 )
 """The image's commands; a new one is one more entry (its module keeps its own parser and handler)."""
 

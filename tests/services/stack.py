@@ -59,8 +59,11 @@ ADMIN_PASSWORD = "local-Admin-password-1234"
 
 
 @contextlib.contextmanager
-def mlflow_deployment(workdir: Path, stack: str = "dev", durable: bool = False) -> Iterator[MlflowDeployment]:
-    """Everything started in order and stopped in reverse; `durable` keeps PostgreSQL's fsync on."""
+def mlflow_deployment(
+    workdir: Path, stack: str = "dev", durable: bool = False, workspaces: bool = False
+) -> Iterator[MlflowDeployment]:
+    """Everything started in order and stopped in reverse; `durable` keeps PostgreSQL's fsync on;
+    `workspaces` runs the servers as a stack with teams does (`ServerSettings.workspaces`)."""
     platform = committed_settings(stack)
     container = platform.artifact_container
     destination = f"wasbs://{container}@{processes.AZURITE_ACCOUNT}.blob.core.windows.net/"
@@ -78,6 +81,7 @@ def mlflow_deployment(workdir: Path, stack: str = "dev", durable: bool = False) 
             extra_env={"AZURE_STORAGE_CONNECTION_STRING": blob.connection_string},
             # The local webhook receiver listens on http://127.0.0.1, as the cluster's on a Service IP.
             webhook_private_targets=True,
+            workspaces=workspaces,
         )
         secrets = {
             cluster_layout.POSTGRES_ADMIN_PASSWORD: database.password,
