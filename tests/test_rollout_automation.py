@@ -5,6 +5,7 @@ from __future__ import annotations
 import yaml
 
 from layout import cluster_layout
+from layout.images import is_digest_reference
 from mlopsctl.deploy_order import order_problems
 from mlopsctl.mock_engine import MODELS_DIR, Evaluation, evaluate
 from mlopsctl.schema_validation import schema_problems
@@ -100,7 +101,10 @@ def test_operator_workspace_is_restricted_and_reads_its_credentials_from_key_vau
     spec = evaluation.one("kubernetes:pulumi.com/v1:Stack").inputs["spec"]
     workspace = spec["workspaceTemplate"]["spec"]
     assert workspace["securityProfile"] == "restricted"  # PKO 2.9: non-root, seccomp, no capabilities
-    assert workspace["image"].endswith("-nonroot") and ":" in workspace["image"]
+    # The workspace image the program builds (images/operator-workspace), by the digest it pushed.
+    [build] = [b for b in evaluation.of_type("docker-build:index:Image") if b.name == "images-operator-workspace"]
+    assert workspace["image"] == f"{build.inputs['tags'][0].rpartition(':')[0]}@{build.outputs['digest']}"
+    assert is_digest_reference(workspace["image"])
     # PKO 2.9 refuses FS and Env references and turns a Secret reference into a secretKeyRef on the
     # workspace pod: the references are literal paths of the mounted files, no secret value in them.
     refs = spec["envRefs"]

@@ -66,7 +66,9 @@ class OperatorArgs:
     backend_url: str
     stack_name: str
     """The models stack (`<org>/mlops-models/<env>`)."""
-    workspace_image: str
+    workspace_image: pulumi.Output[str]
+    """The `operator-workspace` image by digest, from `PlatformImages.refs`: the Stack waits for the build
+    (and, through `image_pull_ready`, for the nodes' pull grant) before a workspace pod pulls it."""
     deployer_client_id: pulumi.Input[str]
     models_namespace: str
     models_namespace_ready: pulumi.Resource
@@ -373,5 +375,13 @@ class RolloutAutomation(pulumi.ComponentResource):
                     }
                 },
             },
-            opts=opts(release, deployer, delegator, binding, credentials, *operator.deployer_identity_ready),
+            opts=opts(
+                release,
+                deployer,
+                delegator,
+                binding,
+                credentials,
+                *operator.deployer_identity_ready,
+                *args.image_pull_ready,
+            ),
         )
