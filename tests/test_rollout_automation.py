@@ -201,6 +201,29 @@ def test_analysis_image_pinned_by_tag_is_a_settings_error() -> None:
     assert evaluation.error.keys == ["prebuiltImages.mlopsctl"]
 
 
+WORKSPACE_PREBUILT = "mlopsci.azurecr.io/mlops/operator-workspace@sha256:" + "ab" * 32
+
+
+def test_a_prebuilt_workspace_image_replaces_its_build_and_a_tag_or_the_old_key_is_refused() -> None:
+    """`prebuiltImages.operator-workspace` is validated like every prebuilt image; the removed
+    `pulumiWorkspaceImage` key is refused by name, before anything is declared."""
+    prebuilt = evaluate_with(
+        "dev", lambda c: c.__setitem__(P + "prebuiltImages", f'{{"operator-workspace": "{WORKSPACE_PREBUILT}"}}')
+    )
+    assert prebuilt.error is None, prebuilt.error
+    spec = prebuilt.one("kubernetes:pulumi.com/v1:Stack").inputs["spec"]
+    assert spec["workspaceTemplate"]["spec"]["image"] == WORKSPACE_PREBUILT
+    assert "images-operator-workspace" not in {b.name for b in prebuilt.of_type("docker-build:index:Image")}
+    tagged = evaluate_with(
+        "dev", lambda c: c.__setitem__(P + "prebuiltImages", '{"operator-workspace": "pulumi/pulumi:3.272.0-nonroot"}')
+    )
+    assert isinstance(tagged.error, SettingsError) and tagged.resources == []
+    assert tagged.error.keys == ["prebuiltImages.operator-workspace"]
+    old = evaluate_with("dev", lambda c: c.__setitem__(P + "pulumiWorkspaceImage", "pulumi/pulumi:3.272.0-nonroot"))
+    assert isinstance(old.error, SettingsError) and old.resources == []
+    assert "pulumiWorkspaceImage" in str(old.error)
+
+
 def test_operator_stack_waits_for_its_workspace_identity() -> None:
     """The workspace pod runs as the deployer account; the Stack waits for that account's federation
     and Key Vault grants (without them the first token exchange fails and the update errors)."""
