@@ -165,7 +165,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
                 branch=settings.pulumi_project_branch,
                 backend_url=settings.pulumi_backend_url,
                 stack_name=settings.pulumi_stack_name,
-                workspace_image=settings.pulumi_workspace_image,
+                workspace_image=azure.images.refs["operator-workspace"],
                 deployer_identity=identities["models-deployer"],
                 models_namespace=settings.models_namespace,
                 models_namespace_ready=seldon,

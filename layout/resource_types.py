@@ -45,6 +45,9 @@ VIRTUAL_SERVICE: Final = "kubernetes:networking.istio.io/v1:VirtualService"
 CERTIFICATE: Final = "kubernetes:cert-manager.io/v1:Certificate"
 CLUSTER_ISSUER: Final = "kubernetes:cert-manager.io/v1:ClusterIssuer"
 
+# docker-build (the platform images)
+IMAGE_BUILD: Final = "docker-build:index:Image"
+
 # pulumiverse-time
 SLEEP: Final = "time:index/sleep:Sleep"
 ROTATING: Final = "time:index/rotating:Rotating"

@@ -409,11 +409,6 @@ class PlatformSettings(BaseModel):
         default="", description="Git URL of this repository, for the operator (required with pulumiOperator)."
     )
     pulumi_project_branch: str = Field(default="main", description="Branch the operator deploys.")
-    pulumi_workspace_image: ImageReference = Field(
-        default="pulumi/pulumi:3.272.0-nonroot",
-        description="Image of the operator's workspace pod that runs the models stack (non-root, for the "
-        "restricted profile), pinned by tag or digest; the Pulumi CLI version matches CI's.",
-    )
     pulumi_backend_url: str = Field(
         default="",
         description="State backend of the models stack, e.g. `azblob://state?storage_account=...` "

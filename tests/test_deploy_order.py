@@ -59,6 +59,7 @@ def test_every_ordering_rule_holds(stack: Evaluation) -> None:
     assert not broken, "\n".join(r.describe() for r in broken)
     rules = Counter(r.rule for r in found)
     expected = {"crd", "node-pool", "database", "workload-identity", "image-pull", "postgres-dns", "subnet-access"}
+    expected.add("image-build")
     if stack.stack == "prod":
         expected.add("cluster-access")
     assert expected <= set(rules), f"a rule found nothing to check: {rules}"
@@ -81,6 +82,9 @@ def test_the_rules_see_what_the_issue_names(stack: Evaluation) -> None:
     ]
     assert checked["postgres-dns"] == {"postgres-server"}
     assert {"mlflow-migrate", "mlflow-tracking", "automation-analysis"} <= checked["image-pull"]
+    # The operator's workspace pod runs the built workspace image (the Stack's workspaceTemplate).
+    assert {"mlflow-migrate", "mlflow-tracking", "automation-analysis", "automation-stack"} <= checked["image-build"]
+    assert "automation-stack" in checked["image-pull"]
     if stack.stack == "prod":
         assert checked["cluster-access"] == {"aks-kubernetes"}
     assert checked["subnet-access"] == {"aks-cluster"}
@@ -107,6 +111,7 @@ def _cut_cases(evaluation: Evaluation) -> Iterator[tuple[Requirement, list[Recor
         "database",
         "workload-identity",
         "image-pull",
+        "image-build",
         "postgres-dns",
         "subnet-access",
         "cluster-access",

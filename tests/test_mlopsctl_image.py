@@ -9,114 +9,24 @@ metadata of the test environment, which installs the same pins (constraints.txt)
 
 from __future__ import annotations
 
-import ast
-import importlib.metadata
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from packaging.markers import default_environment
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
-
 from layout.paths import REPO_ROOT
+from tests.import_closure import installed_closure, pins, providers
+from tests.import_closure import runtime_imports as _walk
 
 REQUIREMENTS = REPO_ROOT / "requirements-mlopsctl.txt"
 DOCKERFILE = REPO_ROOT / "images" / "mlopsctl" / "Dockerfile"
 ENTRY = "mlopsctl.cli"
-LOCAL = ("mlopsctl", "rollout", "settings", "layout", "observability", "components", "layers", "policies", "harness")
 NOT_AT_RUNTIME = ("pytest", "hypothesis", "mypy", "ruff", "pulumi", "pulumi-policy", "kubernetes-validate")
-
-
-def _module_file(module: str) -> Path | None:
-    base = REPO_ROOT.joinpath(*module.split("."))
-    for candidate in (base / "__init__.py", base.with_suffix(".py")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-def _imported(module: str, path: Path) -> set[str]:
-    """Modules (and `from` targets) `module` imports."""
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
-            for statement in node.orelse:
-                visit(statement)
-            return
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            parts = package.split(".")
-            base = ".".join(parts[: len(parts) - node.level + 1]) if node.level else ""
-            target = ".".join(p for p in (base, node.module or "") if p)
-            found.add(target)
-            found.update(f"{target}.{alias.name}" for alias in node.names)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(ast.parse(path.read_text(), str(path)))
-    return found
 
 
 def runtime_imports() -> tuple[set[str], set[str]]:
     """(local modules, third-party top-level modules) the image's commands can import."""
-    local: set[str] = set()
-    third_party: set[str] = set()
-    pending = [ENTRY]
-    while pending:
-        module = pending.pop()
-        path = _module_file(module)
-        if module in local or path is None:
-            continue
-        local.add(module)
-        parts = module.split(".")
-        pending += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages run too
-        for name in _imported(module, path):
-            top = name.split(".")[0]
-            if top in LOCAL:
-                pending.append(name)
-            elif top not in sys.stdlib_module_names and top != "__future__":
-                third_party.add(top)
-    return local, third_party
-
-
-def _pins(path: Path) -> dict[str, str]:
-    pins: dict[str, str] = {}
-    for raw in path.read_text().splitlines():
-        line = raw.split("#")[0].strip()
-        if line:
-            match = re.fullmatch(r"([A-Za-z0-9_.-]+)==([^\s;]+)", line)
-            assert match, f"{path.name}: not pinned with ==: {line}"
-            pins[canonicalize_name(match[1])] = match[2]
-    return pins
-
-
-def installed_closure(names: set[str]) -> set[str]:
-    """The distributions `names` pull in (their requirements without extras, recursively)."""
-    environment = {k: str(v) for k, v in default_environment().items()}
-    seen: set[str] = set()
-    pending = list(names)
-    while pending:
-        name = canonicalize_name(pending.pop())
-        if name in seen:
-            continue
-        seen.add(name)
-        for text in importlib.metadata.requires(name) or []:
-            requirement = Requirement(text)
-            if requirement.marker is None or requirement.marker.evaluate({**environment, "extra": ""}):
-                pending.append(requirement.name)
-    return seen
+    return _walk(ENTRY)
 
 
 def test_the_walk_finds_the_runtime_imports() -> None:
@@ -129,19 +39,17 @@ def test_the_walk_finds_the_runtime_imports() -> None:
 
 
 def test_image_requirements_cover_runtime_imports_and_nothing_for_tests() -> None:
-    pins = _pins(REQUIREMENTS)
-    closure = installed_closure(set(pins))
-    providers = importlib.metadata.packages_distributions()
+    closure = installed_closure(set(pins(REQUIREMENTS)))
     _, third_party = runtime_imports()
     for module in sorted(third_party):
-        provided_by = {canonicalize_name(d) for d in providers.get(module, [])}
+        provided_by = providers(module)
         assert provided_by & closure, f"`import {module}` at runtime: no distribution of {REQUIREMENTS.name} has it"
     assert not closure & set(NOT_AT_RUNTIME), sorted(closure & set(NOT_AT_RUNTIME))
 
 
 def test_image_requirements_are_the_constrained_pins() -> None:
-    constraints = _pins(REPO_ROOT / "constraints.txt")
-    for name, version in _pins(REQUIREMENTS).items():
+    constraints = pins(REPO_ROOT / "constraints.txt")
+    for name, version in pins(REQUIREMENTS).items():
         assert constraints.get(name) == version, f"{name}=={version} vs constraints.txt {constraints.get(name)}"
 
 

@@ -8,6 +8,7 @@ from harness.deploy_order import order_problems
 from harness.mock_engine import MODELS_DIR, Evaluation, evaluate
 from harness.schema_validation import schema_problems
 from layout import cluster_layout
+from layout.images import is_digest_reference
 from settings import SettingsError
 from tests.conftest import evaluate_with
 
@@ -100,7 +101,10 @@ def test_operator_workspace_is_restricted_and_reads_its_credentials_from_key_vau
     spec = evaluation.one("kubernetes:pulumi.com/v1:Stack").inputs["spec"]
     workspace = spec["workspaceTemplate"]["spec"]
     assert workspace["securityProfile"] == "restricted"  # PKO 2.9: non-root, seccomp, no capabilities
-    assert workspace["image"].endswith("-nonroot") and ":" in workspace["image"]
+    # The workspace image the program builds (images/operator-workspace), by the digest it pushed.
+    [build] = [b for b in evaluation.of_type("docker-build:index:Image") if b.name == "images-operator-workspace"]
+    assert workspace["image"] == f"{build.inputs['tags'][0].rpartition(':')[0]}@{build.outputs['digest']}"
+    assert is_digest_reference(workspace["image"])
     # PKO 2.9 refuses FS and Env references and turns a Secret reference into a secretKeyRef on the
     # workspace pod: the references are literal paths of the mounted files, no secret value in them.
     refs = spec["envRefs"]
@@ -195,6 +199,29 @@ def test_analysis_image_pinned_by_tag_is_a_settings_error() -> None:
     )
     assert isinstance(evaluation.error, SettingsError)
     assert evaluation.error.keys == ["prebuiltImages.mlopsctl"]
+
+
+WORKSPACE_PREBUILT = "mlopsci.azurecr.io/mlops/operator-workspace@sha256:" + "ab" * 32
+
+
+def test_a_prebuilt_workspace_image_replaces_its_build_and_a_tag_or_the_old_key_is_refused() -> None:
+    """`prebuiltImages.operator-workspace` is validated like every prebuilt image; the removed
+    `pulumiWorkspaceImage` key is refused by name, before anything is declared."""
+    prebuilt = evaluate_with(
+        "dev", lambda c: c.__setitem__(P + "prebuiltImages", f'{{"operator-workspace": "{WORKSPACE_PREBUILT}"}}')
+    )
+    assert prebuilt.error is None, prebuilt.error
+    spec = prebuilt.one("kubernetes:pulumi.com/v1:Stack").inputs["spec"]
+    assert spec["workspaceTemplate"]["spec"]["image"] == WORKSPACE_PREBUILT
+    assert "images-operator-workspace" not in {b.name for b in prebuilt.of_type("docker-build:index:Image")}
+    tagged = evaluate_with(
+        "dev", lambda c: c.__setitem__(P + "prebuiltImages", '{"operator-workspace": "pulumi/pulumi:3.272.0-nonroot"}')
+    )
+    assert isinstance(tagged.error, SettingsError) and tagged.resources == []
+    assert tagged.error.keys == ["prebuiltImages.operator-workspace"]
+    old = evaluate_with("dev", lambda c: c.__setitem__(P + "pulumiWorkspaceImage", "pulumi/pulumi:3.272.0-nonroot"))
+    assert isinstance(old.error, SettingsError) and old.resources == []
+    assert "pulumiWorkspaceImage" in str(old.error)
 
 
 def test_operator_stack_waits_for_its_workspace_identity() -> None:

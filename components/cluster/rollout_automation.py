@@ -76,7 +76,9 @@ class OperatorArgs:
     backend_url: str
     stack_name: str
     """The models stack (`<org>/mlops-models/<env>`)."""
-    workspace_image: str
+    workspace_image: pulumi.Output[str]
+    """The `operator-workspace` image by digest, from `PlatformImages.refs`: the Stack waits for the build
+    (and, through `image_pull_ready`, for the nodes' pull grant) before a workspace pod pulls it."""
     deployer_identity: PodIdentity
     """The `models-deployer` identity; the workspace pod's first token exchange and secret reads
     fail without its federated credential and Key Vault grants, so the Stack waits for `ready`."""
@@ -348,5 +350,13 @@ class RolloutAutomation(pulumi.ComponentResource):
                     }
                 },
             },
-            opts=opts(release, deployer, delegator, binding, credentials, *operator.deployer_identity.ready),
+            opts=opts(
+                release,
+                deployer,
+                delegator,
+                binding,
+                credentials,
+                *operator.deployer_identity.ready,
+                *args.image_pull_ready,
+            ),
         )
