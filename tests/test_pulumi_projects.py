@@ -28,8 +28,8 @@ import pytest
 import yaml
 from packaging.utils import canonicalize_name
 
-from layout.paths import MODELS_DIR, REPO_ROOT
 from harness.mock_engine import Evaluation
+from layout.paths import MODELS_DIR, REPO_ROOT
 from tests.import_closure import installed_closure, pins, providers, runtime_imports
 
 
