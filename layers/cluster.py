@@ -22,7 +22,7 @@ from layers.azure import AzureLayer
 from layout import cluster_layout
 from layout.mlflow_server import cluster_database, server_settings
 from layout.platform_outputs import mlflow_in_cluster_uri
-from observability.alerts import AlertThresholds
+from observability.alerts import AlertThresholds, WatchedStack
 from settings.model import PlatformSettings
 
 
@@ -135,6 +135,15 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
                 model_p95_latency_seconds=settings.alert_model_p95_latency_ms / 1000,
                 mlflow_5xx_ratio=settings.alert_mlflow_5xx_percent / 100,
             ),
+            watched_stacks=[
+                WatchedStack(
+                    cluster_layout.MODELS_STACK_CR_NAMESPACE,
+                    cluster_layout.MODELS_STACK_CR_NAME,
+                    cluster_layout.AUTOMATION_NAMESPACE,
+                )
+            ]
+            if settings.pulumi_operator
+            else [],
         ),
     )
 
@@ -168,6 +177,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
                 deployer_client_id=azure.identities.client_ids["models-deployer"],
                 models_namespace=settings.models_namespace,
                 models_namespace_ready=seldon,
+                monitoring_crds=monitoring.release,
                 deployer_identity_ready=azure.identities.ready["models-deployer"],
             )
             if settings.pulumi_operator
