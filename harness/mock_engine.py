@@ -101,6 +101,8 @@ class Evaluation:
     resources: list[RecordedResource] = field(default_factory=list)
     outputs: dict[str, StackOutput] = field(default_factory=dict)
     error: BaseException | None = None
+    invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """Every provider function the program called (token, arguments), in call order."""
 
     def of_type(self, type_token: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_token]
@@ -285,6 +287,7 @@ class AzureLikeMocks(pulumi.runtime.Mocks):
         self.now = now
         self.stack_outputs = dict(stack_outputs or {})
         self.secret_outputs = secret_outputs
+        self.invokes: list[tuple[str, dict[str, Any]]] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         inputs = dict(args.inputs)
@@ -384,6 +387,7 @@ class AzureLikeMocks(pulumi.runtime.Mocks):
         return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        self.invokes.append((args.token, dict(args.args)))
         if args.token == "azure-native:authorization:getClientConfig":
             return {
                 "clientId": _mock_guid("deployer-client"),
@@ -568,7 +572,8 @@ def evaluate(
         platform_outputs = yaml.safe_load(platform_outputs_example(stack).read_text())
     project = (yaml.safe_load((project_dir / "Pulumi.yaml").read_text()) or {}).get("name", PROJECT)
 
-    monitor = RecordingMonitor(AzureLikeMocks(now, platform_outputs))
+    mocks = AzureLikeMocks(now, platform_outputs)
+    monitor = RecordingMonitor(mocks)
     runtime_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(monitor.mocks, project=str(project), stack=stack, preview=True, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config), secret_keys or [])
@@ -599,6 +604,7 @@ def evaluate(
         if collecting:
             gc.enable()
     evaluation.resources = list(monitor.recorded)
+    evaluation.invokes = list(mocks.invokes)
     root = runtime_settings.get_root_resource()
     if evaluation.error is None and isinstance(root, pulumi.runtime.stack.Stack):
         for name, value in root.outputs.items():

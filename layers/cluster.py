@@ -24,7 +24,7 @@ from layers.azure import AzureLayer
 from layers.mlflow_servers import cluster_database, server_settings
 from layout import cluster_layout
 from layout.platform_outputs import mlflow_in_cluster_uri
-from observability.alerts import AlertThresholds
+from observability.alerts import AlertThresholds, WatchedStack
 from settings.model import PlatformSettings
 
 
@@ -137,6 +137,15 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
                 model_p95_latency_seconds=settings.alert_model_p95_latency_ms / 1000,
                 mlflow_5xx_ratio=settings.alert_mlflow_5xx_percent / 100,
             ),
+            watched_stacks=[
+                WatchedStack(
+                    cluster_layout.MODELS_STACK_CR_NAMESPACE,
+                    cluster_layout.MODELS_STACK_CR_NAME,
+                    cluster_layout.AUTOMATION_NAMESPACE,
+                )
+            ]
+            if settings.pulumi_operator
+            else [],
         ),
     )
 
@@ -169,6 +178,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
                 deployer_identity=identities["models-deployer"],
                 models_namespace=settings.models_namespace,
                 models_namespace_ready=seldon,
+                monitoring_crds=monitoring.release,
             )
             if settings.pulumi_operator
             else None,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import yaml
 
+from components.cluster.rollout_automation import OPERATOR_POD_LABELS
 from harness.deploy_order import order_problems
 from harness.mock_engine import MODELS_DIR, Evaluation, evaluate
-from harness.schema_validation import schema_problems
+from harness.schema_validation import release_problems, schema_problems
 from layout import cluster_layout
 from layout.images import is_digest_reference
 from settings import SettingsError
@@ -233,3 +234,31 @@ def test_operator_stack_waits_for_its_workspace_identity() -> None:
     pod_spec = stack_cr.inputs["spec"]["workspaceTemplate"]["spec"]["podTemplate"]["spec"]
     assert pod_spec["serviceAccountName"] == stack_cr.inputs["spec"]["serviceAccountName"]
     assert order_problems(evaluation.resources) == []
+
+
+def test_the_operator_is_scraped_where_its_chart_serves_metrics(stack: Evaluation) -> None:
+    """The models-Stack alerts read `stacks_failing` and controller-runtime counters from the operator:
+    a PodMonitor next to the operator selects the chart's pods on `http-metrics`, in plain HTTP (chart
+    2.9.0's secure default needs review rights the chart does not grant), keeping the Stack's labels."""
+    release = stack.one("kubernetes:helm.sh/v3:Release", "automation-pulumi-operator")
+    assert release.inputs["values"]["controller"]["metricsSecure"] is False
+    monitor = stack.one("kubernetes:monitoring.coreos.com/v1:PodMonitor", "automation-pulumi-operator-metrics")
+    spec = monitor.inputs["spec"]
+    # The chart's selector labels: chart name and release name.
+    assert spec["selector"]["matchLabels"] == OPERATOR_POD_LABELS
+    assert OPERATOR_POD_LABELS["app.kubernetes.io/instance"] == release.inputs["name"]
+    assert spec["namespaceSelector"]["matchNames"] == [release.inputs["namespace"]]
+    [endpoint] = spec["podMetricsEndpoints"]
+    assert (endpoint["port"], endpoint["scheme"], endpoint["honorLabels"]) == ("http-metrics", "http", True)
+    # It waits for the operator and for the PodMonitor kind (kube-prometheus-stack).
+    prometheus_stack = stack.one("kubernetes:helm.sh/v3:Release", "monitoring-kube-prometheus-stack")
+    assert {release.urn, prometheus_stack.urn} <= set(monitor.dependencies)
+    # `controller.metricsSecure` is a value of the pinned chart.
+    assert release_problems(release) == []
+    # Its alerts watch the Stack the operator runs.
+    stack_cr = stack.one("kubernetes:pulumi.com/v1:Stack")
+    rules = stack.one("kubernetes:monitoring.coreos.com/v1:PrometheusRule").inputs["spec"]["groups"]
+    delivery = next(group for group in rules if group["name"] == "mlops-model-delivery")
+    metadata = stack_cr.inputs["metadata"]
+    selector = f'stacks_failing{{namespace="{metadata["namespace"]}",name="{metadata["name"]}"}}'
+    assert all(selector in rule["expr"] for rule in delivery["rules"])

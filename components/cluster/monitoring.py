@@ -227,6 +227,8 @@ class MonitoringArgs:
     """User node pools: the chart's pods and the secret-sync pod run there."""
     thresholds: alerts.AlertThresholds = field(default_factory=alerts.AlertThresholds)
     declared_predictors: Sequence[alerts.DeclaredPredictor] = ()
+    watched_stacks: Sequence[alerts.WatchedStack] = ()
+    """Operator Stacks alerted on when failing or stalled (their operator's monitor is declared by its owner)."""
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -302,7 +304,11 @@ class Monitoring(pulumi.ComponentResource):
             metadata=meta("mlops-platform"),
             spec={
                 "groups": alerts.rule_groups(
-                    args.thresholds, args.mlflow_namespace, cluster_layout.MLFLOW_ROLES, args.declared_predictors
+                    args.thresholds,
+                    args.mlflow_namespace,
+                    cluster_layout.MLFLOW_ROLES,
+                    args.declared_predictors,
+                    args.watched_stacks,
                 )
             },
             opts=child(self.release),

@@ -17,6 +17,14 @@
    `rollout.source`). A `Secret` envRef would become `env[].valueFrom.secretKeyRef` on the
    workspace pod (PKO 2.9 `SetEnvRefsForWorkspace`), which policy `k8s-no-secret-env` forbids for
    the program's own pods; PKO refuses `FS` and `Env` references.
+
+The operator's metrics (`stacks_failing`, controller-runtime's reconcile counters) are scraped by
+a PodMonitor declared here, next to the operator: the platform alerts when the models Stack fails
+or stalls (observability.alerts.stack_alerts). The chart serves them on `http-metrics` (8383) over
+HTTPS with TokenReview/SubjectAccessReview authorization by default (`controller.metricsSecure`),
+but chart 2.9.0 grants the operator neither review (only the kustomize install's
+`metrics_auth_role.yaml` does) and its own ServiceMonitor scrapes plain HTTP: with the defaults no
+scrape succeeds. The metrics (Stack names, counts) are served in plain HTTP inside the cluster.
 """
 
 from __future__ import annotations
@@ -61,6 +69,31 @@ MODEL_DELIVERY_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
 MANAGE_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
 SECRETS_MOUNT = "/mnt/secrets"
 OPERATOR_CHART = "oci://ghcr.io/pulumi/helm-charts/pulumi-kubernetes-operator"
+OPERATOR_RELEASE = "pulumi-kubernetes-operator"
+OPERATOR_POD_LABELS = {
+    "app.kubernetes.io/name": "pulumi-kubernetes-operator",
+    "app.kubernetes.io/instance": OPERATOR_RELEASE,
+}
+"""The chart's selector labels (`pulumi-kubernetes-operator.selectorLabels`: chart name, release name)."""
+OPERATOR_METRICS_PORT = "http-metrics"
+
+
+def operator_pod_monitor_spec(namespace: str) -> dict[str, object]:
+    """The operator pod's metrics port, its labels kept: `stacks_failing` carries the Stack's own
+    `namespace` and `name`, which the target's `namespace` label would otherwise rename."""
+    return {
+        "selector": {"matchLabels": dict(OPERATOR_POD_LABELS)},
+        "namespaceSelector": {"matchNames": [namespace]},
+        "podMetricsEndpoints": [
+            {
+                "port": OPERATOR_METRICS_PORT,
+                "path": "/metrics",
+                "scheme": "http",
+                "interval": "30s",
+                "honorLabels": True,
+            }
+        ],
+    }
 
 
 def analysis_command(stack: str) -> list[str]:
@@ -85,6 +118,8 @@ class OperatorArgs:
     models_namespace: str
     models_namespace_ready: pulumi.Resource
     """What creates the models namespace: the RoleBinding in it waits for it."""
+    monitoring_crds: pulumi.Resource | None = None
+    """What installs the PodMonitor kind (kube-prometheus-stack); None: the operator is not scraped."""
 
 
 @dataclass(frozen=True)
@@ -237,18 +272,29 @@ class RolloutAutomation(pulumi.ComponentResource):
 
         release = kubernetes.helm.v3.Release(
             f"{name}-pulumi-operator",
-            name="pulumi-kubernetes-operator",
+            name=OPERATOR_RELEASE,
             chart=OPERATOR_CHART,
             version=operator.chart_version,
             namespace=args.namespace,
             values={
-                "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+                "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+                # Scrapable by the PodMonitor below (see the module docstring).
+                "controller": {"metricsSecure": False},
             },
             # Like every platform release: a failed install or upgrade rolls back, and `up` waits
             # until the operator runs, so the Stack CR below is created for a working controller.
             atomic=True,
             opts=opts(namespace, *args.node_pools),
         )
+        if operator.monitoring_crds is not None:
+            kubernetes.apiextensions.CustomResource(
+                f"{name}-pulumi-operator-metrics",
+                api_version="monitoring.coreos.com/v1",
+                kind="PodMonitor",
+                metadata={"name": OPERATOR_RELEASE, "namespace": args.namespace},
+                spec=operator_pod_monitor_spec(args.namespace),
+                opts=opts(release, operator.monitoring_crds),
+            )
         deployer = service_account(
             f"{name}-deployer",
             name=DEPLOYER,
