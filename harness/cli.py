@@ -152,19 +152,12 @@ def pulumi_yaml_text() -> str:
     return header + yaml.safe_dump(document, sort_keys=False, width=110, allow_unicode=True)
 
 
-def readme_text(current: str) -> str:
-    begin, end = current.find(config_reference.README_BEGIN), current.find(config_reference.README_END)
-    if begin < 0 or end < 0:
-        raise ValueError("README.md has no config-reference markers")
-    return current[:begin] + config_reference.readme_section() + current[end + len(config_reference.README_END) :]
-
-
 def _config_reference(args: argparse.Namespace) -> int:
-    targets = {REPO_ROOT / "Pulumi.yaml": pulumi_yaml_text, REPO_ROOT / "README.md": None}
+    targets = (REPO_ROOT / "Pulumi.yaml", REPO_ROOT / config_reference.REFERENCE_DOCUMENT)
     stale = []
     for path in targets:
         current = path.read_text() if path.exists() else ""
-        wanted = pulumi_yaml_text() if path.name == "Pulumi.yaml" else readme_text(current)
+        wanted = pulumi_yaml_text() if path.name == "Pulumi.yaml" else config_reference.document_text(current)
         if current != wanted:
             stale.append(path.name)
             if args.write:

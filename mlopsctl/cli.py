@@ -47,7 +47,7 @@ RUNTIME_COMMANDS: Final[tuple[Command, ...]] = (
 OFFLINE_COMMANDS: Final[Mapping[str, str]] = {
     "preview": "evaluate a stack offline (mock engine), run the policy pack and schema checks, print the result",
     "platform-outputs": "check (or --write) examples/platform-outputs.<stack>.json against the program",
-    "config-reference": "check (or --write) Pulumi.yaml and the README table",
+    "config-reference": "check (or --write) Pulumi.yaml and docs/configuration.md",
 }
 """Commands of the offline harness, listed here so `mlopsctl --help` shows them and the door below knows them."""
 
