@@ -27,7 +27,7 @@ ALERT_NAMES: Final = (
     "ModelsStackUpdateFailing",
     "ModelsStackStalled",
 )
-MODELS_STACK_RUNBOOK: Final = "README.md#runbook"
+MODELS_STACK_RUNBOOK: Final = "docs/operations.md#models-stack-failing-or-stalled"
 """Where the unsticking procedure of the models Stack is written (Runbook: "Models Stack failing or stalled")."""
 
 Rule = dict[str, Any]
