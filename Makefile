@@ -1,4 +1,4 @@
-# The two commands of a fresh machine (see README): `make preview STACK=dev` and `make test`.
+# The two commands of a fresh machine (see README.md): `make preview STACK=dev` and `make test`.
 STACK ?= dev
 SNAPSHOT ?= examples/registry-snapshot.json
 PY := .venv/bin/python
@@ -25,5 +25,5 @@ typecheck:
 unit:
 	$(PY) -m pytest
 
-docs: ## regenerate Pulumi.yaml's config block and the README configuration reference
+docs: ## regenerate Pulumi.yaml's config block and the configuration reference in docs/configuration.md
 	$(PY) -m mlopsctl config-reference --write

@@ -3,7 +3,7 @@
 Settings are read and validated first: bad configuration raises before any resource exists.
 The platform never talks to MLflow: model delivery is the models stack (`models/`), which reads
 this stack's outputs (`layers/outputs.py`) and the registry. What each layer declares is in
-`layers/` (see ARCHITECTURE.md).
+`layers/` (see docs/architecture.md).
 """
 
 from layers import azure, cluster, outputs

@@ -13,16 +13,18 @@ import pulumi
 from components.azure.dns import GatewayDnsRecords, GatewayDnsRecordsArgs
 from components.cluster.gateway_certificate import GatewayCertificate, GatewayCertificateArgs
 from components.cluster.istio_mesh import IstioMesh, IstioMeshArgs
-from components.cluster.mlflow_stack import MlflowStack, MlflowStackArgs, PodResources, RoleScaling
+from components.cluster.mlflow import MlflowStack, MlflowStackArgs, PodResources, RoleScaling
+from components.cluster.mlflow_projects import MlflowProjects, MlflowProjectsArgs
 from components.cluster.monitoring import Monitoring, MonitoringArgs, MonitoringValues
 from components.cluster.rollout_automation import OperatorArgs, RolloutAutomation, RolloutAutomationArgs
 from components.cluster.seldon_core import SeldonCore, SeldonCoreArgs
 from components.cluster.webhook_receiver import WebhookReceiver, WebhookReceiverArgs
+from components.cluster.workload_identity import pod_identities
 from layers.azure import AzureLayer
+from layers.mlflow_servers import cluster_database, server_settings
 from layout import cluster_layout
-from layout.mlflow_server import cluster_database, server_settings
 from layout.platform_outputs import mlflow_in_cluster_uri
-from observability.alerts import AlertThresholds
+from observability.alerts import AlertThresholds, WatchedStack
 from settings.model import PlatformSettings
 
 
@@ -35,6 +37,7 @@ class ClusterLayer:
     monitoring: Monitoring
     automation: RolloutAutomation
     mlflow: MlflowStack
+    mlflow_projects: MlflowProjects
     webhooks: WebhookReceiver | None
     certificate: GatewayCertificate
     dns_records: GatewayDnsRecords
@@ -42,6 +45,7 @@ class ClusterLayer:
 
 def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
     """Declare everything that runs in the cluster, through the cluster's one Kubernetes provider."""
+    identities = pod_identities(azure.identities.client_ids, azure.identities.ready)
     mesh = IstioMesh(
         "istio",
         IstioMeshArgs(
@@ -70,9 +74,8 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
             subscription_id=azure.client.subscription_id,
             zone_name=azure.dns_zone.zone_name,
             zone_resource_group=azure.dns_zone.resource_group_name,
-            client_id=azure.identities.client_ids["cert-manager"],
+            identity=identities["cert-manager"],
             node_pools=azure.aks.user_node_pools,
-            identity_ready=azure.identities.ready["cert-manager"],
         ),
     )
 
@@ -125,16 +128,24 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
             mlflow_namespace=settings.mlflow_namespace,
             vault_name=azure.vault.vault_name,
             tenant_id=azure.client.tenant_id,
-            grafana_client_id=azure.identities.client_ids["grafana"],
+            grafana_identity=identities["grafana"],
             istio_crds=mesh.base,
             istiod=mesh.istiod,
             node_pools=azure.aks.user_node_pools,
-            grafana_identity_ready=azure.identities.ready["grafana"],
             thresholds=AlertThresholds(
                 model_error_ratio=settings.alert_model_error_percent / 100,
                 model_p95_latency_seconds=settings.alert_model_p95_latency_ms / 1000,
                 mlflow_5xx_ratio=settings.alert_mlflow_5xx_percent / 100,
             ),
+            watched_stacks=[
+                WatchedStack(
+                    cluster_layout.MODELS_STACK_CR_NAMESPACE,
+                    cluster_layout.MODELS_STACK_CR_NAME,
+                    cluster_layout.AUTOMATION_NAMESPACE,
+                )
+            ]
+            if settings.pulumi_operator
+            else [],
         ),
     )
 
@@ -145,7 +156,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
             stack=pulumi.get_stack(),
             schedule=settings.rollout_analysis_schedule,
             image=azure.images.refs["mlopsctl"],
-            analyzer_client_id=azure.identities.client_ids["rollout-analyzer"],
+            analyzer_identity=identities["rollout-analyzer"],
             tenant_id=azure.client.tenant_id,
             key_vault_name=azure.vault.vault_name,
             tracking_uri=mlflow_in_cluster_uri(settings.mlflow_namespace),
@@ -155,7 +166,6 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
             provider=azure.aks.provider,
             cluster=azure.aks.cluster,
             node_pools=azure.aks.user_node_pools,
-            analyzer_identity_ready=azure.identities.ready["rollout-analyzer"],
             image_pull_ready=azure.aks.image_pull_ready,
             operator=OperatorArgs(
                 chart_version=settings.pulumi_operator_chart_version,
@@ -164,11 +174,11 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
                 branch=settings.pulumi_project_branch,
                 backend_url=settings.pulumi_backend_url,
                 stack_name=settings.pulumi_stack_name,
-                workspace_image=settings.pulumi_workspace_image,
-                deployer_client_id=azure.identities.client_ids["models-deployer"],
+                workspace_image=azure.images.refs["operator-workspace"],
+                deployer_identity=identities["models-deployer"],
                 models_namespace=settings.models_namespace,
                 models_namespace_ready=seldon,
-                deployer_identity_ready=azure.identities.ready["models-deployer"],
+                monitoring_crds=monitoring.release,
             )
             if settings.pulumi_operator
             else None,
@@ -179,7 +189,6 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
         "mlflow",
         MlflowStackArgs(
             namespace=settings.mlflow_namespace,
-            jobs_namespace=settings.ml_jobs_namespace,
             models_namespace=settings.models_namespace,
             monitoring_namespace=cluster_layout.MONITORING_NAMESPACE,
             image=azure.images.refs["mlflow"],
@@ -191,7 +200,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
             gateway=cluster_layout.PLATFORM_GATEWAY,
             tenant_id=azure.client.tenant_id,
             key_vault_name=azure.vault.vault_name,
-            client_ids=azure.identities.client_ids,
+            identities=identities,
             scaling={
                 "tracking": RoleScaling(settings.mlflow_tracking_min_replicas, settings.mlflow_tracking_max_replicas),
                 "registry": RoleScaling(settings.mlflow_registry_min_replicas, settings.mlflow_registry_max_replicas),
@@ -208,7 +217,6 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
             node_pools=azure.aks.user_node_pools,
             databases=[*azure.postgres.ready, *azure.postgres.network_path],
             run_migrations=settings.run_mlflow_migrations,
-            identities_ready=azure.identities.ready,
             istio_crds=mesh.base,
             monitoring_crds=monitoring.release,
             image_pull_ready=azure.aks.image_pull_ready,
@@ -222,6 +230,17 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
         ),
         opts=pulumi.ResourceOptions(providers=[azure.aks.provider]),
     )
+    mlflow_projects = MlflowProjects(
+        "mlflow-projects",
+        MlflowProjectsArgs(
+            namespace=settings.ml_jobs_namespace,
+            identity=identities["ml-jobs"],
+            resource_prefix="mlflow",
+            formerly_in=mlflow,
+            deleted_with=azure.aks.cluster,
+        ),
+        opts=pulumi.ResourceOptions(providers=[azure.aks.provider]),
+    )
 
     webhooks = (
         WebhookReceiver(
@@ -232,7 +251,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
                 # The models stack of the same name lists the served models (`models/Pulumi.<stack>.yaml`).
                 stack=pulumi.get_stack(),
                 image=azure.images.refs["mlopsctl"],
-                client_ids=azure.identities.client_ids,
+                identities=identities,
                 tenant_id=azure.client.tenant_id,
                 key_vault_name=azure.vault.vault_name,
                 mlflow_username=settings.mlflow_admin_username,
@@ -240,11 +259,11 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
                 cluster=azure.aks.cluster,
                 automation=automation,
                 mlflow=list(mlflow.deployments.values()),
+                mlflow_selectors=mlflow.selectors,
                 tolerance_seconds=settings.webhook_replay_window_seconds,
                 zone_spread=len(settings.aks_zones) > 1,
                 node_pools=azure.aks.user_node_pools,
                 image_pull_ready=azure.aks.image_pull_ready,
-                identities_ready=azure.identities.ready,
             ),
         )
         if settings.webhook_receiver
@@ -257,6 +276,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
         monitoring=monitoring,
         automation=automation,
         mlflow=mlflow,
+        mlflow_projects=mlflow_projects,
         webhooks=webhooks,
         certificate=certificate,
         dns_records=dns_records,

@@ -17,6 +17,7 @@ import pulumi
 import pulumi_kubernetes as kubernetes
 from pulumi.runtime.sync_await import _sync_await
 
+from components.cluster.workload_identity import PodIdentity
 from components.serving.model_rollout import ModelRollout, ModelRolloutArgs
 from layout.platform_outputs import CONTRACT_OUTPUTS, IMAGES_OUTPUT, PlatformContract, contract_from_outputs
 from rollout.planner import DeploymentPlan, plan_rollouts
@@ -63,7 +64,7 @@ def declare(settings: ModelsSettings, platform: PlatformContract, plans: Sequenc
             storage_account=platform.storage_account,
             artifacts_destination=platform.artifacts_destination,
             storage_secret=settings.rollout.storage_secret,
-            reader_client_id=platform.model_reader_client_id,
+            reader_identity=PodIdentity(platform.model_reader_client_id),
             reader_service_account=platform.model_reader_service_account,
             model_server_image=platform.model_server_image,
             storage_initializer_image=platform.storage_initializer_image,

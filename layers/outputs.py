@@ -39,7 +39,7 @@ def export(settings: PlatformSettings, azure: AzureLayer, cluster: ClusterLayer)
     pulumi.export("mlflowTrackingUri", cluster.mlflow.tracking_uri)
     pulumi.export("mlflowRegistryUri", cluster.mlflow.registry_uri)
     pulumi.export("mlflowArtifactsDestination", cluster.mlflow.artifacts_destination)
-    pulumi.export("mlflowJobsNamespace", cluster.mlflow.jobs_namespace)
+    pulumi.export("mlflowJobsNamespace", cluster.mlflow_projects.jobs_namespace)
     # What the models stack (`models/`) reads through StackReference (layout/platform_outputs.py).
     reader = cluster_layout.workload_service_account("model-reader")
     pulumi.export("domain", settings.domain)

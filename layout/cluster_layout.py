@@ -182,7 +182,8 @@ SELDON_NAMESPACE: Final = "seldon-system"
 
 # MLflow: one Deployment and Service per role; pods carry these labels and their metrics are
 # scraped with the role copied into the `role` label, which every MLflow PromQL expression uses.
-MLFLOW_ROLES: Final = ("tracking", "registry", "artifacts")
+MlflowRole = Literal["tracking", "registry", "artifacts"]
+MLFLOW_ROLES: Final[tuple[MlflowRole, ...]] = ("tracking", "registry", "artifacts")
 APP_NAME_LABEL: Final = "app.kubernetes.io/name"
 COMPONENT_LABEL: Final = "app.kubernetes.io/component"
 MLFLOW_ROLE_METRIC_LABEL: Final = "role"

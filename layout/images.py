@@ -44,6 +44,11 @@ PLATFORM_IMAGES: Final[tuple[PlatformImage, ...]] = (
         "images/storage-initializer/Dockerfile",
         "1.75.2-1",
     ),
+    # The operator's workspace for the models project: Pulumi CLI 3.272.0, Python 3.11 and
+    # models/requirements.txt preinstalled (components/cluster/rollout_automation.py, the Stack).
+    PlatformImage(
+        "operator-workspace", "mlops/operator-workspace", ".", "images/operator-workspace/Dockerfile", "3.272.0-1"
+    ),
 )
 """Every image the platform builds: name (the `prebuiltImages` key) → repository, context, Dockerfile."""
 

@@ -22,11 +22,12 @@ kubeconfig is *not* carried over: it belongs to device-code login only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
-from settings.model import KubeloginMode
+KubeloginMode = Literal["azurecli", "workloadidentity", "spn", "msi"]
+"""Non-interactive kubelogin logins (the stack setting `aksKubeloginMode`); `KubeloginLogin` writes their arguments."""
 
 AKS_DEVICE_CODE_CLIENT_ID = "80faf920-1908-4b52-b5ef-a8e7bedfc67a"
 """The public client AKS puts in its device-code kubeconfigs: never valid for the other modes."""

@@ -1,6 +1,6 @@
 """The MLflow server as deployed: one pure function builds each role's command line and environment.
 
-The Kubernetes Deployments and the migration Job (`components.cluster.mlflow_stack`) and the integration
+The Kubernetes Deployments and the migration Job (`components.cluster.mlflow`) and the integration
 tests that run the servers for real (`tests/services/`) all call `server_command` and
 `migration_commands`, so what is tested is what runs in the cluster; the tests swap only hosts,
 ports and URIs for local ones (`ServerSettings` fields).
@@ -35,14 +35,14 @@ import io
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Final, Literal
+from typing import Final
 from urllib.parse import quote
 
 from layout import cluster_layout
-from settings.model import PlatformSettings
 
-Role = Literal["tracking", "registry", "artifacts"]
-ROLES: Final[tuple[Role, ...]] = ("tracking", "registry", "artifacts")
+Role = cluster_layout.MlflowRole
+ROLES: Final = cluster_layout.MLFLOW_ROLES
+"""The roles (their one home is `layout.cluster_layout.MLFLOW_ROLES`), under the names this module's users know."""
 
 TRACKING_DATABASE: Final = "mlflow"
 REGISTRY_DATABASE: Final = "mlflow_registry"
@@ -124,8 +124,12 @@ class ServerSettings:
     """Where the Key Vault secrets are mounted as files (CSI driver), one file per secret name."""
     passfile: str = DEFAULT_PASSFILE
     """The libpq password file the launcher writes (`PGPASSFILE`)."""
+    workspaces: bool = False
+    """MLflow workspaces (`--enable-workspaces`): one workspace per team, each with its own registry
+    namespace, webhooks, grants and `workspaces/<name>/` artifact prefix. Turns the webhook cache
+    off (`webhook_env`). One-way once experiments exist outside `default`."""
     extra_env: Mapping[str, str] = field(default_factory=dict)
-    """Environment added verbatim (tests: the Azurite connection string)."""
+    """Environment added verbatim, last (tests: the Azurite connection string)."""
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,17 @@ def _store_flags(settings: ServerSettings) -> list[str]:
     ]
 
 
+def _workspace_flags(role: Role, settings: ServerSettings) -> list[str]:
+    """`--enable-workspaces` on every role; the artifacts role has no backend store, so it is told
+    where the workspace table lives (the tracking database) to resolve `workspaces/<name>/` paths."""
+    if not settings.workspaces:
+        return []
+    flags = ["--enable-workspaces"]
+    if role == "artifacts":
+        flags += ["--workspace-store-uri", settings.database.uri(TRACKING_DATABASE)]
+    return flags
+
+
 def server_command(role: Role, settings: ServerSettings) -> ServerCommand:
     """The `mlflow server` invocation of one role, and its environment."""
     if role not in ROLES:
@@ -229,6 +244,7 @@ def server_command(role: Role, settings: ServerSettings) -> ServerCommand:
         # SQLite file in its working directory (/tmp, the pod's emptyDir). Its permission checks
         # read the shared auth database.
         args += ["--artifacts-only", "--artifacts-destination", settings.artifacts_destination]
+    args += _workspace_flags(role, settings)
     args += _common_flags(settings)
     env = {
         "MLFLOW_AUTH_CONFIG_PATH": settings.auth_config_path,
@@ -269,19 +285,32 @@ def webhook_env(settings: ServerSettings) -> dict[str, str]:
 
     `MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true` turns MLflow's SSRF check off for every webhook; only
     admins can create webhooks, and the servers' egress NetworkPolicy limits where they can connect.
+
+    With workspaces the cache TTL is 0 whatever the setting says: MLflow 3.17.2 keys its per-worker
+    webhook cache by event type only (`mlflow/webhooks/delivery.py`, `_get_cached_webhooks_by_event`),
+    so within the TTL one workspace's event goes to the webhooks cached for another workspace
+    (tests/test_teams_mlflow.py reproduces it). Without the cache every delivery lists the
+    webhooks of its own workspace: one indexed query per registry write.
     """
     private = settings.webhook_private_targets
     return {
         "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "https,http" if private else "https",
         "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true" if private else "false",
-        "MLFLOW_WEBHOOK_CACHE_TTL": str(settings.webhook_cache_ttl_seconds),
+        "MLFLOW_WEBHOOK_CACHE_TTL": str(effective_webhook_cache_ttl(settings)),
     }
+
+
+def effective_webhook_cache_ttl(settings: ServerSettings) -> int:
+    """The TTL the servers run with: 0 with workspaces (the cache misroutes across them), else the setting."""
+    return 0 if settings.workspaces else settings.webhook_cache_ttl_seconds
 
 
 GC_SECRET_FILES: Final[Mapping[str, str]] = {"MLFLOW_TRACKING_PASSWORD": cluster_layout.MLFLOW_ADMIN_PASSWORD}
 
 
-def gc_command(settings: ServerSettings, older_than: str, artifacts_url: str) -> ServerCommand:
+def gc_command(
+    settings: ServerSettings, older_than: str, artifacts_url: str, workspace: str | None = None
+) -> ServerCommand:
     """`mlflow gc`: runs, experiments and logged models deleted longer ago than `older_than` are
     removed from the tracking database, and their artifacts deleted.
 
@@ -290,7 +319,16 @@ def gc_command(settings: ServerSettings, older_than: str, artifacts_url: str) ->
     its workload identity; gc logs in as the basic-auth admin (`MLFLOW_TRACKING_USERNAME` /
     `_PASSWORD`, exported by the launcher from the mounted file). The database password comes from
     the launcher's password file (libpq), never the command line or the environment.
+
+    With workspaces, `workspace` limits gc to one workspace (`--workspace`), else every workspace
+    is collected (`--all-workspaces`); gc itself only honours those flags with
+    `MLFLOW_ENABLE_WORKSPACES=true` in its environment.
     """
+    if workspace is not None and not settings.workspaces:
+        raise ValueError("gc --workspace needs a server with workspaces enabled")
+    scope: tuple[str, ...] = ()
+    if settings.workspaces:
+        scope = ("--workspace", workspace) if workspace is not None else ("--all-workspaces",)
     args = (
         "mlflow",
         "gc",
@@ -302,9 +340,11 @@ def gc_command(settings: ServerSettings, older_than: str, artifacts_url: str) ->
         older_than,
         "--tracking-uri",
         artifacts_url,
+        *scope,
     )
     env = {
         "MLFLOW_TRACKING_USERNAME": settings.admin_username,
+        **({"MLFLOW_ENABLE_WORKSPACES": "true"} if settings.workspaces else {}),
         "PYTHONUNBUFFERED": "1",
         "HOME": "/tmp",
         "TMPDIR": "/tmp",
@@ -378,33 +418,7 @@ def cluster_allowed_hosts(public_host: str, namespace: str, pod_cidr: str) -> tu
     return tuple(hosts)
 
 
-def cluster_database(settings: PlatformSettings, host: str) -> DatabaseServer:
-    """Where the servers in the cluster connect: the built-in PgBouncer when it is on, else PostgreSQL.
-
-    Migrations never go through PgBouncer (`migration_database`)."""
-    port = PGBOUNCER_PORT if settings.postgres_pgbouncer else POSTGRES_PORT
-    return DatabaseServer(host=host, user=settings.postgres_admin_login, port=port)
-
-
 def migration_database(database: DatabaseServer) -> DatabaseServer:
     """Schema migrations talk to PostgreSQL itself on 5432: long DDL transactions and session state
     have no place in a transaction-pooled PgBouncer."""
     return replace(database, port=POSTGRES_PORT)
-
-
-def server_settings(settings: PlatformSettings, database: DatabaseServer, artifacts_destination: str) -> ServerSettings:
-    """The servers' settings of a stack (the cluster's names; tests swap hosts, ports and URIs)."""
-    return ServerSettings(
-        database=database,
-        artifacts_destination=artifacts_destination,
-        allowed_hosts=cluster_allowed_hosts(
-            cluster_layout.public_host("mlflow", settings.domain), settings.mlflow_namespace, settings.aks_pod_cidr
-        ),
-        admin_username=settings.mlflow_admin_username,
-        default_permission=settings.mlflow_default_permission,
-        workers=settings.mlflow_workers,
-        pool_size=settings.mlflow_db_pool_size,
-        max_overflow=settings.mlflow_db_max_overflow,
-        webhook_private_targets=settings.webhook_receiver,
-        webhook_cache_ttl_seconds=settings.mlflow_webhook_cache_ttl_seconds,
-    )

@@ -1,251 +1,97 @@
-"""Command line of the platform: offline preview and documentation generation.
+"""Command line of the platform: the commands of the mlopsctl image, and the door to the offline ones.
 
-The offline commands (preview, platform-outputs, config-reference) import the Pulumi harness, the
-policy pack and the schema checks when they run: `rollout` and `webhook`, the commands of the
-mlopsctl image, need none of them (requirements-mlopsctl.txt).
+The runtime commands (`rollout`, `webhook`) are what the mlopsctl image runs in the cluster; each
+is one entry of `RUNTIME_COMMANDS` (its parser and its handler). The offline commands (`preview`,
+`platform-outputs`, `config-reference`) belong to the offline harness (package `harness`), which
+lives in the repository checkout and is never copied into the image: this package never imports
+it (tests/test_import_layout.py). `mlopsctl <offline command> ...` hands the whole command line to
+the module named by `OFFLINE_ENTRY` when it can be found, so `python -m mlopsctl preview` works in
+a checkout exactly as `python -m harness preview`; in the image it exits 2 saying where the
+command lives.
 
-Exit codes: 0 done; 1 the program or a check failed (a mandatory policy violation, an invalid
-Kubernetes object or Helm release); 2 usage or configuration error, with a one-line reason on
-stderr (a settings error lists every bad key on the lines after it).
+Exit codes (mlopsctl/exit_codes.py): 0 done; 1 the command ran and failed; 2 usage or
+configuration error, with a one-line reason on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
 
-import yaml
-
-from layout.paths import MODELS_DIR, REPO_ROOT
-from mlopsctl import config_reference
+from mlopsctl.exit_codes import EXIT_OK, EXIT_USAGE, OneLineParser
 from mlopsctl.registry_cli import add_registry_parser, run_registry
 from mlopsctl.rollout_cli import add_rollout_parser, run_rollout
+from mlopsctl.teams_cli import add_teams_parser, run_teams
 from mlopsctl.webhook_cli import add_webhook_parser, run_webhook
-from settings import SettingsError
-from settings.stack_file import engine_config_from_stack_file
 
-if TYPE_CHECKING:
-    from mlopsctl.mock_engine import Evaluation
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-PROJECT_DIRS = {"platform": REPO_ROOT, "models": MODELS_DIR}
+@dataclass(frozen=True)
+class Command:
+    """One runtime subcommand: `add_parser` registers it (and sets nothing else), `run` handles it."""
 
-PULUMI_PROJECT_HEADER = {
-    "name": "mlops-platform",
-    "description": "MLflow tracking/registry, Seldon Core serving and model rollouts on Azure (AKS), per environment.",
-    "runtime": {"name": "python", "options": {"toolchain": "pip", "virtualenv": ".venv", "typechecker": "mypy"}},
-    # Every preview and up refreshes first: the credential keeper (pulumiverse-time `Rotating`)
-    # rotates only when a read sees that its rotation time has passed.
-    "options": {"refresh": "always"},
+    name: str
+    add_parser: Callable[[argparse._SubParsersAction[Any]], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+RUNTIME_COMMANDS: Final[tuple[Command, ...]] = (
+    Command("rollout", add_rollout_parser, run_rollout),
+    Command("webhook", add_webhook_parser, run_webhook),
+    Command("teams", add_teams_parser, run_teams),
+    Command("registry", add_registry_parser, run_registry),
+)
+"""The image's commands; a new one is one more entry (its module keeps its own parser and handler)."""
+
+OFFLINE_COMMANDS: Final[Mapping[str, str]] = {
+    "preview": "evaluate a stack offline (mock engine), run the policy pack and schema checks, print the result",
+    "platform-outputs": "check (or --write) examples/platform-outputs.<stack>.json against the program",
+    "config-reference": "check (or --write) Pulumi.yaml and docs/configuration.md",
 }
+"""Commands of the offline harness, listed here so `mlopsctl --help` shows them and the door below knows them."""
+
+OFFLINE_ENTRY: Final = "harness.cli"
+"""The module whose `main(argv)` runs the offline commands; looked up by name, only for those commands."""
 
 
-def _stacks(project_dir: Path) -> list[str]:
-    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
-
-
-class _UsageError(Exception):
-    pass
-
-
-def _preview_config(args: argparse.Namespace) -> tuple[dict[str, str], list[str]]:
-    """The stack configuration to preview, or a usage error naming what is missing."""
-    from mlopsctl.mock_engine import platform_outputs_example, stack_config  # noqa: PLC0415 - offline only
-
-    if args.registry_snapshot is not None and not args.registry_snapshot.is_file():
-        raise _UsageError(f"no registry snapshot file {args.registry_snapshot}")
-    if args.stack_file is not None:
-        if not args.stack_file.is_file():
-            raise _UsageError(f"no stack file {args.stack_file}")
-        return engine_config_from_stack_file(args.stack_file)
-    project_dir = PROJECT_DIRS[args.project]
-    stacks = _stacks(project_dir)
-    if args.stack not in stacks:
-        raise _UsageError(f"no {args.project} stack {args.stack!r}; stack files present: {', '.join(stacks)}")
-    if args.project == "models":
-        outputs = args.platform_outputs or platform_outputs_example(args.stack)
-        if not outputs.is_file():
-            raise _UsageError(f"no platform outputs file {outputs}")
-    return stack_config(args.stack, project_dir)
-
-
-def _preview(args: argparse.Namespace) -> int:
-    from mlopsctl.mock_engine import evaluate, platform_outputs_example  # noqa: PLC0415 - offline only
-    from mlopsctl.policy_check import load_pack_config  # noqa: PLC0415 - offline only
-    from mlopsctl.preview import check, render_json, render_text  # noqa: PLC0415 - offline only
-
+def _run_offline(argv: Sequence[str]) -> int:
+    """Hand an offline command line to the harness, or say in one line that it is not here."""
     try:
-        config, secret_keys = _preview_config(args)
-    except _UsageError as error:
-        print(f"mlopsctl: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    platform_outputs = None
-    if args.project == "models":
-        platform_outputs = json.loads((args.platform_outputs or platform_outputs_example(args.stack)).read_text())
-    evaluation = evaluate(
-        args.stack,
-        config,
-        secret_keys,
-        project_dir=PROJECT_DIRS[args.project],
-        registry_snapshot=args.registry_snapshot,
-        platform_outputs=platform_outputs,
-    )
-    if isinstance(evaluation.error, SettingsError):
-        print(f"mlopsctl: stack {args.stack}: {evaluation.error}", file=sys.stderr)
-        return EXIT_USAGE
-    if evaluation.error is not None:
-        print(f"mlopsctl: stack {args.stack}: the program failed: {evaluation.error}", file=sys.stderr)
-        return EXIT_FAILED
-    try:
-        pack_config = load_pack_config(args.stack)
-    except ValueError as error:
-        print(f"mlopsctl: policy pack configuration: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    report = check(evaluation, pack_config)
-    print(render_json(report) if args.json else render_text(report))
-    return EXIT_FAILED if report.failed else EXIT_OK
-
-
-def platform_outputs_document(evaluation: Evaluation) -> dict[str, object]:
-    """The platform's outputs as a `StackReference` reader sees them, secrets left out."""
-    return {name: output.value for name, output in sorted(evaluation.outputs.items()) if not output.secret}
-
-
-def platform_outputs_text(stack: str) -> str:
-    from mlopsctl.mock_engine import evaluate  # noqa: PLC0415 - offline only
-
-    evaluation = evaluate(stack, platform_outputs={})
-    if evaluation.error is not None:
-        raise evaluation.error
-    return json.dumps(platform_outputs_document(evaluation), indent=2) + "\n"
-
-
-def _platform_outputs(args: argparse.Namespace) -> int:
-    from mlopsctl.mock_engine import platform_outputs_example  # noqa: PLC0415 - offline only
-
-    stale = []
-    for stack in _stacks(REPO_ROOT):
-        path = platform_outputs_example(stack)
-        wanted = platform_outputs_text(stack)
-        if args.write:
-            path.write_text(wanted)
-        elif not path.is_file() or path.read_text() != wanted:
-            stale.append(str(path.relative_to(REPO_ROOT)))
-    if stale:
+        offline = importlib.import_module(OFFLINE_ENTRY)
+    except ModuleNotFoundError as error:
+        if error.name is None or not (error.name == OFFLINE_ENTRY or OFFLINE_ENTRY.startswith(error.name + ".")):
+            raise  # the harness is there but something it imports is not: a real failure
         print(
-            f"mlopsctl: out of date: {', '.join(stale)}; run `python -m mlopsctl platform-outputs --write`",
+            f"mlopsctl: {argv[0]} is an offline command of the repository checkout "
+            f"(package {OFFLINE_ENTRY.partition('.')[0]}, not installed here)",
             file=sys.stderr,
         )
-        return EXIT_FAILED
-    return EXIT_OK
-
-
-def pulumi_yaml_text() -> str:
-    document = {**PULUMI_PROJECT_HEADER, "config": config_reference.pulumi_config_block()}
-    header = "# Generated from settings/model.py by `python -m mlopsctl config-reference --write`; do not edit.\n"
-    return header + yaml.safe_dump(document, sort_keys=False, width=110, allow_unicode=True)
-
-
-def readme_text(current: str) -> str:
-    begin, end = current.find(config_reference.README_BEGIN), current.find(config_reference.README_END)
-    if begin < 0 or end < 0:
-        raise ValueError("README.md has no config-reference markers")
-    return current[:begin] + config_reference.readme_section() + current[end + len(config_reference.README_END) :]
-
-
-def _config_reference(args: argparse.Namespace) -> int:
-    targets = {REPO_ROOT / "Pulumi.yaml": pulumi_yaml_text, REPO_ROOT / "README.md": None}
-    stale = []
-    for path in targets:
-        current = path.read_text() if path.exists() else ""
-        wanted = pulumi_yaml_text() if path.name == "Pulumi.yaml" else readme_text(current)
-        if current != wanted:
-            stale.append(path.name)
-            if args.write:
-                path.write_text(wanted)
-    if stale and not args.write:
-        print(
-            f"mlopsctl: out of date: {', '.join(stale)}; run `python -m mlopsctl config-reference --write`",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    print("written: " + ", ".join(stale) if stale else "configuration reference is up to date")
-    return EXIT_OK
-
-
-class _Parser(argparse.ArgumentParser):
-    """Bad command lines get one line on stderr (no usage dump) and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+        return EXIT_USAGE
+    return int(offline.main(list(argv)))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mlopsctl", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = OneLineParser(prog="mlopsctl", description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
-
-    preview = commands.add_parser(
-        "preview",
-        help="evaluate a stack offline (mock engine), run the policy pack and schema checks, print the result",
-    )
-    preview.add_argument(
-        "--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml and policies/config/<stack>.json"
-    )
-    preview.add_argument("--json", action="store_true", help="machine-readable output")
-    preview.add_argument(
-        "--registry-snapshot",
-        type=Path,
-        default=None,
-        help="plan model rollouts from this snapshot file (JSON) instead of the live MLflow registry",
-    )
-    preview.add_argument(
-        "--stack-file", type=Path, default=None, help="read configuration from this file instead of Pulumi.<stack>.yaml"
-    )
-    preview.add_argument(
-        "--project",
-        choices=sorted(PROJECT_DIRS),
-        default="platform",
-        help="which Pulumi project: the platform (repository root) or model delivery (models/)",
-    )
-    preview.add_argument(
-        "--platform-outputs",
-        type=Path,
-        default=None,
-        help="models project: the platform stack's outputs (JSON) its StackReference reads "
-        "(default examples/platform-outputs.<stack>.json)",
-    )
-    preview.set_defaults(handler=_preview)
-
-    outputs = commands.add_parser(
-        "platform-outputs", help="check (or --write) examples/platform-outputs.<stack>.json against the program"
-    )
-    outputs.add_argument("--write", action="store_true", help="regenerate instead of checking")
-    outputs.set_defaults(handler=_platform_outputs)
-
-    reference = commands.add_parser("config-reference", help="check (or --write) Pulumi.yaml and the README table")
-    reference.add_argument("--write", action="store_true", help="regenerate instead of checking")
-    reference.set_defaults(handler=_config_reference)
-
-    add_rollout_parser(commands)
-    add_webhook_parser(commands)
-    add_registry_parser(commands)
+    for name, text in OFFLINE_COMMANDS.items():
+        # Listed for --help only: main() hands these command lines to the harness before parsing.
+        commands.add_parser(name, help=f"{text} (offline: repository checkout)", add_help=False)
+    for command in RUNTIME_COMMANDS:
+        command.add_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in OFFLINE_COMMANDS:
+        return _run_offline(arguments)
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(arguments)
     except SystemExit as exit_:
         return EXIT_USAGE if exit_.code not in (0, None) else EXIT_OK
-    if args.command == "rollout":
-        return run_rollout(args)
-    if args.command == "webhook":
-        return run_webhook(args)
-    if args.command == "registry":
-        return run_registry(args)
-    return int(args.handler(args))
+    by_name = {command.name: command for command in RUNTIME_COMMANDS}
+    return int(by_name[args.command].run(args))

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from layout.paths import MODELS_DIR
+from mlopsctl.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from observability import promql
 from rollout import hooks
 from rollout.actions import Outcome, record_approval, write_decision
@@ -61,8 +62,6 @@ from settings.rollout import HookEvent, ModelRolloutSettings
 from settings.stack_file import models_settings_from_stack_file
 
 DEFAULT_MODELS_NAMESPACE = "models"
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class UsageError(Exception):

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from layout import cluster_layout
 from layout.paths import MODELS_DIR
+from mlopsctl.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from mlopsctl.kube_api import KubeConfigError, StackReconciler, load_connection
 from mlopsctl.webhook_receiver import SecretSource, build_app
 from rollout.planner import PLAN_TAGS
@@ -44,7 +45,6 @@ from rollout.webhooks import (
 from settings import SettingsError
 from settings.stack_file import models_settings_from_stack_file
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("mlopsctl.webhook")
 SECRET_ENV = "MLOPS_WEBHOOK_SECRET"
 DEFAULT_WEBHOOK_NAME = "mlops-platform-reconcile"

@@ -24,7 +24,11 @@ ALERT_NAMES: Final = (
     "DeclaredPredictorWithoutTraffic",
     "MLflowHigh5xxRate",
     "MLflowPodsNotReady",
+    "ModelsStackUpdateFailing",
+    "ModelsStackStalled",
 )
+MODELS_STACK_RUNBOOK: Final = "docs/operations.md#models-stack-failing-or-stalled"
+"""Where the unsticking procedure of the models Stack is written (Runbook: "Models Stack failing or stalled")."""
 
 Rule = dict[str, Any]
 Group = dict[str, Any]
@@ -43,6 +47,11 @@ class AlertThresholds:
     """Below this traffic a predictor's error ratio is noise (one failure in two requests is 50%)."""
     window: str = "5m"
     no_traffic_window: str = "15m"
+    stack_failing_for: str = "15m"
+    """How long the models Stack's last update may stay failed before anyone is told (retries
+    with backoff 10 s, 30 s, 90 s are over well within it)."""
+    stack_stall_window: str = "30m"
+    """A failed Stack with no update attempt in this long is stalled: the operator has given up."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +152,45 @@ def mlflow_alerts(thresholds: AlertThresholds, mlflow_namespace: str, roles: Seq
     ]
 
 
+@dataclass(frozen=True)
+class WatchedStack:
+    """A Pulumi Kubernetes Operator Stack CR whose failures are alerted on, and the operator's namespace."""
+
+    namespace: str
+    name: str
+    operator_namespace: str
+
+
+def stack_alerts(thresholds: AlertThresholds, stack: WatchedStack) -> list[Rule]:
+    """The operator stops silently: after 3 failed updates in a row (PKO 2.9 `maxUpdateFailures`) it
+    neither retries nor resyncs until the spec, the commit or the reconcile-request annotation changes."""
+    failing = promql.stack_failing(stack.namespace, stack.name)
+    idle = f"{promql.stack_update_activity(stack.operator_namespace, thresholds.stack_stall_window)} == 0"
+    runbook = {"runbook_url": MODELS_STACK_RUNBOOK}
+    failing_alert = _alert(
+        "ModelsStackUpdateFailing",
+        f"{failing} > 0",
+        thresholds.stack_failing_for,
+        severity="warning",
+        summary="Stack {{ $labels.namespace }}/{{ $labels.name }}: the last model-delivery update failed",
+        description="The operator's last update of the models stack failed "
+        + f"{thresholds.stack_failing_for} ago or more; registry decisions are not becoming traffic.",
+    )
+    stalled_alert = _alert(
+        "ModelsStackStalled",
+        f"({failing} > 0) and on () ({idle})",
+        "5m",
+        severity="critical",
+        summary="Stack {{ $labels.namespace }}/{{ $labels.name }} is stalled: the operator stopped retrying",
+        description="The last update failed and the operator has attempted none for "
+        + f"{thresholds.stack_stall_window}: it gave up after 3 failures and will not resync until the spec, "
+        + "the commit or the pulumi.com/reconciliation-request annotation changes.",
+    )
+    for rule in (failing_alert, stalled_alert):
+        rule["annotations"].update(runbook)
+    return [failing_alert, stalled_alert]
+
+
 def declared_traffic_rules(predictors: Sequence[DeclaredPredictor]) -> list[Rule]:
     """Recording rules stating the declared traffic share of each predictor (0..1)."""
     return [
@@ -165,11 +213,13 @@ def rule_groups(
     mlflow_namespace: str,
     mlflow_roles: Sequence[str],
     declared: Sequence[DeclaredPredictor] = (),
+    stacks: Sequence[WatchedStack] = (),
 ) -> list[Group]:
     """Every group of the platform's rules (a group without rules is left out)."""
     groups = [
         {"name": "mlops-models", "rules": model_alerts(thresholds)},
         {"name": "mlops-mlflow", "rules": mlflow_alerts(thresholds, mlflow_namespace, mlflow_roles)},
+        {"name": "mlops-model-delivery", "rules": [r for s in stacks for r in stack_alerts(thresholds, s)]},
         {"name": "mlops-declared-traffic", "rules": declared_traffic_rules(declared)},
     ]
     return [group for group in groups if group["rules"]]

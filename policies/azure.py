@@ -12,23 +12,24 @@ from typing import Any
 
 from pulumi_policy import PolicyConfigSchema, ResourceValidationArgs, Severity, StackValidationArgs
 
+from layout import resource_types
 from layout.audit import AUDIT_SOURCES, AuditSourceKind
 from policies.framework import COST, PROD_ONLY, Policy, get, resource_policy, stack_policy
 
-STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
-BLOB_SERVICE = "azure-native:storage:BlobServiceProperties"
-BLOB_CONTAINER = "azure-native:storage:BlobContainer"
-KEY_VAULT = "azure-native:keyvault:Vault"
-POSTGRES_SERVER = "azure-native:dbforpostgresql:Server"
-POSTGRES_CONFIGURATION = "azure-native:dbforpostgresql:Configuration"
-POSTGRES_DATABASE = "azure-native:dbforpostgresql:Database"
-AKS_CLUSTER = "azure-native:containerservice:ManagedCluster"
-AKS_AGENT_POOL = "azure-native:containerservice:AgentPool"
-KEY_VAULT_SECRET = "azure-native:keyvault:Secret"
-CONTAINER_REGISTRY = "azure-native:containerregistry:Registry"
-LOG_ANALYTICS_WORKSPACE = "azure-native:operationalinsights:Workspace"
-DIAGNOSTIC_SETTING = "azure-native:monitor:DiagnosticSetting"
-SECURITY_PRICING = "azure-native:security:Pricing"
+STORAGE_ACCOUNT = resource_types.STORAGE_ACCOUNT
+BLOB_SERVICE = resource_types.BLOB_SERVICE
+BLOB_CONTAINER = resource_types.BLOB_CONTAINER
+KEY_VAULT = resource_types.KEY_VAULT
+POSTGRES_SERVER = resource_types.POSTGRES_SERVER
+POSTGRES_CONFIGURATION = resource_types.POSTGRES_CONFIGURATION
+POSTGRES_DATABASE = resource_types.POSTGRES_DATABASE
+AKS_CLUSTER = resource_types.AKS_CLUSTER
+AKS_AGENT_POOL = resource_types.AKS_AGENT_POOL
+KEY_VAULT_SECRET = resource_types.KEY_VAULT_SECRET
+CONTAINER_REGISTRY = resource_types.CONTAINER_REGISTRY
+LOG_ANALYTICS_WORKSPACE = resource_types.LOG_ANALYTICS_WORKSPACE
+DIAGNOSTIC_SETTING = resource_types.DIAGNOSTIC_SETTING
+SECURITY_PRICING = resource_types.SECURITY_PRICING
 # The resources whose logs the audit trail must hold, by type (categories: layout.audit).
 AUDITED_TYPES: dict[str, AuditSourceKind] = {
     AKS_CLUSTER: "aks",

@@ -14,11 +14,12 @@ from typing import Any
 
 from pulumi_policy import ResourceValidationArgs, Severity
 
+from layout import resource_types
 from layout.images import DIGEST_PULL_POLICY, is_digest_reference
 from policies.framework import get, resource_policy
 
-HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
-HELM_TYPES = frozenset({HELM_RELEASE, "kubernetes:helm.sh/v4:Chart"})
+HELM_RELEASE = resource_types.HELM_RELEASE
+HELM_TYPES = frozenset({HELM_RELEASE, resource_types.HELM_CHART})
 
 # Workload kind → path of its pod spec.
 POD_SPEC_PATHS = {

@@ -9,11 +9,11 @@ from urllib.parse import urlparse
 
 from pulumi_policy import ResourceValidationArgs, Severity
 
-from layout import lineage
+from layout import lineage, resource_types
 from policies.framework import get, resource_policy
 
-SELDON_DEPLOYMENT = "kubernetes:machinelearning.seldon.io/v1:SeldonDeployment"
-SELDON_TYPES = (SELDON_DEPLOYMENT, "kubernetes:machinelearning.seldon.io/v1alpha3:SeldonDeployment")
+SELDON_DEPLOYMENT = resource_types.SELDON_DEPLOYMENT
+SELDON_TYPES = (SELDON_DEPLOYMENT, resource_types.SELDON_DEPLOYMENT_V1ALPHA3)
 
 
 def _predictors(props: Mapping[str, Any]) -> list[Mapping[str, Any]]:

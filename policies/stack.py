@@ -8,9 +8,10 @@ from typing import Any
 
 from pulumi_policy import PolicyConfigSchema, Secret, Severity, StackValidationArgs
 
+from layout import resource_types
 from policies.framework import stack_policy
 
-STACK_TYPE = "pulumi:pulumi:Stack"
+STACK_TYPE = resource_types.STACK
 
 # Output names that say "credential" (camelCase split into lower-case words, then joined).
 CREDENTIAL_NAME = re.compile(

@@ -43,7 +43,7 @@ SDK_PACKAGES = (
 
 _LIST_MODULES = """
 import contextlib, io, json, sys
-from mlopsctl.cli import main
+from harness.cli import main
 with contextlib.redirect_stdout(io.StringIO()):
     main(["preview", "--stack", sys.argv[1], "--registry-snapshot", sys.argv[3]])
 packages = set(json.loads(sys.argv[2]))

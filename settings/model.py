@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic.alias_generators import to_camel
 
 from layout.images import is_digest_reference
+from layout.kubelogin import KubeloginMode
 
 Environment = Literal["dev", "prod"]
 PostgresTier = Literal["Burstable", "GeneralPurpose", "MemoryOptimized"]
@@ -54,9 +55,6 @@ def _pinned_image(value: str) -> str:
         raise ValueError("an image pinned by a tag other than `latest` (`repo/name:1.2.3`) or by digest")
     return value
 
-
-KubeloginMode = Literal["azurecli", "workloadidentity", "spn", "msi"]
-"""Non-interactive kubelogin logins (`layout.kubelogin` writes their arguments)."""
 
 GUID_OR_EMPTY = r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
 Cidr = Annotated[str, StringConstraints(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")]
@@ -445,11 +443,6 @@ class PlatformSettings(BaseModel):
         default="", description="Git URL of this repository, for the operator (required with pulumiOperator)."
     )
     pulumi_project_branch: str = Field(default="main", description="Branch the operator deploys.")
-    pulumi_workspace_image: ImageReference = Field(
-        default="pulumi/pulumi:3.272.0-nonroot",
-        description="Image of the operator's workspace pod that runs the models stack (non-root, for the "
-        "restricted profile), pinned by tag or digest; the Pulumi CLI version matches CI's.",
-    )
     pulumi_backend_url: str = Field(
         default="",
         description="State backend of the models stack, e.g. `azblob://state?storage_account=...` "

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from hypothesis import settings
 
+from harness.mock_engine import MODELS_DIR, Evaluation, evaluate, stack_config
 from layout import cluster_layout
-from mlopsctl.mock_engine import MODELS_DIR, Evaluation, evaluate, stack_config
 from observability import alerts
 from settings import SettingsError
 from tests.services import SYNTHETIC_MODEL

@@ -12,12 +12,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from layout import lineage
+from layout import lineage, resource_types
 
-DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
-JOB_TYPE = "kubernetes:batch/v1:Job"
-RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
-SELDON_TYPE = "kubernetes:machinelearning.seldon.io/v1:SeldonDeployment"
+DEPLOYMENT_TYPE = resource_types.DEPLOYMENT
+JOB_TYPE = resource_types.JOB
+RELEASE_TYPE = resource_types.HELM_RELEASE
+SELDON_TYPE = resource_types.SELDON_DEPLOYMENT
 
 _CONTAINER: dict[str, Any] = {
     "name": "mlflow",

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from components.cluster.monitoring import AKS_HIDDEN_COMPONENTS, AKS_HIDDEN_RULE_GROUPS
-from mlopsctl.mock_engine import Evaluation, RecordedResource
-from mlopsctl.schema_validation import chart_defaults, helm_value_problems, release_problems
+from harness.mock_engine import Evaluation, RecordedResource
+from harness.schema_validation import chart_defaults, helm_value_problems, release_problems
+from layout import resource_types
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
+RELEASE = resource_types.HELM_RELEASE
 
 
 def _release(evaluation: Evaluation, name: str) -> RecordedResource:
@@ -67,3 +68,33 @@ def test_dev_istiod_is_single_and_drainable_prod_is_redundant_and_protected(dev:
     # The ingress gateway follows the same rule (its chart's budget is empty unless given).
     assert _values(dev, "istio-ingress-gateway")["podDisruptionBudget"] == {}
     assert _values(prod, "istio-ingress-gateway")["podDisruptionBudget"] == {"minAvailable": 1}
+
+
+def test_istiod_turns_native_sidecars_on_explicitly_and_every_node_supports_them(stack: Evaluation) -> None:
+    """Istio 1.30's default `auto` would follow the oldest kubelet; the platform says `true` itself."""
+    release = _release(stack, "istio-istiod")
+    env = _values(stack, "istio-istiod")["env"]
+    assert env["ENABLE_NATIVE_SIDECARS"] == "true"
+    # `env` is a value of the pinned istiod chart (its defaults have `env: {}`).
+    assert release_problems(release) == []
+    defaults = chart_defaults("istiod", "1.30.3")
+    assert defaults["env"] == {}
+    # Sidecar containers are on by default from Kubernetes 1.29: the cluster and every node pool run
+    # a version that has them, so `true` never asks a kubelet for what it cannot do.
+    cluster = stack.one("azure-native:containerservice:ManagedCluster")
+    versions = (
+        [cluster.inputs["kubernetesVersion"]]
+        + [pool.inputs["orchestratorVersion"] for pool in stack.of_type("azure-native:containerservice:AgentPool")]
+        + [pool["orchestratorVersion"] for pool in cluster.inputs.get("agentPoolProfiles", [])]
+    )
+    assert len(versions) >= 2
+    for version in versions:
+        major, minor, _ = (int(part) for part in version.split("."))
+        assert (major, minor) >= (1, 29), version
+
+
+def test_registry_token_is_asked_for_the_registry_audience_not_arm(stack: Evaluation) -> None:
+    """An ARM-audience token is accepted by the ACR exchange only while `azureADAuthenticationAsArmPolicy` is on."""
+    calls = [args for token, args in stack.invokes if token == "azure-native:authorization:getClientToken"]
+    assert calls, "the program asks for the deployer's token to push its images"
+    assert all(args.get("endpoint") == "https://containerregistry.azure.net" for args in calls), calls

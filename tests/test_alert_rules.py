@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlopsctl.mock_engine import Evaluation
+from harness.mock_engine import Evaluation
 from observability import alerts, promql
 
 PROMTOOL = shutil.which("promtool")
@@ -98,6 +98,63 @@ def _latency(model: str, bucket_le: str) -> list[dict[str, str]]:
 
 def _alert(model: str, predictor: str, severity: str) -> dict[str, Any]:
     return {"exp_labels": {"deployment_name": model, "predictor_name": predictor, "severity": severity}}
+
+
+STACK = {"namespace": "mlops-system", "name": "mlops-models"}
+UPDATES = {"namespace": "mlops-system", "controller": promql.UPDATE_CONTROLLER}
+
+
+def _stack_alert(severity: str) -> dict[str, Any]:
+    return {"exp_labels": {**STACK, "severity": severity}}
+
+
+def _stack_tests() -> list[dict[str, Any]]:
+    """The operator's own series (PKO 2.9): `stacks_failing` per Stack, Update reconciles per controller."""
+    return [
+        {
+            "name": "models Stack failing while the operator still retries: failing fires, stalled does not",
+            "interval": "1m",
+            "input_series": [
+                _series(promql.STACK_FAILING_METRIC, STACK, "1x60"),
+                # New update attempts keep coming (e.g. each push to the branch fails again).
+                _series(promql.RECONCILE_TOTAL_METRIC, {**UPDATES, "result": "success"}, "0+1x60"),
+                # Another Stack of the cluster is failing too: not the models stack, not alerted on.
+                _series(promql.STACK_FAILING_METRIC, {"namespace": "team-a", "name": "other"}, "1x60"),
+            ],
+            "alert_rule_test": [
+                {"eval_time": "10m", "alertname": "ModelsStackUpdateFailing", "exp_alerts": []},  # pending
+                {"eval_time": "50m", "alertname": "ModelsStackUpdateFailing", "exp_alerts": [_stack_alert("warning")]},
+                {"eval_time": "50m", "alertname": "ModelsStackStalled", "exp_alerts": []},
+            ],
+        },
+        {
+            "name": "models Stack failing, no update attempted for 30m: stalled fires",
+            "interval": "1m",
+            "input_series": [
+                _series(promql.STACK_FAILING_METRIC, STACK, "0x5 1x60"),
+                # Three attempts with backoff, then nothing: the operator gave up (maxUpdateFailures).
+                _series(promql.RECONCILE_TOTAL_METRIC, {**UPDATES, "result": "success"}, "0+2x10 20x55"),
+            ],
+            "alert_rule_test": [
+                {"eval_time": "25m", "alertname": "ModelsStackUpdateFailing", "exp_alerts": [_stack_alert("warning")]},
+                # Attempts were made within the last 30 minutes: still failing, not yet stalled.
+                {"eval_time": "25m", "alertname": "ModelsStackStalled", "exp_alerts": []},
+                {"eval_time": "55m", "alertname": "ModelsStackStalled", "exp_alerts": [_stack_alert("critical")]},
+            ],
+        },
+        {
+            "name": "models Stack succeeded, operator idle between resyncs: nothing fires",
+            "interval": "1m",
+            "input_series": [
+                _series(promql.STACK_FAILING_METRIC, STACK, "0x60"),
+                _series(promql.RECONCILE_TOTAL_METRIC, {**UPDATES, "result": "success"}, "7x60"),
+            ],
+            "alert_rule_test": [
+                {"eval_time": "55m", "alertname": "ModelsStackUpdateFailing", "exp_alerts": []},
+                {"eval_time": "55m", "alertname": "ModelsStackStalled", "exp_alerts": []},
+            ],
+        },
+    ]
 
 
 def _unit_tests() -> list[dict[str, Any]]:
@@ -214,6 +271,7 @@ def _unit_tests() -> list[dict[str, Any]]:
                 },
             ],
         },
+        *_stack_tests(),
     ]
 
 

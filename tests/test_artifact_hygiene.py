@@ -14,9 +14,9 @@ from azure.storage.blob import BlobServiceClient
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from harness.mock_engine import Evaluation
 from layout import cluster_layout
 from layout.mlflow_server import gc_command
-from mlopsctl.mock_engine import Evaluation
 from tests.conftest import evaluate_with
 from tests.services.processes import base_env, run_to_completion
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+
+from harness.cli import build_parser
+from mlopsctl.cli import OFFLINE_COMMANDS
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOT = str(ROOT / "examples" / "registry-snapshot.json")
@@ -57,3 +61,32 @@ def test_unknown_stack_is_a_usage_error() -> None:
     result = _mlopsctl("preview", "--stack", "staging")
     assert result.returncode == 2
     assert result.stderr.strip() == "mlopsctl: no platform stack 'staging'; stack files present: dev, prod"
+
+
+def test_mlopsctl_and_the_harness_know_the_same_offline_commands() -> None:
+    """Every command the CLI hands to the harness is one the harness parses, and no other."""
+    subparsers = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(subparsers[0].choices) == set(OFFLINE_COMMANDS)
+
+
+def test_harness_module_runs_the_same_command_as_mlopsctl() -> None:
+    """`python -m harness <command>` and `python -m mlopsctl <command>` are one command."""
+    via_harness = subprocess.run(
+        [sys.executable, "-m", "harness", "preview", "--stack", "staging"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    via_mlopsctl = _mlopsctl("preview", "--stack", "staging")
+    assert via_harness.returncode == via_mlopsctl.returncode == 2
+    assert via_harness.stderr == via_mlopsctl.stderr != ""
+
+
+def test_preview_refuses_a_strict_mode_directory_without_crds_in_one_line(tmp_path: Path) -> None:
+    missing = _mlopsctl("preview", "--stack", "dev", "--upstream-schemas", str(tmp_path / "absent"))
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.strip() == f"mlopsctl: upstream schemas directory {tmp_path / 'absent'} does not exist"
+    empty = _mlopsctl("preview", "--stack", "dev", "--upstream-schemas", str(tmp_path))
+    assert empty.returncode == 2 and "has no *crd*.yaml file" in empty.stderr and len(empty.stderr.splitlines()) == 1

@@ -1,6 +1,6 @@
 """A first `pulumi up` on an empty subscription creates things in an order that works.
 
-The rules (mlopsctl/deploy_order.py) walk the dependency graph the mock engine records: every
+The rules (harness/deploy_order.py) walk the dependency graph the mock engine records: every
 registration's `dependencies`, its provider and what the provider waits for, components expanded
 to their custom children, transitively. They are written over types, so what another component
 declares later is checked too. Each rule is shown to hold on dev and prod, to be non-vacuous
@@ -18,11 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.azure.azure_roles import AKS_RBAC_CLUSTER_ADMIN
 from components.cluster.istio_mesh import IstioMesh
-from components.cluster.mlflow_stack import MlflowStack
-from layout.firewall import api_server_ranges
-from mlopsctl.deploy_order import (
+from components.cluster.mlflow import MlflowStack
+from harness.deploy_order import (
     CRD_SOURCES,
     DeployGraph,
     Requirement,
@@ -31,8 +29,10 @@ from mlopsctl.deploy_order import (
     order_problems,
     requirements,
 )
-from mlopsctl.mock_engine import MOCK_DEPLOYER_OBJECT_ID, Evaluation, RecordedResource, evaluate, stack_config
-from mlopsctl.preview import check, render_text
+from harness.mock_engine import MOCK_DEPLOYER_OBJECT_ID, Evaluation, RecordedResource, evaluate, stack_config
+from harness.preview import check, render_text
+from layout.azure_roles import AKS_RBAC_CLUSTER_ADMIN
+from layout.firewall import api_server_ranges
 from settings import SettingsError
 from tests.conftest import evaluate_with
 
@@ -59,6 +59,7 @@ def test_every_ordering_rule_holds(stack: Evaluation) -> None:
     assert not broken, "\n".join(r.describe() for r in broken)
     rules = Counter(r.rule for r in found)
     expected = {"crd", "node-pool", "database", "workload-identity", "image-pull", "postgres-dns", "subnet-access"}
+    expected.add("image-build")
     if stack.stack == "prod":
         expected.add("cluster-access")
     assert expected <= set(rules), f"a rule found nothing to check: {rules}"
@@ -81,6 +82,9 @@ def test_the_rules_see_what_the_issue_names(stack: Evaluation) -> None:
     ]
     assert checked["postgres-dns"] == {"postgres-server"}
     assert {"mlflow-migrate", "mlflow-tracking", "automation-analysis"} <= checked["image-pull"]
+    # The operator's workspace pod runs the built workspace image (the Stack's workspaceTemplate).
+    assert {"mlflow-migrate", "mlflow-tracking", "automation-analysis", "automation-stack"} <= checked["image-build"]
+    assert "automation-stack" in checked["image-pull"]
     if stack.stack == "prod":
         assert checked["cluster-access"] == {"aks-kubernetes"}
     assert checked["subnet-access"] == {"aks-cluster"}
@@ -107,6 +111,7 @@ def _cut_cases(evaluation: Evaluation) -> Iterator[tuple[Requirement, list[Recor
         "database",
         "workload-identity",
         "image-pull",
+        "image-build",
         "postgres-dns",
         "subnet-access",
         "cluster-access",

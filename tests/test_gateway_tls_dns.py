@@ -11,16 +11,16 @@ import pytest
 from components.azure import azure_roles
 from components.azure.dns import relative_name
 from components.cluster.gateway_certificate import CLUSTER_ISSUER, PUBLIC_RESOLVERS
-from layout import cluster_layout
-from mlopsctl.mock_engine import MOCK_LOAD_BALANCER_IP, MOCK_SUBSCRIPTION_ID, Evaluation, RecordedResource
-from mlopsctl.schema_validation import chart_defaults, helm_value_problems, release_problems, validate_object
+from harness.mock_engine import MOCK_LOAD_BALANCER_IP, MOCK_SUBSCRIPTION_ID, Evaluation, RecordedResource
+from harness.schema_validation import chart_defaults, helm_value_problems, release_problems, validate_object
+from layout import cluster_layout, resource_types
 from settings import SettingsError
 from tests.conftest import evaluate_with
 from tests.services.stack import committed_settings
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
-ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer"
-CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
+RELEASE = resource_types.HELM_RELEASE
+ISSUER = resource_types.CLUSTER_ISSUER
+CERTIFICATE = resource_types.CERTIFICATE
 
 
 def _closure(evaluation: Evaluation, resource: RecordedResource) -> set[str]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from harness.mock_engine import Evaluation
 from layout.kubelogin import AKS_DEVICE_CODE_CLIENT_ID, KubeloginLogin, kubeconfig_with_login
-from mlopsctl.mock_engine import Evaluation
 
 SERVER = "6dae42f8-4368-4678-94ff-3960e28e3630"
 TENANT = "11111111-1111-4111-8111-111111111111"

@@ -10,7 +10,12 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.cluster.mlflow_stack import METRICS_PASSWORD_SECRET, job_template
+from components.cluster.mlflow.monitoring import METRICS_PASSWORD_SECRET
+from components.cluster.mlflow.network import WEBHOOK_SENDERS
+from components.cluster.mlflow_projects import job_template
+from harness.mock_engine import Evaluation, RecordedResource
+from harness.schema_validation import schema_problems
+from layers.mlflow_servers import cluster_database, server_settings
 from layout import cluster_layout, mlflow_routing
 from layout.images import image_by_name
 from layout.mlflow_server import (
@@ -19,15 +24,11 @@ from layout.mlflow_server import (
     ServerSettings,
     auth_config,
     cluster_allowed_hosts,
-    cluster_database,
     ip_wildcard,
     migration_commands,
     server_command,
-    server_settings,
     service_name,
 )
-from mlopsctl.mock_engine import Evaluation, RecordedResource
-from mlopsctl.schema_validation import schema_problems
 from tests.services.stack import committed_settings
 from tests.test_policies import run_policy
 
@@ -436,3 +437,36 @@ def test_kubernetes_objects_use_the_cluster_provider(stack: Evaluation) -> None:
         if resource.type.startswith(K8S) and resource.custom:
             assert resource.provider.startswith(provider.urn), resource.name
             assert resource.deleted_with, resource.name
+
+
+def test_mlflow_projects_objects_answer_to_their_urns_under_the_mlflow_component(stack: Evaluation) -> None:
+    """The jobs namespace, its service account and Job template moved out of `MlflowStack` into
+    `MlflowProjects` (issue 19): each names, as an alias, the engine URN it had before, so a running
+    stack moves them in state instead of replacing them."""
+    head = f"urn:pulumi:{stack.stack}::mlops-platform::mlops:mlflow:MlflowStack$kubernetes:core/v1:Namespace"
+    before = {
+        "mlflow-jobs-namespace": f"{head}::mlflow-jobs-namespace",
+        "mlflow-sa-ml-jobs": f"{head}$kubernetes:core/v1:ServiceAccount::mlflow-sa-ml-jobs",
+        "mlflow-job-template": f"{head}$kubernetes:core/v1:ConfigMap::mlflow-job-template",
+    }
+    for name, old_urn in before.items():
+        (resource,) = [r for r in stack.resources if r.name == name]
+        assert "mlops:mlflow:MlflowProjects$" in resource.engine_urn, resource.engine_urn
+        assert old_urn in resource.aliases, (name, resource.aliases)
+    assert not any(r.engine_urn in before.values() for r in stack.resources)
+
+
+def test_webhook_senders_are_the_roles_mlflow_gives_webhook_settings() -> None:
+    settings = _settings()
+    for role in ROLES:
+        command = server_command(role, settings)
+        assert ("MLFLOW_WEBHOOK_CACHE_TTL" in command.env) == (role in WEBHOOK_SENDERS), role
+
+
+def test_webhook_policies_in_mlflow_namespace_select_mlflow_pods_with_mlflow_selectors(stack: Evaluation) -> None:
+    delivery = stack.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "webhooks-netpol-allow-webhook-delivery")
+    registrar = stack.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "webhooks-netpol-allow-webhook-registrar")
+    registry_service = stack.one("kubernetes:core/v1:Service", "mlflow-registry-service")
+    assert registrar.inputs["spec"]["podSelector"]["matchLabels"] == registry_service.inputs["spec"]["selector"]
+    senders = delivery.inputs["spec"]["podSelector"]
+    assert senders["matchExpressions"][0]["values"] == list(WEBHOOK_SENDERS)

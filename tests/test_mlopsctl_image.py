@@ -1,145 +1,55 @@
 """The mlopsctl image installs what its commands import at runtime, and no test or preview tooling.
 
 The runtime imports are found by walking the source (function-local imports included, `if
-TYPE_CHECKING:` blocks left out) from the CLI's entry point; the offline commands' imports, local to
-their functions in mlopsctl/cli.py, are not part of the image. Distributions are resolved with the
+TYPE_CHECKING:` blocks left out) from the CLI's entry point. The offline commands live in the
+harness (harness/), which the image does not copy: in a tree built from the Dockerfile's COPY lines
+they exit 2 in one line, and the runtime commands work. Distributions are resolved with the
 metadata of the test environment, which installs the same pins (constraints.txt).
 """
 
 from __future__ import annotations
 
-import ast
-import importlib.metadata
-import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
-from packaging.markers import default_environment
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
-
 from layout.paths import REPO_ROOT
+from tests.import_closure import installed_closure, pins, providers
+from tests.import_closure import runtime_imports as _walk
 
 REQUIREMENTS = REPO_ROOT / "requirements-mlopsctl.txt"
 DOCKERFILE = REPO_ROOT / "images" / "mlopsctl" / "Dockerfile"
 ENTRY = "mlopsctl.cli"
-LOCAL = ("mlopsctl", "rollout", "settings", "layout", "observability", "components", "layers", "policies")
 NOT_AT_RUNTIME = ("pytest", "hypothesis", "mypy", "ruff", "pulumi", "pulumi-policy", "kubernetes-validate")
-
-
-def _module_file(module: str) -> Path | None:
-    base = REPO_ROOT.joinpath(*module.split("."))
-    for candidate in (base / "__init__.py", base.with_suffix(".py")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-def _imported(module: str, path: Path, *, module_level_only: bool) -> set[str]:
-    """Modules (and `from` targets) `module` imports."""
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
-            for statement in node.orelse:
-                visit(statement)
-            return
-        if module_level_only and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            return
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            parts = package.split(".")
-            base = ".".join(parts[: len(parts) - node.level + 1]) if node.level else ""
-            target = ".".join(p for p in (base, node.module or "") if p)
-            found.add(target)
-            found.update(f"{target}.{alias.name}" for alias in node.names)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(ast.parse(path.read_text(), str(path)))
-    return found
 
 
 def runtime_imports() -> tuple[set[str], set[str]]:
     """(local modules, third-party top-level modules) the image's commands can import."""
-    local: set[str] = set()
-    third_party: set[str] = set()
-    pending = [ENTRY]
-    while pending:
-        module = pending.pop()
-        path = _module_file(module)
-        if module in local or path is None:
-            continue
-        local.add(module)
-        parts = module.split(".")
-        pending += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages run too
-        for name in _imported(module, path, module_level_only=module == ENTRY):
-            top = name.split(".")[0]
-            if top in LOCAL:
-                pending.append(name)
-            elif top not in sys.stdlib_module_names and top != "__future__":
-                third_party.add(top)
-    return local, third_party
-
-
-def _pins(path: Path) -> dict[str, str]:
-    pins: dict[str, str] = {}
-    for raw in path.read_text().splitlines():
-        line = raw.split("#")[0].strip()
-        if line:
-            match = re.fullmatch(r"([A-Za-z0-9_.-]+)==([^\s;]+)", line)
-            assert match, f"{path.name}: not pinned with ==: {line}"
-            pins[canonicalize_name(match[1])] = match[2]
-    return pins
-
-
-def installed_closure(names: set[str]) -> set[str]:
-    """The distributions `names` pull in (their requirements without extras, recursively)."""
-    environment = {k: str(v) for k, v in default_environment().items()}
-    seen: set[str] = set()
-    pending = list(names)
-    while pending:
-        name = canonicalize_name(pending.pop())
-        if name in seen:
-            continue
-        seen.add(name)
-        for text in importlib.metadata.requires(name) or []:
-            requirement = Requirement(text)
-            if requirement.marker is None or requirement.marker.evaluate({**environment, "extra": ""}):
-                pending.append(requirement.name)
-    return seen
+    return _walk(ENTRY)
 
 
 def test_the_walk_finds_the_runtime_imports() -> None:
-    """The walk sees through function-local imports (uvicorn, mlflow), and not into the offline commands."""
+    """The walk sees through function-local imports (uvicorn, mlflow), and never reaches the harness."""
     local, third_party = runtime_imports()
     assert {"mlflow", "uvicorn", "starlette", "requests", "yaml", "pydantic"} <= third_party
     assert {"mlopsctl.rollout_cli", "mlopsctl.webhook_cli", "rollout.registry_reader"} <= local
-    assert "mlopsctl.mock_engine" not in local and "mlopsctl.preview" not in local
+    assert not {module for module in local if module.split(".")[0] in ("harness", "components", "layers", "policies")}
+    assert not {"pulumi", "pulumi_policy", "kubernetes_validate", "jsonschema"} & third_party
 
 
 def test_image_requirements_cover_runtime_imports_and_nothing_for_tests() -> None:
-    pins = _pins(REQUIREMENTS)
-    closure = installed_closure(set(pins))
-    providers = importlib.metadata.packages_distributions()
+    closure = installed_closure(set(pins(REQUIREMENTS)))
     _, third_party = runtime_imports()
     for module in sorted(third_party):
-        provided_by = {canonicalize_name(d) for d in providers.get(module, [])}
+        provided_by = providers(module)
         assert provided_by & closure, f"`import {module}` at runtime: no distribution of {REQUIREMENTS.name} has it"
     assert not closure & set(NOT_AT_RUNTIME), sorted(closure & set(NOT_AT_RUNTIME))
 
 
 def test_image_requirements_are_the_constrained_pins() -> None:
-    constraints = _pins(REPO_ROOT / "constraints.txt")
-    for name, version in _pins(REQUIREMENTS).items():
+    constraints = pins(REPO_ROOT / "constraints.txt")
+    for name, version in pins(REQUIREMENTS).items():
         assert constraints.get(name) == version, f"{name}=={version} vs constraints.txt {constraints.get(name)}"
 
 
@@ -153,3 +63,57 @@ def test_dockerfile_installs_only_the_runtime_requirements_and_copies_the_runtim
     assert {module.split(".")[0] for module in local} <= copied
     assert 'ENTRYPOINT ["python", "-m", "mlopsctl"]' in dockerfile
     assert "PYTHONPATH=/opt/mlops-platform" in dockerfile and "WORKDIR /opt/mlops-platform" in dockerfile
+
+
+def _copied_tree(target: Path) -> None:
+    """What the Dockerfile's COPY lines put in the image's working directory (sources from the repository)."""
+    for line in DOCKERFILE.read_text().splitlines():
+        if not line.startswith("COPY "):
+            continue
+        *sources, destination = line.split()[1:]
+        for pattern in sources:
+            for source in sorted(REPO_ROOT.glob(pattern.rstrip("/"))):
+                if source.is_dir():
+                    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+                    shutil.copytree(source, target / destination, ignore=ignore, dirs_exist_ok=True)
+                else:
+                    (target / destination).mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(source, target / destination / source.name)
+
+
+def _run_in(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlopsctl", *args],
+        cwd=tree,
+        env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "HOME": str(tree)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_image_tree_has_no_harness_and_runs_the_runtime_commands(tmp_path: Path) -> None:
+    """In a tree of exactly what the image copies, `preview` says where it lives; `rollout` runs."""
+    _copied_tree(tmp_path)
+    assert (tmp_path / "mlopsctl" / "cli.py").is_file() and (tmp_path / "models" / "Pulumi.dev.yaml").is_file()
+    assert not (tmp_path / "harness").exists() and not (tmp_path / "components").exists()
+    offline = _run_in(tmp_path, "preview", "--stack", "dev")
+    assert offline.returncode == 2, offline.stderr
+    assert offline.stderr == (
+        "mlopsctl: preview is an offline command of the repository checkout (package harness, not installed here)\n"
+    )
+    runtime = _run_in(tmp_path, "rollout", "--help")
+    assert runtime.returncode == 0, runtime.stderr
+    assert "advance" in runtime.stdout
+
+
+def test_the_build_context_admits_no_harness() -> None:
+    """.dockerignore lets in only what the Dockerfile copies: the harness is not in the context."""
+    admitted = [
+        line[1:].rstrip("/") for line in (REPO_ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")
+    ]
+    assert "mlopsctl" in admitted
+    assert not [
+        entry for entry in admitted if entry.split("/")[0] in ("harness", "components", "layers", "policies", "tests")
+    ]

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from layout import lineage
+from harness.mock_engine import EXAMPLE_REGISTRY_SNAPSHOT, MODELS_DIR, Evaluation, evaluate, platform_outputs_example
+from harness.schema_validation import schema_problems
+from layout import lineage, resource_types
 from layout.platform_outputs import PlatformOutputsError
-from mlopsctl.mock_engine import EXAMPLE_REGISTRY_SNAPSHOT, MODELS_DIR, Evaluation, evaluate, platform_outputs_example
-from mlopsctl.schema_validation import schema_problems
 from rollout.planner import PlanError
 from rollout.registry_reader import RegistryError
 
-SDEP = "kubernetes:machinelearning.seldon.io/v1:SeldonDeployment"
+SDEP = resource_types.SELDON_DEPLOYMENT
 
 
 def _deployments(evaluation: Evaluation) -> dict[str, dict[str, object]]:

@@ -13,17 +13,17 @@ from typing import Any
 
 import pytest
 
-from layout import model_serving
+from harness.mock_engine import MODELS_DIR, Evaluation, _built_image, evaluate, platform_outputs_example
+from layout import model_serving, resource_types
 from layout.images import DIGEST_PULL_POLICY, image_by_name, is_digest_reference
 from layout.platform_outputs import PlatformOutputsError
-from mlopsctl.mock_engine import MODELS_DIR, Evaluation, _built_image, evaluate, platform_outputs_example
 from tests.services.serving import dockerfile_instruction
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_SERVER = REPO / "images" / "model-server"
 INITIALIZER = REPO / "images" / "storage-initializer"
-SDEP = "kubernetes:machinelearning.seldon.io/v1:SeldonDeployment"
-RELEASE = "kubernetes:helm.sh/v3:Release"
+SDEP = resource_types.SELDON_DEPLOYMENT
+RELEASE = resource_types.HELM_RELEASE
 
 
 def _pins(path: Path) -> dict[str, str]:

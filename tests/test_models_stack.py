@@ -7,10 +7,10 @@ from pathlib import Path
 
 import yaml
 
-from mlopsctl import cli, config_reference
-from mlopsctl.mock_engine import MODELS_DIR, Evaluation, evaluate, platform_outputs_example, stack_config
-from mlopsctl.policy_check import mandatory
-from mlopsctl.preview import check, render_text
+from harness import cli, config_reference
+from harness.mock_engine import MODELS_DIR, Evaluation, evaluate, platform_outputs_example, stack_config
+from harness.policy_check import mandatory
+from harness.preview import check, render_text
 from settings import SettingsError, config_key
 from settings.models import ModelsSettings
 
@@ -28,9 +28,10 @@ def test_models_project_file() -> None:
     project = yaml.safe_load((MODELS_DIR / "Pulumi.yaml").read_text())
     assert project["name"] == "mlops-models"
     assert project["runtime"]["name"] == "python"
-    # One virtualenv for both projects; `pulumi install` in models/ fills it from the repo's pins.
-    assert project["runtime"]["options"]["virtualenv"] == "../.venv"
-    assert (MODELS_DIR / "requirements.txt").read_text().splitlines()[-1] == "-r ../requirements.txt"
+    # Its own requirements, installed into the python3 on PATH (the workspace image's venv); the
+    # options and requirements are checked in tests/test_pulumi_projects.py.
+    assert project["runtime"]["options"] == {"toolchain": "pip"}
+    assert "-r ../requirements.txt" not in (MODELS_DIR / "requirements.txt").read_text()
     keys = {
         config_key(name, ModelsSettings)
         for name, field in ModelsSettings.model_fields.items()

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.azure.postgres import sqlalchemy_uri
+from harness.mock_engine import MOCK_SUBSCRIPTION_ID, Evaluation
 from layout.firewall import public_exposure
 from layout.naming import PlatformNames, global_name
-from mlopsctl.mock_engine import MOCK_SUBSCRIPTION_ID, Evaluation
 
 prefixes = st.from_regex(r"[a-z][a-z0-9]{1,9}", fullmatch=True)
 environments = st.sampled_from(["dev", "prod"])

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from components.azure.platform_images import ACR_TOKEN_USER, RegistryLoginError, exchange_entra_token
+from harness.mock_engine import REPO_ROOT, Evaluation, RecordedResource, _built_image
 from layout.images import PLATFORM_IMAGES, UPSTREAM_IMAGES, image_by_name, is_digest_reference
-from mlopsctl.mock_engine import REPO_ROOT, Evaluation, RecordedResource, _built_image
 from policies.kubernetes import POD_SPEC_PATHS, containers, is_kubernetes_object
 from settings import SettingsError
 from tests.conftest import evaluate_with
@@ -219,18 +219,21 @@ def test_a_refused_exchange_names_the_registry_and_the_rights_needed(acr_stand_i
         exchange_entra_token(acr_stand_in, "mlopsprodacr.azurecr.io", "tenant-1", "entra-access-token")
 
 
-def test_root_context_keeps_only_what_the_mlopsctl_image_copies() -> None:
-    """`.dockerignore` excludes everything, then re-includes exactly the mlopsctl Dockerfile's COPY sources."""
+def test_root_context_keeps_only_what_the_root_context_images_copy() -> None:
+    """`.dockerignore` excludes everything, then re-includes exactly the COPY sources of the images
+    built from the repository root (mlopsctl, operator-workspace); `COPY --from` copies from a stage."""
     lines = [line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()]
     rules = [line for line in lines if line and not line.startswith("#")]
     assert rules[0] == "*"
     included = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
-    dockerfile = (REPO_ROOT / image_by_name("mlopsctl").dockerfile).read_text()
+    root_context = [image for image in PLATFORM_IMAGES if image.context == "."]
+    assert {image.name for image in root_context} == {"mlopsctl", "operator-workspace"}
     sources = set()
-    for line in dockerfile.splitlines():
-        if line.startswith("COPY "):
-            *paths, _destination = line.split()[1:]
-            sources |= {path.rstrip("/") for path in paths}
+    for image in root_context:
+        for line in (REPO_ROOT / image.dockerfile).read_text().splitlines():
+            if line.startswith("COPY ") and not line.startswith("COPY --from="):
+                *paths, _destination = line.split()[1:]
+                sources |= {path.rstrip("/") for path in paths}
     assert sources == included
     for source in sources:
         assert list(REPO_ROOT.glob(source)), f"{source} is copied but does not exist"

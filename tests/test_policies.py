@@ -22,7 +22,8 @@ from pulumi_policy import (
     Severity,
 )
 
-from mlopsctl.mock_engine import Evaluation, RecordedResource
+from harness.mock_engine import Evaluation, RecordedResource
+from layout import resource_types
 from policies import framework
 from policies.pack import BY_NAME, POLICIES
 from tests.policy_shapes import shape
@@ -132,7 +133,7 @@ VAULT, PG, PG_CONFIG = (
 )
 AKS, POOL = "azure-native:containerservice:ManagedCluster", "azure-native:containerservice:AgentPool"
 SECRET, REGISTRY = "azure-native:keyvault:Secret", "azure-native:containerregistry:Registry"
-WORKSPACE = "azure-native:operationalinsights:Workspace"
+WORKSPACE = resource_types.LOG_ANALYTICS_WORKSPACE
 K8S_JOB = "kubernetes:batch/v1:Job"
 POD = "spec.template.spec"
 MAIN = f"{POD}.containers.0"

@@ -14,8 +14,8 @@ import yaml
 from pulumi_policy import EnforcementLevel, StackValidationArgs, StackValidationPolicy
 from pulumi_policy.policy import _NotApplicableError
 
-from mlopsctl.mock_engine import Evaluation, RecordedResource, StackOutput
-from mlopsctl.policy_check import (
+from harness.mock_engine import Evaluation, RecordedResource, StackOutput
+from harness.policy_check import (
     POLICY_CONFIG_DIR,
     PolicyInputs,
     load_pack_config,
@@ -23,7 +23,7 @@ from mlopsctl.policy_check import (
     parse_pack_config,
     run_policies,
 )
-from mlopsctl.preview import check, render_json, render_text
+from harness.preview import check, render_json, render_text
 from policies import framework
 from policies.pack import BY_NAME, POLICIES
 from tests.conftest import evaluate_with

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from harness.mock_engine import Evaluation
 from layout.mlflow_server import PGBOUNCER_PORT, POSTGRES_PORT
-from mlopsctl.mock_engine import Evaluation
 from settings.capacity import MlflowScale, connection_budget, max_connections, user_connections
 from tests.conftest import assert_refused, evaluate_with
 from tests.services.stack import committed_settings

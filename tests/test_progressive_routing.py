@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from mlopsctl.mock_engine import MODELS_DIR, Evaluation, evaluate, stack_config
-from mlopsctl.schema_validation import validate_object
+from harness.mock_engine import MODELS_DIR, Evaluation, evaluate, stack_config
+from harness.schema_validation import validate_object
+from layout import resource_types
 from rollout.planner import STARTED_TAG, WEIGHT_TAG, DeploymentPlan, declared_predictors, plan_model
 from rollout.routing import API_VERSION, virtual_service
 from rollout.snapshot import ModelState, VersionInfo
@@ -209,8 +210,8 @@ def test_bad_progressive_settings_are_refused(settings: dict[str, Any], message:
 
 # --- the models program declares the routing -------------------------------------------------
 
-VS = "kubernetes:networking.istio.io/v1:VirtualService"
-SDEP = "kubernetes:machinelearning.seldon.io/v1:SeldonDeployment"
+VS = resource_types.VIRTUAL_SERVICE
+SDEP = resource_types.SELDON_DEPLOYMENT
 
 
 def test_the_models_stack_declares_one_valid_virtual_service_per_model_after_its_deployment(

@@ -10,16 +10,16 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from mlflow import MlflowClient
 
-from layout import lineage
-from mlopsctl.mock_engine import MODELS_DIR, evaluate, platform_outputs_example, stack_config
-from mlopsctl.schema_validation import schema_problems
+from harness.mock_engine import MODELS_DIR, evaluate, platform_outputs_example, stack_config
+from harness.schema_validation import schema_problems
+from layout import lineage, resource_types
 from rollout.planner import WEIGHT_TAG, physical_artifact_uri
 from rollout.registry_reader import RegistryError, read_snapshot
 from tests.services.registry import register_run_versions
 
 GIT_COMMIT = "3f2c9a1b7d4e5f60718293a4b5c6d7e8f9a0b1c2"
 P = "mlops-models:"
-SDEP = "kubernetes:machinelearning.seldon.io/v1:SeldonDeployment"
+SDEP = resource_types.SELDON_DEPLOYMENT
 
 
 @pytest.fixture(scope="module")

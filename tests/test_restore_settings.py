@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.deploy_order import DeployGraph, order_problems
+from harness.mock_engine import MOCK_SUBSCRIPTION_ID, Evaluation, RecordedResource, evaluate
 from mlopsctl.cli import main
-from mlopsctl.deploy_order import DeployGraph, order_problems
-from mlopsctl.mock_engine import MOCK_SUBSCRIPTION_ID, Evaluation, RecordedResource, evaluate
 from settings import SettingsError, load_settings
 from settings.restore import parse_source_id, parse_utc
 from settings.stack_file import engine_config_from_stack_file, project_values
@@ -224,7 +224,7 @@ def test_a_new_stack_still_migrates_and_declares_its_databases() -> None:
 
 
 def _config(stack: str) -> tuple[dict[str, str], list[str]]:
-    from mlopsctl.mock_engine import stack_config  # noqa: PLC0415
+    from harness.mock_engine import stack_config  # noqa: PLC0415
 
     return stack_config(stack)
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import yaml
 
+from components.cluster.rollout_automation import OPERATOR_POD_LABELS
+from harness.deploy_order import order_problems
+from harness.mock_engine import MODELS_DIR, Evaluation, evaluate
+from harness.schema_validation import release_problems, schema_problems
 from layout import cluster_layout
-from mlopsctl.deploy_order import order_problems
-from mlopsctl.mock_engine import MODELS_DIR, Evaluation, evaluate
-from mlopsctl.schema_validation import schema_problems
+from layout.images import is_digest_reference
 from settings import SettingsError
 from tests.conftest import evaluate_with
 
@@ -100,7 +102,10 @@ def test_operator_workspace_is_restricted_and_reads_its_credentials_from_key_vau
     spec = evaluation.one("kubernetes:pulumi.com/v1:Stack").inputs["spec"]
     workspace = spec["workspaceTemplate"]["spec"]
     assert workspace["securityProfile"] == "restricted"  # PKO 2.9: non-root, seccomp, no capabilities
-    assert workspace["image"].endswith("-nonroot") and ":" in workspace["image"]
+    # The workspace image the program builds (images/operator-workspace), by the digest it pushed.
+    [build] = [b for b in evaluation.of_type("docker-build:index:Image") if b.name == "images-operator-workspace"]
+    assert workspace["image"] == f"{build.inputs['tags'][0].rpartition(':')[0]}@{build.outputs['digest']}"
+    assert is_digest_reference(workspace["image"])
     # PKO 2.9 refuses FS and Env references and turns a Secret reference into a secretKeyRef on the
     # workspace pod: the references are literal paths of the mounted files, no secret value in them.
     refs = spec["envRefs"]
@@ -197,6 +202,29 @@ def test_analysis_image_pinned_by_tag_is_a_settings_error() -> None:
     assert evaluation.error.keys == ["prebuiltImages.mlopsctl"]
 
 
+WORKSPACE_PREBUILT = "mlopsci.azurecr.io/mlops/operator-workspace@sha256:" + "ab" * 32
+
+
+def test_a_prebuilt_workspace_image_replaces_its_build_and_a_tag_or_the_old_key_is_refused() -> None:
+    """`prebuiltImages.operator-workspace` is validated like every prebuilt image; the removed
+    `pulumiWorkspaceImage` key is refused by name, before anything is declared."""
+    prebuilt = evaluate_with(
+        "dev", lambda c: c.__setitem__(P + "prebuiltImages", f'{{"operator-workspace": "{WORKSPACE_PREBUILT}"}}')
+    )
+    assert prebuilt.error is None, prebuilt.error
+    spec = prebuilt.one("kubernetes:pulumi.com/v1:Stack").inputs["spec"]
+    assert spec["workspaceTemplate"]["spec"]["image"] == WORKSPACE_PREBUILT
+    assert "images-operator-workspace" not in {b.name for b in prebuilt.of_type("docker-build:index:Image")}
+    tagged = evaluate_with(
+        "dev", lambda c: c.__setitem__(P + "prebuiltImages", '{"operator-workspace": "pulumi/pulumi:3.272.0-nonroot"}')
+    )
+    assert isinstance(tagged.error, SettingsError) and tagged.resources == []
+    assert tagged.error.keys == ["prebuiltImages.operator-workspace"]
+    old = evaluate_with("dev", lambda c: c.__setitem__(P + "pulumiWorkspaceImage", "pulumi/pulumi:3.272.0-nonroot"))
+    assert isinstance(old.error, SettingsError) and old.resources == []
+    assert "pulumiWorkspaceImage" in str(old.error)
+
+
 def test_operator_stack_waits_for_its_workspace_identity() -> None:
     """The workspace pod runs as the deployer account; the Stack waits for that account's federation
     and Key Vault grants (without them the first token exchange fails and the update errors)."""
@@ -206,3 +234,31 @@ def test_operator_stack_waits_for_its_workspace_identity() -> None:
     pod_spec = stack_cr.inputs["spec"]["workspaceTemplate"]["spec"]["podTemplate"]["spec"]
     assert pod_spec["serviceAccountName"] == stack_cr.inputs["spec"]["serviceAccountName"]
     assert order_problems(evaluation.resources) == []
+
+
+def test_the_operator_is_scraped_where_its_chart_serves_metrics(stack: Evaluation) -> None:
+    """The models-Stack alerts read `stacks_failing` and controller-runtime counters from the operator:
+    a PodMonitor next to the operator selects the chart's pods on `http-metrics`, in plain HTTP (chart
+    2.9.0's secure default needs review rights the chart does not grant), keeping the Stack's labels."""
+    release = stack.one("kubernetes:helm.sh/v3:Release", "automation-pulumi-operator")
+    assert release.inputs["values"]["controller"]["metricsSecure"] is False
+    monitor = stack.one("kubernetes:monitoring.coreos.com/v1:PodMonitor", "automation-pulumi-operator-metrics")
+    spec = monitor.inputs["spec"]
+    # The chart's selector labels: chart name and release name.
+    assert spec["selector"]["matchLabels"] == OPERATOR_POD_LABELS
+    assert OPERATOR_POD_LABELS["app.kubernetes.io/instance"] == release.inputs["name"]
+    assert spec["namespaceSelector"]["matchNames"] == [release.inputs["namespace"]]
+    [endpoint] = spec["podMetricsEndpoints"]
+    assert (endpoint["port"], endpoint["scheme"], endpoint["honorLabels"]) == ("http-metrics", "http", True)
+    # It waits for the operator and for the PodMonitor kind (kube-prometheus-stack).
+    prometheus_stack = stack.one("kubernetes:helm.sh/v3:Release", "monitoring-kube-prometheus-stack")
+    assert {release.urn, prometheus_stack.urn} <= set(monitor.dependencies)
+    # `controller.metricsSecure` is a value of the pinned chart.
+    assert release_problems(release) == []
+    # Its alerts watch the Stack the operator runs.
+    stack_cr = stack.one("kubernetes:pulumi.com/v1:Stack")
+    rules = stack.one("kubernetes:monitoring.coreos.com/v1:PrometheusRule").inputs["spec"]["groups"]
+    delivery = next(group for group in rules if group["name"] == "mlops-model-delivery")
+    metadata = stack_cr.inputs["metadata"]
+    selector = f'stacks_failing{{namespace="{metadata["namespace"]}",name="{metadata["name"]}"}}'
+    assert all(selector in rule["expr"] for rule in delivery["rules"])

@@ -17,11 +17,11 @@ import pytest
 import yaml
 
 from components.azure.credential_rotation import SECONDS_PER_DAY, expiry_epoch
-from layout import cluster_layout
+from harness.mock_engine import MOCK_NOW, Evaluation, evaluate
+from harness.policy_check import load_pack_config, run_policies
+from layout import cluster_layout, resource_types
 from layout.audit import AUDIT_SOURCES
 from layout.mlflow_server import PASSFILE_REFRESH_SECONDS
-from mlopsctl.mock_engine import MOCK_NOW, Evaluation, evaluate
-from mlopsctl.policy_check import load_pack_config, run_policies
 from policies.azure import AUDITED_TYPES, DIAGNOSTIC_SETTING, SECURITY_PRICING
 from policies.kubernetes import containers, is_kubernetes_object
 from policies.pack import BY_NAME
@@ -29,11 +29,11 @@ from settings import SettingsError, load_settings
 from tests.conftest import evaluate_with
 from tests.test_settings_errors import MINIMAL
 
-WORKSPACE = "azure-native:operationalinsights:Workspace"
-POSTGRES = "azure-native:dbforpostgresql:Server"
-SECRET = "azure-native:keyvault:Secret"
+WORKSPACE = resource_types.LOG_ANALYTICS_WORKSPACE
+POSTGRES = resource_types.POSTGRES_SERVER
+SECRET = resource_types.KEY_VAULT_SECRET
 PASSWORD = "random:index/randomPassword:RandomPassword"
-ROTATING = "time:index/rotating:Rotating"
+ROTATING = resource_types.ROTATING
 
 
 def _without(evaluation: Evaluation, type_token: str, name: str | None = None) -> Evaluation:

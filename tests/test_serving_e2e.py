@@ -30,15 +30,15 @@ import sklearn  # type: ignore[import-untyped]
 from mlflow.models import infer_signature
 from sklearn.linear_model import LinearRegression  # type: ignore[import-untyped]
 
-from layout import model_serving
-from mlopsctl.mock_engine import MODELS_DIR, Evaluation, evaluate, stack_config
+from harness.mock_engine import MODELS_DIR, Evaluation, evaluate, stack_config
+from layout import model_serving, resource_types
 from rollout.planner import CANARY, STABLE
 from tests.services import serving
 from tests.services.stack import MlflowDeployment
 
 pytestmark = pytest.mark.slow
 
-SDEP = "kubernetes:machinelearning.seldon.io/v1:SeldonDeployment"
+SDEP = resource_types.SELDON_DEPLOYMENT
 SINGLE, PAIR = "serving-e2e-single", "serving-e2e-pair"
 COLUMNS = ("tenure", "spend", "visits")
 COEFFICIENTS = {1: (1.5, -2.0, 0.5, 3.0), 2: (-1.0, 0.25, 2.0, -1.0)}

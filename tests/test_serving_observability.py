@@ -13,14 +13,14 @@ from components.cluster.monitoring import (
     GRAFANA_USER_KEY,
     ISTIO_MTLS_SCRAPE_CLASS,
 )
-from layout import cluster_layout
-from mlopsctl.mock_engine import Evaluation, RecordedResource
-from mlopsctl.schema_validation import chart_defaults, helm_releases, schema_problems
+from harness.mock_engine import Evaluation, RecordedResource
+from harness.schema_validation import chart_defaults, helm_releases, schema_problems
+from layout import cluster_layout, resource_types
 from observability import alerts, dashboards
 from settings import PlatformSettings
 from tests.conftest import evaluate_with
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
+RELEASE = resource_types.HELM_RELEASE
 EXPECTED_CHARTS = {
     "istio-base": ("base", "1.30.3", "https://istio-release.storage.googleapis.com/charts", "istio-system"),
     "istio-istiod": ("istiod", "1.30.3", "https://istio-release.storage.googleapis.com/charts", "istio-system"),

@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mlflow.webhooks.delivery import _generate_hmac_signature
 
+from harness.mock_engine import MODELS_DIR
 from mlopsctl.cli import build_parser
 from mlopsctl.kube_api import KubeConfigError, from_kubeconfig, in_cluster, load_connection, reconcile_patch
-from mlopsctl.mock_engine import MODELS_DIR
 from mlopsctl.webhook_cli import UsageError, _watch
 from rollout.planner import APPROVAL_TAG_PREFIX, PLAN_TAGS, STARTED_TAG, STATUS_TAG, WEIGHT_TAG
 from rollout.webhooks import (

@@ -10,10 +10,10 @@ import yaml
 from cryptography.fernet import Fernet
 
 from components.azure.passwords import urlsafe_base64
+from harness.deploy_order import DeployGraph, requirements
+from harness.mock_engine import Evaluation
+from harness.schema_validation import schema_problems
 from layout import cluster_layout
-from mlopsctl.deploy_order import DeployGraph, requirements
-from mlopsctl.mock_engine import Evaluation
-from mlopsctl.schema_validation import schema_problems
 from settings import SettingsError
 from tests.conftest import evaluate_with
 from tests.test_deploy_order import deployers
@@ -199,7 +199,7 @@ def test_registry_webhooks_off_declares_no_receiver() -> None:
 
 
 def test_receiver_and_job_satisfy_every_deploy_order_rule(with_operator: Evaluation) -> None:
-    """The dependency-graph rules (mlopsctl/deploy_order.py) on a stack that declares the receiver."""
+    """The dependency-graph rules (harness/deploy_order.py) on a stack that declares the receiver."""
     graph = DeployGraph(with_operator.resources)
     found = requirements(graph, deployers("prod"))
     # Only this component's objects: other operator-on findings belong to their components.

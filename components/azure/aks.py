@@ -26,8 +26,7 @@ import pulumiverse_time as time
 from pulumi_azure_native import authorization, containerservice, managedidentity
 
 from components.azure import azure_roles
-from layout.kubelogin import KubeloginLogin, kubeconfig_with_login
-from settings.model import KubeloginMode
+from layout.kubelogin import KubeloginLogin, KubeloginMode, kubeconfig_with_login
 
 SYSTEM_POOL = "system"
 WORKLOAD_POOL = "workload"

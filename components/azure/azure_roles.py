@@ -1,23 +1,35 @@
-"""Built-in Azure role definition ids used by the platform (ids are the same in every tenant)."""
+"""Built-in Azure role definition ids used by the platform, and their full id as a Pulumi output.
+
+The ids are pure facts kept in layout/azure_roles.py (the offline deploy-order rules read them
+too); they are re-exported here so the components name every role through one module.
+"""
 
 from __future__ import annotations
 
-from typing import Final
-
 import pulumi
 
-STORAGE_BLOB_DATA_CONTRIBUTOR: Final = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
-STORAGE_BLOB_DATA_READER: Final = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
-KEY_VAULT_SECRETS_USER: Final = "4633458b-17de-408a-b874-0445c86b69e6"
-ACR_PULL: Final = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
-NETWORK_CONTRIBUTOR: Final = "4d97b98b-1d4f-4787-a291-c67834d212e7"
-AKS_RBAC_CLUSTER_ADMIN: Final = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
-DNS_ZONE_CONTRIBUTOR: Final = "befefa01-2a29-4197-83a8-272ff33ce314"
+from layout.azure_roles import (
+    ACR_PULL,
+    AKS_RBAC_CLUSTER_ADMIN,
+    DNS_ZONE_CONTRIBUTOR,
+    KEY_VAULT_SECRETS_USER,
+    NETWORK_CONTRIBUTOR,
+    STORAGE_BLOB_DATA_CONTRIBUTOR,
+    STORAGE_BLOB_DATA_READER,
+    role_definition_id,
+)
 
-
-def role_definition_id(subscription_id: str, role: str) -> str:
-    """The full resource id a role assignment needs for a built-in role."""
-    return f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role}"
+__all__ = [
+    "ACR_PULL",
+    "AKS_RBAC_CLUSTER_ADMIN",
+    "DNS_ZONE_CONTRIBUTOR",
+    "KEY_VAULT_SECRETS_USER",
+    "NETWORK_CONTRIBUTOR",
+    "STORAGE_BLOB_DATA_CONTRIBUTOR",
+    "STORAGE_BLOB_DATA_READER",
+    "role_definition",
+    "role_definition_id",
+]
 
 
 def role_definition(subscription_id: pulumi.Input[str], role: str) -> pulumi.Output[str]:

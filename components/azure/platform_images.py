@@ -8,13 +8,19 @@ before it creates the pod, and a rebuilt image rolls the pods.
 
 Registry credentials come from the registry and the deployer's Entra identity, not from an admin
 user (the registry has none) nor a stored password: the program asks the azure-native provider
-for the deployer's access token (`getClientToken`) and exchanges it at the registry's
+for the deployer's access token (`getClientToken`) for the registry's own audience
+(`REGISTRY_TOKEN_AUDIENCE`) and exchanges it at the registry's
 `/oauth2/exchange` endpoint for an ACR refresh token (valid about three hours), which BuildKit
 uses with the fixed user name `00000000-0000-0000-0000-000000000000` — the exchange `az acr
 login --expose-token` performs. The deployer needs push rights on the registry (Owner,
 Contributor or AcrPush). Previews never push (docker-build builds without exporting), so the
 exchange only runs on `pulumi up`; docker-build ignores registry password changes in its diff,
 so a fresh token every `up` rebuilds nothing.
+
+The token is asked for `https://containerregistry.azure.net`, not the provider's default Azure
+Resource Manager audience: the exchange accepts an ARM token only while the registry's
+`azureADAuthenticationAsArmPolicy` is enabled (the default, which hardened registries turn off),
+and a registry-audience token in every case.
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ from layout.images import BUILD_PLATFORM, PlatformImage, digest_reference
 
 BUILD_CACHE_TAG = "buildcache"
 """Tag of each repository's BuildKit layer cache (never run by a pod)."""
+
+REGISTRY_TOKEN_AUDIENCE = "https://containerregistry.azure.net"
+"""The Entra audience of Azure Container Registry (`getClientToken`'s `endpoint`, used verbatim by
+the azure-native provider): the exchange does not depend on `azureADAuthenticationAsArmPolicy`."""
 
 ACR_TOKEN_USER = "00000000-0000-0000-0000-000000000000"
 """The user name ACR expects with a refresh token obtained by the Entra token exchange."""
@@ -154,7 +164,7 @@ def _reference(login_server: pulumi.Output[str], repository: str, digest: pulumi
 
 def _push_credentials(registry: BuildRegistry) -> pulumi.Output[list[docker_build.RegistryArgs]]:
     """The deployer's Entra token exchanged for a registry refresh token (secret; `up` only)."""
-    access_token = authorization.get_client_token_output().token
+    access_token = authorization.get_client_token_output(endpoint=REGISTRY_TOKEN_AUDIENCE).token
 
     def login(parts: list[str]) -> pulumi.Output[str]:
         login_server, tenant_id, token = parts

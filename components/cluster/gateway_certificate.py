@@ -25,6 +25,7 @@ import pulumi
 import pulumi_kubernetes as kubernetes
 from pulumi_kubernetes.helm.v3 import Release, ReleaseArgs, RepositoryOptsArgs
 
+from components.cluster.workload_identity import PodIdentity
 from layout import cluster_layout
 
 CERT_MANAGER_REPOSITORY: Final = "https://charts.jetstack.io"
@@ -116,12 +117,11 @@ class GatewayCertificateArgs:
     subscription_id: pulumi.Input[str]
     zone_name: str
     zone_resource_group: pulumi.Input[str]
-    client_id: pulumi.Input[str]
-    """Client id of cert-manager's workload identity (DNS Zone Contributor on the zone)."""
+    identity: PodIdentity
+    """cert-manager's workload identity (DNS Zone Contributor on the zone); its federated credential
+    and DNS role assignment (`ready`): the first challenge needs both."""
     node_pools: Sequence[pulumi.Resource]
     """User node pools: the release's pods (an atomic release) have nowhere to run before them."""
-    identity_ready: Sequence[pulumi.Resource]
-    """cert-manager's federated credential and DNS role assignment: the first challenge needs both."""
 
 
 class GatewayCertificate(pulumi.ComponentResource):
@@ -146,13 +146,13 @@ class GatewayCertificate(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(k8s, pulumi.ResourceOptions(depends_on=list(args.node_pools))),
         )
         # The issuer needs the CRDs (the release) and a working token exchange for its solver.
-        issuer_deps: list[pulumi.Resource] = [self.release, *args.identity_ready]
+        issuer_deps: list[pulumi.Resource] = [self.release, *args.identity.ready]
         issuer = kubernetes.apiextensions.CustomResource(
             f"{name}-cluster-issuer",
             api_version="cert-manager.io/v1",
             kind="ClusterIssuer",
             metadata=kubernetes.meta.v1.ObjectMetaArgs(name=CLUSTER_ISSUER),
-            spec=pulumi.Output.all(args.subscription_id, args.zone_resource_group, args.client_id).apply(
+            spec=pulumi.Output.all(args.subscription_id, args.zone_resource_group, args.identity.client_id).apply(
                 lambda v: cluster_issuer_spec(
                     acme_server=args.acme_server,
                     acme_email=args.acme_email,

@@ -24,6 +24,15 @@ INGRESS_GATEWAY_RELEASE: Final = "istio-ingressgateway"
 INGRESS_GATEWAY_SELECTOR: Final = {"istio": "ingressgateway"}
 """Pod labels the gateway chart gives a release named `istio-ingressgateway` (`istio: <name without istio->`)."""
 AZURE_INTERNAL_LB_ANNOTATION: Final = "service.beta.kubernetes.io/azure-load-balancer-internal"
+NATIVE_SIDECARS_ENV: Final = {"ENABLE_NATIVE_SIDECARS": "true"}
+"""Native sidecars on, said explicitly. Istio 1.30's default `auto` turns them on only when the
+pod's node (for a pod not yet scheduled: every node) runs kubelet >= 1.33, so one older node would
+silently change how every predictor pod starts. With them, istio-proxy starts before the pod's own
+init containers, so Seldon's storage initializer (rclone, downloading the model from Blob Storage
+with its workload-identity token) runs inside the mesh and the mesh's egress rules apply to it;
+without them (and without the CNI plugin, which this platform does not install) istio-init is moved
+last and the download bypasses the mesh. Sidecar containers are on by default from Kubernetes
+1.29 (GA in 1.33); the cluster is pinned to `aksKubernetesVersion` (1.34 in both stacks)."""
 
 
 def istiod_values(high_availability: bool) -> dict[str, Any]:
@@ -33,6 +42,7 @@ def istiod_values(high_availability: bool) -> dict[str, Any]:
         "autoscaleMin": replicas,
         "replicaCount": replicas,
         "meshConfig": {"enablePrometheusMerge": True},
+        "env": dict(NATIVE_SIDECARS_ENV),
         # The chart's PDB is `minAvailable: 1`: with one istiod (dev) no node drain could ever
         # evict it, so AKS node-image upgrades would stall on that node. Only with two or more.
         "global": {"defaultPodDisruptionBudget": {"enabled": high_availability}},

@@ -29,9 +29,17 @@ from pulumi_kubernetes.helm.v3 import Release, ReleaseArgs, RepositoryOptsArgs
 
 from components.cluster.pod_security import restricted_container, restricted_pod
 from components.cluster.seldon_core import EXECUTOR_METRICS_PATH, EXECUTOR_METRICS_PORT_NAME, SELDON_POD_LABEL
+from components.cluster.workload_identity import (
+    KeyVault,
+    PodIdentity,
+    secret_provider_class,
+    secrets_mount,
+    secrets_volume,
+    service_account,
+    uses_identity,
+)
 from layout import cluster_layout
 from layout.images import DIGEST_PULL_POLICY, UPSTREAM_IMAGES
-from layout.key_vault_csi import key_vault_provider_parameters
 from observability import alerts, dashboards
 
 KUBE_PROMETHEUS_STACK_REPOSITORY: Final = "https://prometheus-community.github.io/helm-charts"
@@ -168,23 +176,22 @@ def kube_prometheus_stack_values(v: MonitoringValues) -> dict[str, Any]:
     }
 
 
-def grafana_secret_provider_spec(vault_name: str, tenant_id: str, client_id: str) -> dict[str, Any]:
-    """Key Vault (workload identity of `grafana`) → files in the pod → Kubernetes Secret `grafana-admin`."""
-    secrets = (cluster_layout.GRAFANA_ADMIN_USER, cluster_layout.GRAFANA_ADMIN_PASSWORD)
-    return {
-        "provider": "azure",
-        "parameters": key_vault_provider_parameters(client_id, vault_name, tenant_id, secrets),
-        "secretObjects": [
-            {
-                "secretName": GRAFANA_ADMIN_SECRET,
-                "type": "Opaque",
-                "data": [
-                    {"objectName": cluster_layout.GRAFANA_ADMIN_USER, "key": GRAFANA_USER_KEY},
-                    {"objectName": cluster_layout.GRAFANA_ADMIN_PASSWORD, "key": GRAFANA_PASSWORD_KEY},
-                ],
-            }
-        ],
-    }
+GRAFANA_SECRETS: Final = (cluster_layout.GRAFANA_ADMIN_USER, cluster_layout.GRAFANA_ADMIN_PASSWORD)
+"""Key Vault secrets (workload identity of `grafana`) → files in the pod → Kubernetes Secret `grafana-admin`."""
+
+
+def grafana_secret_objects() -> list[dict[str, Any]]:
+    """`secretObjects` of Grafana's SecretProviderClass: the chart reads only the Secret."""
+    return [
+        {
+            "secretName": GRAFANA_ADMIN_SECRET,
+            "type": "Opaque",
+            "data": [
+                {"objectName": cluster_layout.GRAFANA_ADMIN_USER, "key": GRAFANA_USER_KEY},
+                {"objectName": cluster_layout.GRAFANA_ADMIN_PASSWORD, "key": GRAFANA_PASSWORD_KEY},
+            ],
+        }
+    ]
 
 
 def executor_pod_monitor_spec(models_namespace: str) -> dict[str, Any]:
@@ -209,17 +216,19 @@ class MonitoringArgs:
     mlflow_namespace: str
     vault_name: pulumi.Input[str]
     tenant_id: pulumi.Input[str]
-    grafana_client_id: pulumi.Input[str]
+    grafana_identity: PodIdentity
+    """The `grafana` identity: the secret-sync pod reads the admin credentials with it, after its
+    federated credential and Key Vault grants exist."""
     istio_crds: pulumi.Resource
     """Istio `base`: the Grafana VirtualService is an Istio object."""
     istiod: pulumi.Resource
     """Prometheus pods need sidecar injection for their mTLS certificates."""
     node_pools: Sequence[pulumi.Resource]
     """User node pools: the chart's pods and the secret-sync pod run there."""
-    grafana_identity_ready: Sequence[pulumi.Resource]
-    """Federated credential and Key Vault grants of `grafana`: the secret-sync pod reads with them."""
     thresholds: alerts.AlertThresholds = field(default_factory=alerts.AlertThresholds)
     declared_predictors: Sequence[alerts.DeclaredPredictor] = ()
+    watched_stacks: Sequence[alerts.WatchedStack] = ()
+    """Operator Stacks alerted on when failing or stalled (their operator's monitor is declared by its owner)."""
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -242,30 +251,28 @@ class Monitoring(pulumi.ComponentResource):
         namespace = kubernetes.core.v1.Namespace(
             f"{name}-namespace", metadata=kubernetes.meta.v1.ObjectMetaArgs(name=ns), opts=child()
         )
-        account = next(a for a in cluster_layout.WORKLOAD_SERVICE_ACCOUNTS if a.key == "grafana")
-        service_account = kubernetes.core.v1.ServiceAccount(
+        account = cluster_layout.workload_service_account("grafana")
+        service_account_resource = service_account(
             f"{name}-grafana-service-account",
-            metadata=meta(
-                account.service_account,
-                annotations={cluster_layout.WORKLOAD_IDENTITY_CLIENT_ID: args.grafana_client_id},
-            ),
-            automount_service_account_token=False,
+            name=account.service_account,
+            namespace=ns,
+            identity=args.grafana_identity,
             opts=child(namespace),
         )
-        secret_provider = kubernetes.apiextensions.CustomResource(
+        secret_provider = secret_provider_class(
             f"{name}-grafana-secret-provider",
-            api_version="secrets-store.csi.x-k8s.io/v1",
-            kind="SecretProviderClass",
-            metadata=meta(GRAFANA_ADMIN_SECRET),
-            spec=pulumi.Output.all(args.vault_name, args.tenant_id, args.grafana_client_id).apply(
-                lambda v: grafana_secret_provider_spec(v[0], v[1], v[2])
-            ),
+            name=GRAFANA_ADMIN_SECRET,
+            namespace=ns,
+            identity=args.grafana_identity,
+            vault=KeyVault(args.vault_name, args.tenant_id),
+            secrets=GRAFANA_SECRETS,
+            secret_objects=grafana_secret_objects(),
             opts=child(namespace),
         )
         secret_sync = self._secret_sync_deployment(
             name,
             meta,
-            child(service_account, secret_provider, *args.node_pools, *args.grafana_identity_ready),
+            child(service_account_resource, secret_provider, *args.node_pools, *args.grafana_identity.ready),
         )
         self.release = Release(
             f"{name}-kube-prometheus-stack",
@@ -297,7 +304,11 @@ class Monitoring(pulumi.ComponentResource):
             metadata=meta("mlops-platform"),
             spec={
                 "groups": alerts.rule_groups(
-                    args.thresholds, args.mlflow_namespace, cluster_layout.MLFLOW_ROLES, args.declared_predictors
+                    args.thresholds,
+                    args.mlflow_namespace,
+                    cluster_layout.MLFLOW_ROLES,
+                    args.declared_predictors,
+                    args.watched_stacks,
                 )
             },
             opts=child(self.release),
@@ -349,9 +360,7 @@ class Monitoring(pulumi.ComponentResource):
                 replicas=1,
                 selector=kubernetes.meta.v1.LabelSelectorArgs(match_labels=labels),
                 template=kubernetes.core.v1.PodTemplateSpecArgs(
-                    metadata=kubernetes.meta.v1.ObjectMetaArgs(
-                        labels={**labels, cluster_layout.WORKLOAD_IDENTITY_USE: "true"}
-                    ),
+                    metadata=kubernetes.meta.v1.ObjectMetaArgs(labels=uses_identity(labels)),
                     spec=kubernetes.core.v1.PodSpecArgs(
                         service_account_name="grafana",
                         automount_service_account_token=False,
@@ -365,23 +374,10 @@ class Monitoring(pulumi.ComponentResource):
                                     requests={"cpu": "5m", "memory": "8Mi"}, limits={"cpu": "10m", "memory": "16Mi"}
                                 ),
                                 security_context=restricted_container(),
-                                volume_mounts=[
-                                    kubernetes.core.v1.VolumeMountArgs(
-                                        name="key-vault", mount_path="/mnt/key-vault", read_only=True
-                                    )
-                                ],
+                                volume_mounts=[secrets_mount("key-vault", "/mnt/key-vault")],
                             )
                         ],
-                        volumes=[
-                            kubernetes.core.v1.VolumeArgs(
-                                name="key-vault",
-                                csi=kubernetes.core.v1.CSIVolumeSourceArgs(
-                                    driver="secrets-store.csi.k8s.io",
-                                    read_only=True,
-                                    volume_attributes={"secretProviderClass": GRAFANA_ADMIN_SECRET},
-                                ),
-                            )
-                        ],
+                        volumes=[secrets_volume("key-vault", GRAFANA_ADMIN_SECRET)],
                     ),
                 ),
             ),

@@ -17,6 +17,14 @@
    `rollout.source`). A `Secret` envRef would become `env[].valueFrom.secretKeyRef` on the
    workspace pod (PKO 2.9 `SetEnvRefsForWorkspace`), which policy `k8s-no-secret-env` forbids for
    the program's own pods; PKO refuses `FS` and `Env` references.
+
+The operator's metrics (`stacks_failing`, controller-runtime's reconcile counters) are scraped by
+a PodMonitor declared here, next to the operator: the platform alerts when the models Stack fails
+or stalls (observability.alerts.stack_alerts). The chart serves them on `http-metrics` (8383) over
+HTTPS with TokenReview/SubjectAccessReview authorization by default (`controller.metricsSecure`),
+but chart 2.9.0 grants the operator neither review (only the kustomize install's
+`metrics_auth_role.yaml` does) and its own ServiceMonitor scrapes plain HTTP: with the defaults no
+scrape succeeds. The metrics (Stack names, counts) are served in plain HTTP inside the cluster.
 """
 
 from __future__ import annotations
@@ -28,10 +36,20 @@ import pulumi
 import pulumi_kubernetes as kubernetes
 
 from components.cluster.pod_security import restricted_container, restricted_pod
+from components.cluster.workload_identity import (
+    KeyVault,
+    PodIdentity,
+    secret_provider_class,
+    secrets_mount,
+    secrets_mount_manifest,
+    secrets_volume,
+    secrets_volume_manifest,
+    service_account,
+    uses_identity,
+)
 from layout import cluster_layout
 from layout.cluster_layout import MLFLOW_ADMIN_PASSWORD, ROLLOUT_HOOK_SIGNING_KEY
 from layout.images import DIGEST_PULL_POLICY
-from layout.key_vault_csi import key_vault_provider_parameters
 
 ANALYZER = "rollout-analyzer"
 DEPLOYER = cluster_layout.workload_service_account("models-deployer").service_account
@@ -51,6 +69,31 @@ MODEL_DELIVERY_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
 MANAGE_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
 SECRETS_MOUNT = "/mnt/secrets"
 OPERATOR_CHART = "oci://ghcr.io/pulumi/helm-charts/pulumi-kubernetes-operator"
+OPERATOR_RELEASE = "pulumi-kubernetes-operator"
+OPERATOR_POD_LABELS = {
+    "app.kubernetes.io/name": "pulumi-kubernetes-operator",
+    "app.kubernetes.io/instance": OPERATOR_RELEASE,
+}
+"""The chart's selector labels (`pulumi-kubernetes-operator.selectorLabels`: chart name, release name)."""
+OPERATOR_METRICS_PORT = "http-metrics"
+
+
+def operator_pod_monitor_spec(namespace: str) -> dict[str, object]:
+    """The operator pod's metrics port, its labels kept: `stacks_failing` carries the Stack's own
+    `namespace` and `name`, which the target's `namespace` label would otherwise rename."""
+    return {
+        "selector": {"matchLabels": dict(OPERATOR_POD_LABELS)},
+        "namespaceSelector": {"matchNames": [namespace]},
+        "podMetricsEndpoints": [
+            {
+                "port": OPERATOR_METRICS_PORT,
+                "path": "/metrics",
+                "scheme": "http",
+                "interval": "30s",
+                "honorLabels": True,
+            }
+        ],
+    }
 
 
 def analysis_command(stack: str) -> list[str]:
@@ -66,14 +109,17 @@ class OperatorArgs:
     backend_url: str
     stack_name: str
     """The models stack (`<org>/mlops-models/<env>`)."""
-    workspace_image: str
-    deployer_client_id: pulumi.Input[str]
+    workspace_image: pulumi.Output[str]
+    """The `operator-workspace` image by digest, from `PlatformImages.refs`: the Stack waits for the build
+    (and, through `image_pull_ready`, for the nodes' pull grant) before a workspace pod pulls it."""
+    deployer_identity: PodIdentity
+    """The `models-deployer` identity; the workspace pod's first token exchange and secret reads
+    fail without its federated credential and Key Vault grants, so the Stack waits for `ready`."""
     models_namespace: str
     models_namespace_ready: pulumi.Resource
     """What creates the models namespace: the RoleBinding in it waits for it."""
-    deployer_identity_ready: Sequence[pulumi.Resource] = ()
-    """The deployer identity's federated credential and Key Vault grants: the workspace pod's first
-    token exchange and secret reads fail without them, so the Stack waits for them."""
+    monitoring_crds: pulumi.Resource | None = None
+    """What installs the PodMonitor kind (kube-prometheus-stack); None: the operator is not scraped."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +129,9 @@ class RolloutAutomationArgs:
     schedule: str
     image: pulumi.Output[str]
     """The `mlopsctl` image by digest, from `PlatformImages.refs` (the CronJob waits for the build)."""
-    analyzer_client_id: pulumi.Input[str]
+    analyzer_identity: PodIdentity
+    """The `rollout-analyzer` identity (the CronJob's pods wait for its federated credential and
+    Key Vault grant)."""
     tenant_id: pulumi.Input[str]
     key_vault_name: pulumi.Input[str]
     tracking_uri: str | None
@@ -94,8 +142,6 @@ class RolloutAutomationArgs:
     cluster: pulumi.Resource
     node_pools: Sequence[pulumi.Resource]
     """User node pools: the CronJob's pods and the operator run there."""
-    analyzer_identity_ready: Sequence[pulumi.Resource]
-    """Federated credential and Key Vault grant of the analysis CronJob's identity."""
     image_pull_ready: Sequence[pulumi.Resource] = ()
     """The nodes' pull grant on the registry `image` lives in (empty: a public image)."""
     operator: OperatorArgs | None = None
@@ -116,29 +162,21 @@ class RolloutAutomation(pulumi.ComponentResource):
         in_namespace = pulumi.ResourceOptions(
             parent=self, provider=args.provider, depends_on=[namespace], deleted_with=args.cluster
         )
-        analyzer = kubernetes.core.v1.ServiceAccount(
+        vault = KeyVault(args.key_vault_name, args.tenant_id)
+        analyzer = service_account(
             f"{name}-analyzer",
-            metadata=kubernetes.meta.v1.ObjectMetaArgs(
-                name=ANALYZER,
-                namespace=args.namespace,
-                annotations={cluster_layout.WORKLOAD_IDENTITY_CLIENT_ID: args.analyzer_client_id},
-            ),
-            automount_service_account_token=False,
+            name=ANALYZER,
+            namespace=args.namespace,
+            identity=args.analyzer_identity,
             opts=in_namespace,
         )
-        secret_class = kubernetes.apiextensions.CustomResource(
+        secret_class = secret_provider_class(
             f"{name}-mlflow-credentials",
-            api_version="secrets-store.csi.x-k8s.io/v1",
-            kind="SecretProviderClass",
-            metadata={"name": f"{ANALYZER}-mlflow", "namespace": args.namespace},
-            spec={
-                "provider": "azure",
-                "parameters": pulumi.Output.all(args.analyzer_client_id, args.key_vault_name, args.tenant_id).apply(
-                    lambda ids: key_vault_provider_parameters(
-                        ids[0], ids[1], ids[2], [MLFLOW_ADMIN_PASSWORD, ROLLOUT_HOOK_SIGNING_KEY]
-                    )
-                ),
-            },
+            name=f"{ANALYZER}-mlflow",
+            namespace=args.namespace,
+            identity=args.analyzer_identity,
+            vault=vault,
+            secrets=[MLFLOW_ADMIN_PASSWORD, ROLLOUT_HOOK_SIGNING_KEY],
             opts=in_namespace,
         )
         env = [
@@ -171,9 +209,7 @@ class RolloutAutomation(pulumi.ComponentResource):
                         backoff_limit=0,
                         active_deadline_seconds=600,
                         template=kubernetes.core.v1.PodTemplateSpecArgs(
-                            metadata=kubernetes.meta.v1.ObjectMetaArgs(
-                                labels={**labels, cluster_layout.WORKLOAD_IDENTITY_USE: "true"}
-                            ),
+                            metadata=kubernetes.meta.v1.ObjectMetaArgs(labels=uses_identity(labels)),
                             spec=kubernetes.core.v1.PodSpecArgs(
                                 service_account_name=ANALYZER,
                                 automount_service_account_token=False,
@@ -192,22 +228,13 @@ class RolloutAutomation(pulumi.ComponentResource):
                                         ),
                                         security_context=restricted_container(),
                                         volume_mounts=[
-                                            kubernetes.core.v1.VolumeMountArgs(
-                                                name="mlflow-credentials", mount_path=SECRETS_MOUNT, read_only=True
-                                            ),
+                                            secrets_mount("mlflow-credentials", SECRETS_MOUNT),
                                             kubernetes.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
                                         ],
                                     )
                                 ],
                                 volumes=[
-                                    kubernetes.core.v1.VolumeArgs(
-                                        name="mlflow-credentials",
-                                        csi=kubernetes.core.v1.CSIVolumeSourceArgs(
-                                            driver="secrets-store.csi.k8s.io",
-                                            read_only=True,
-                                            volume_attributes={"secretProviderClass": f"{ANALYZER}-mlflow"},
-                                        ),
-                                    ),
+                                    secrets_volume("mlflow-credentials", f"{ANALYZER}-mlflow"),
                                     kubernetes.core.v1.VolumeArgs(
                                         name="tmp", empty_dir=kubernetes.core.v1.EmptyDirVolumeSourceArgs()
                                     ),
@@ -226,7 +253,7 @@ class RolloutAutomation(pulumi.ComponentResource):
                     secret_class,
                     *args.node_pools,
                     *args.image_pull_ready,
-                    *args.analyzer_identity_ready,
+                    *args.analyzer_identity.ready,
                 ],
                 deleted_with=args.cluster,
             ),
@@ -245,25 +272,36 @@ class RolloutAutomation(pulumi.ComponentResource):
 
         release = kubernetes.helm.v3.Release(
             f"{name}-pulumi-operator",
-            name="pulumi-kubernetes-operator",
+            name=OPERATOR_RELEASE,
             chart=OPERATOR_CHART,
             version=operator.chart_version,
             namespace=args.namespace,
             values={
-                "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+                "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+                # Scrapable by the PodMonitor below (see the module docstring).
+                "controller": {"metricsSecure": False},
             },
             # Like every platform release: a failed install or upgrade rolls back, and `up` waits
             # until the operator runs, so the Stack CR below is created for a working controller.
             atomic=True,
             opts=opts(namespace, *args.node_pools),
         )
-        deployer = kubernetes.core.v1.ServiceAccount(
+        if operator.monitoring_crds is not None:
+            kubernetes.apiextensions.CustomResource(
+                f"{name}-pulumi-operator-metrics",
+                api_version="monitoring.coreos.com/v1",
+                kind="PodMonitor",
+                metadata={"name": OPERATOR_RELEASE, "namespace": args.namespace},
+                spec=operator_pod_monitor_spec(args.namespace),
+                opts=opts(release, operator.monitoring_crds),
+            )
+        deployer = service_account(
             f"{name}-deployer",
-            metadata=kubernetes.meta.v1.ObjectMetaArgs(
-                name=DEPLOYER,
-                namespace=args.namespace,
-                annotations={cluster_layout.WORKLOAD_IDENTITY_CLIENT_ID: operator.deployer_client_id},
-            ),
+            name=DEPLOYER,
+            namespace=args.namespace,
+            identity=operator.deployer_identity,
+            # The operator's workspace pod calls the API server with its token.
+            automount_token=None,
             opts=opts(namespace),
         )
         # Workspaces authenticate to the operator with TokenReview (the operator's documented need);
@@ -299,17 +337,13 @@ class RolloutAutomation(pulumi.ComponentResource):
             cluster_layout.MLFLOW_ADMIN_PASSWORD: "MLFLOW_TRACKING_PASSWORD_FILE",
             cluster_layout.MODELS_STACK_PASSPHRASE: "PULUMI_CONFIG_PASSPHRASE_FILE",
         }
-        credentials = kubernetes.apiextensions.CustomResource(
+        credentials = secret_provider_class(
             f"{name}-deployer-credentials",
-            api_version="secrets-store.csi.x-k8s.io/v1",
-            kind="SecretProviderClass",
-            metadata={"name": DEPLOYER_CREDENTIALS, "namespace": args.namespace},
-            spec={
-                "provider": "azure",
-                "parameters": pulumi.Output.all(operator.deployer_client_id, args.key_vault_name, args.tenant_id).apply(
-                    lambda ids: key_vault_provider_parameters(ids[0], ids[1], ids[2], list(secret_files))
-                ),
-            },
+            name=DEPLOYER_CREDENTIALS,
+            namespace=args.namespace,
+            identity=operator.deployer_identity,
+            vault=KeyVault(args.key_vault_name, args.tenant_id),
+            secrets=list(secret_files),
             opts=opts(namespace),
         )
         env_refs: dict[str, dict[str, object]] = {
@@ -345,7 +379,7 @@ class RolloutAutomation(pulumi.ComponentResource):
                         "securityProfile": "restricted",
                         "image": operator.workspace_image,
                         "podTemplate": {
-                            "metadata": {"labels": {cluster_layout.WORKLOAD_IDENTITY_USE: "true"}},
+                            "metadata": {"labels": uses_identity({})},
                             "spec": {
                                 # The operator runs the workspace as the Stack's account; said here too, so
                                 # the pod template alone names the identity whose federation it waits for.
@@ -353,25 +387,22 @@ class RolloutAutomation(pulumi.ComponentResource):
                                 "containers": [
                                     {
                                         "name": WORKSPACE_CONTAINER,
-                                        "volumeMounts": [
-                                            {"name": "credentials", "mountPath": SECRETS_MOUNT, "readOnly": True}
-                                        ],
+                                        "volumeMounts": [secrets_mount_manifest("credentials", SECRETS_MOUNT)],
                                     }
                                 ],
-                                "volumes": [
-                                    {
-                                        "name": "credentials",
-                                        "csi": {
-                                            "driver": "secrets-store.csi.k8s.io",
-                                            "readOnly": True,
-                                            "volumeAttributes": {"secretProviderClass": DEPLOYER_CREDENTIALS},
-                                        },
-                                    }
-                                ],
+                                "volumes": [secrets_volume_manifest("credentials", DEPLOYER_CREDENTIALS)],
                             },
                         },
                     }
                 },
             },
-            opts=opts(release, deployer, delegator, binding, credentials, *operator.deployer_identity_ready),
+            opts=opts(
+                release,
+                deployer,
+                delegator,
+                binding,
+                credentials,
+                *operator.deployer_identity.ready,
+                *args.image_pull_ready,
+            ),
         )

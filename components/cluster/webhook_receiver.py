@@ -18,18 +18,25 @@ registration Job to the registry role (MLflow's namespace denies everything else
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster.pod_security import restricted_container, restricted_pod
+from components.cluster.workload_identity import (
+    KeyVault,
+    PodIdentity,
+    secret_provider_class,
+    secrets_mount,
+    secrets_volume,
+    service_account,
+    uses_identity,
+)
 from layout import cluster_layout
 from layout.images import DIGEST_PULL_POLICY
-from layout.key_vault_csi import key_vault_provider_parameters
 from layout.mlflow_server import service_name
 from rollout.webhooks import DEFAULT_TOLERANCE_SECONDS
 
@@ -40,8 +47,6 @@ SECRETS_MOUNT: Final = "/mnt/secrets"
 UID: Final = 10001
 """The non-root user of images/mlopsctl."""
 PART_OF: Final = "mlops-platform"
-MLFLOW_DELIVERING_ROLES: Final = ("tracking", "registry")
-"""The MLflow roles with the registry store: they fire webhooks."""
 
 
 def receiver_url(namespace: str) -> str:
@@ -85,8 +90,9 @@ class WebhookReceiverArgs:
     """The models stack whose `rollout.models` (and their aliases) the receiver acts on; every
     other event is ignored."""
     image: pulumi.Input[str]
-    client_ids: Mapping[str, pulumi.Input[str]]
-    """Workload-identity client id per `cluster_layout.WORKLOAD_SERVICE_ACCOUNTS` key."""
+    identities: Mapping[str, PodIdentity]
+    """Per `cluster_layout.WORKLOAD_SERVICE_ACCOUNTS` key (`webhook-receiver`, `webhook-registrar`):
+    client id, and the federated credential and Key Vault grants its pods wait for."""
     tenant_id: pulumi.Input[str]
     key_vault_name: pulumi.Input[str]
     mlflow_username: str
@@ -97,14 +103,14 @@ class WebhookReceiverArgs:
     mlflow: Sequence[pulumi.Resource]
     """The MLflow servers (Deployments): the registration Job runs once they are ready, and the
     policies in MLflow's namespace once it exists."""
+    mlflow_selectors: Mapping[str, k8s.meta.v1.LabelSelectorArgs]
+    """`MlflowStack.selectors`: MLflow's webhook senders and registry role, as MLflow labels them."""
     tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS
     zone_spread: bool = False
     node_pools: Sequence[pulumi.Resource] = ()
     """User node pools the pods run on."""
     image_pull_ready: Sequence[pulumi.Resource] = ()
     """The nodes' AcrPull grant: the pods run an image from the stack's registry."""
-    identities_ready: Mapping[str, Sequence[pulumi.Resource]] = field(default_factory=dict)
-    """Federated credential and Key Vault grants per identity key: the pods wait for theirs."""
 
 
 class WebhookReceiver(pulumi.ComponentResource):
@@ -117,31 +123,26 @@ class WebhookReceiver(pulumi.ComponentResource):
         base = [args.automation, *args.node_pools, *args.image_pull_ready]
 
         accounts, provider_classes = {}, {}
+        vault = KeyVault(args.key_vault_name, args.tenant_id)
         for key in (RECEIVER, REGISTRAR):
-            account = next(a for a in cluster_layout.WORKLOAD_SERVICE_ACCOUNTS if a.key == key)
-            accounts[key] = k8s.core.v1.ServiceAccount(
+            account = cluster_layout.workload_service_account(key)
+            accounts[key] = service_account(
                 f"{name}-{key}",
-                metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=account.service_account,
-                    namespace=ns,
-                    labels=labels(key),
-                    annotations={cluster_layout.WORKLOAD_IDENTITY_CLIENT_ID: args.client_ids[key]},
-                ),
+                name=account.service_account,
+                namespace=ns,
+                identity=args.identities[key],
+                labels=labels(key),
                 # The receiver calls the API server with its token; the registrar needs none.
-                automount_service_account_token=key == RECEIVER,
+                automount_token=key == RECEIVER,
                 opts=self._opts([args.automation]),
             )
-            provider_classes[key] = k8s.apiextensions.CustomResource(
+            provider_classes[key] = secret_provider_class(
                 f"{name}-{key}-secrets",
-                api_version="secrets-store.csi.x-k8s.io/v1",
-                kind="SecretProviderClass",
-                metadata={"name": f"{key}-key-vault", "namespace": ns},
-                spec={
-                    "provider": "azure",
-                    "parameters": pulumi.Output.all(args.client_ids[key], args.key_vault_name, args.tenant_id).apply(
-                        functools.partial(_parameters, account.secrets)
-                    ),
-                },
+                name=f"{key}-key-vault",
+                namespace=ns,
+                identity=args.identities[key],
+                vault=vault,
+                secrets=account.secrets,
                 opts=self._opts([args.automation]),
             )
 
@@ -177,7 +178,7 @@ class WebhookReceiver(pulumi.ComponentResource):
         )
 
         deployment = self._receiver(
-            [*base, accounts[RECEIVER], provider_classes[RECEIVER], binding, *args.identities_ready.get(RECEIVER, ())]
+            [*base, accounts[RECEIVER], provider_classes[RECEIVER], binding, *args.identities[RECEIVER].ready]
         )
         service = k8s.core.v1.Service(
             f"{name}-service",
@@ -205,7 +206,7 @@ class WebhookReceiver(pulumi.ComponentResource):
                 service,
                 accounts[REGISTRAR],
                 provider_classes[REGISTRAR],
-                *args.identities_ready.get(REGISTRAR, ()),
+                *args.identities[REGISTRAR].ready,
             ]
         )
         self.url = pulumi.Output.from_input(receiver_url(ns))
@@ -249,9 +250,7 @@ class WebhookReceiver(pulumi.ComponentResource):
                     rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
                 ),
                 template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(
-                        labels={**labels(RECEIVER), cluster_layout.WORKLOAD_IDENTITY_USE: "true"}
-                    ),
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=uses_identity(labels(RECEIVER))),
                     spec=k8s.core.v1.PodSpecArgs(
                         service_account_name=RECEIVER,
                         automount_service_account_token=True,
@@ -297,9 +296,7 @@ class WebhookReceiver(pulumi.ComponentResource):
                 backoff_limit=6,
                 active_deadline_seconds=900,
                 template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(
-                        labels={**labels(REGISTRAR), cluster_layout.WORKLOAD_IDENTITY_USE: "true"}
-                    ),
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=uses_identity(labels(REGISTRAR))),
                     spec=k8s.core.v1.PodSpecArgs(
                         service_account_name=REGISTRAR,
                         automount_service_account_token=False,
@@ -341,14 +338,7 @@ class WebhookReceiver(pulumi.ComponentResource):
         def namespace_is(namespace: str) -> k8s.meta.v1.LabelSelectorArgs:
             return k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": namespace})
 
-        mlflow_servers = k8s.meta.v1.LabelSelectorArgs(
-            match_labels={cluster_layout.APP_NAME_LABEL: cluster_layout.MLFLOW_APP_LABEL_VALUE},
-            match_expressions=[
-                k8s.meta.v1.LabelSelectorRequirementArgs(
-                    key=cluster_layout.COMPONENT_LABEL, operator="In", values=list(MLFLOW_DELIVERING_ROLES)
-                )
-            ],
-        )
+        mlflow_servers = args.mlflow_selectors["webhook-senders"]
         receiver_port = [k8s.networking.v1.NetworkPolicyPortArgs(port=RECEIVER_PORT, protocol="TCP")]
         mlflow_port = [k8s.networking.v1.NetworkPolicyPortArgs(port=cluster_layout.MLFLOW_SERVER_PORT, protocol="TCP")]
         policies = {
@@ -398,12 +388,7 @@ class WebhookReceiver(pulumi.ComponentResource):
             ),
             # ... and admits the registration Job to the registry role.
             (args.mlflow_namespace, "allow-webhook-registrar"): k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(
-                    match_labels={
-                        cluster_layout.APP_NAME_LABEL: cluster_layout.MLFLOW_APP_LABEL_VALUE,
-                        cluster_layout.COMPONENT_LABEL: "registry",
-                    }
-                ),
+                pod_selector=args.mlflow_selectors["registry"],
                 policy_types=["Ingress"],
                 ingress=[
                     k8s.networking.v1.NetworkPolicyIngressRuleArgs(
@@ -429,27 +414,12 @@ class WebhookReceiver(pulumi.ComponentResource):
             )
 
 
-def _parameters(secrets: Sequence[str], values: list[str]) -> dict[str, str]:
-    client_id, vault, tenant = values
-    return key_vault_provider_parameters(client_id, vault, tenant, secrets)
-
-
 def _mounts() -> list[k8s.core.v1.VolumeMountArgs]:
-    return [
-        k8s.core.v1.VolumeMountArgs(name="secrets", mount_path=SECRETS_MOUNT, read_only=True),
-        k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
-    ]
+    return [secrets_mount("secrets", SECRETS_MOUNT), k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")]
 
 
 def _volumes(provider_class: str) -> list[k8s.core.v1.VolumeArgs]:
     return [
-        k8s.core.v1.VolumeArgs(
-            name="secrets",
-            csi=k8s.core.v1.CSIVolumeSourceArgs(
-                driver="secrets-store.csi.k8s.io",
-                read_only=True,
-                volume_attributes={"secretProviderClass": provider_class},
-            ),
-        ),
+        secrets_volume("secrets", provider_class),
         k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi")),
     ]

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as kubernetes
 
+from components.cluster.workload_identity import PodIdentity
+from components.cluster.workload_identity import service_account as identity_service_account
 from layout import cluster_layout, model_serving
 from layout.cluster_layout import public_host
 from observability import alerts
@@ -45,13 +47,13 @@ class ModelRolloutArgs:
     storage_account: str
     artifacts_destination: str
     storage_secret: str
-    reader_client_id: pulumi.Input[str]
+    reader_identity: PodIdentity
+    """The storage initializer's identity; `ready` (federated credential and blob grant) when
+    declared in the same program, empty for the models stack, which reads it from a platform stack
+    that is already deployed."""
     provider: kubernetes.Provider
     cluster: pulumi.Resource | None = None
     """In-cluster objects go with the cluster (`deleted_with`) when it is in the same program."""
-    reader_identity_ready: Sequence[pulumi.Resource] = ()
-    """Federated credential and blob grant of the storage initializer's identity, when declared in the
-    same program; the models stack reads them from a platform stack that is already deployed."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     reader_service_account: str = MODEL_READER_SERVICE_ACCOUNT
     """The service account federated with the reader identity (the platform's `modelReaderServiceAccount`)."""
@@ -74,14 +76,11 @@ class ModelRollout(pulumi.ComponentResource):
         k8s = pulumi.ResourceOptions(
             parent=self, provider=args.provider, depends_on=list(args.depends_on), deleted_with=args.cluster
         )
-        service_account = kubernetes.core.v1.ServiceAccount(
+        service_account = identity_service_account(
             f"{name}-reader",
-            metadata=kubernetes.meta.v1.ObjectMetaArgs(
-                name=args.reader_service_account,
-                namespace=args.namespace,
-                annotations={cluster_layout.WORKLOAD_IDENTITY_CLIENT_ID: args.reader_client_id},
-            ),
-            automount_service_account_token=False,
+            name=args.reader_service_account,
+            namespace=args.namespace,
+            identity=args.reader_identity,
             opts=k8s,
         )
         storage_config = kubernetes.core.v1.Secret(
@@ -127,7 +126,7 @@ class ModelRollout(pulumi.ComponentResource):
                     provider=args.provider,
                     depends_on=[
                         *args.depends_on,
-                        *args.reader_identity_ready,
+                        *args.reader_identity.ready,
                         *args.image_pull_ready,
                         service_account,
                         storage_config,

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from layers.mlflow_servers import server_settings
 from layout import cluster_layout
-from layout.mlflow_server import ServerSettings, server_settings
+from layout.mlflow_server import ServerSettings
 from settings.model import PlatformSettings
 from settings.stack_file import settings_from_stack_file
 from tests.services import processes
@@ -58,12 +59,15 @@ ADMIN_PASSWORD = "local-Admin-password-1234"
 
 
 @contextlib.contextmanager
-def mlflow_deployment(workdir: Path, stack: str = "dev", durable: bool = False) -> Iterator[MlflowDeployment]:
-    """Everything started in order and stopped in reverse; `durable` keeps PostgreSQL's fsync on."""
+def mlflow_deployment(
+    workdir: Path, stack: str = "dev", durable: bool = False, workspaces: bool = False
+) -> Iterator[MlflowDeployment]:
+    """Everything started in order and stopped in reverse; `durable` keeps PostgreSQL's fsync on;
+    `workspaces` runs the servers as a stack with teams does (`ServerSettings.workspaces`)."""
     container = committed_settings(stack).artifact_container
     with processes.postgres(workdir, durable=durable) as database, processes.azurite(workdir, (container,)) as blob:
         processes.run_migrations(database.server(), database.password, workdir / "migrations.log")
-        with mlflow_servers(database, blob, workdir, stack) as deployment:
+        with mlflow_servers(database, blob, workdir, stack, workspaces=workspaces) as deployment:
             yield deployment
 
 
@@ -76,6 +80,7 @@ def mlflow_servers(
     *,
     webhook_key: str | None = None,
     extra_env: Mapping[str, str] | None = None,
+    workspaces: bool = False,
 ) -> Iterator[MlflowDeployment]:
     """The three roles and nginx on an existing (migrated) database and Azurite (the restore drill
     starts them twice: on the original database, then on the restored one; the upgrade test with
@@ -95,6 +100,7 @@ def mlflow_servers(
         extra_env={"AZURE_STORAGE_CONNECTION_STRING": blob.connection_string, **(extra_env or {})},
         # The local webhook receiver listens on http://127.0.0.1, as the cluster's on a Service IP.
         webhook_private_targets=True,
+        workspaces=workspaces,
     )
     secrets = {
         cluster_layout.POSTGRES_ADMIN_PASSWORD: database.password,

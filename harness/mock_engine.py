@@ -33,7 +33,7 @@ from pulumi.runtime import mocks, rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from layout import paths
+from layout import paths, resource_types
 from rollout.source import SNAPSHOT_ENV
 from settings.problems import PROJECT
 from settings.stack_file import engine_config_from_stack_file
@@ -41,7 +41,7 @@ from settings.stack_file import engine_config_from_stack_file
 REPO_ROOT = paths.REPO_ROOT
 MODELS_DIR = paths.MODELS_DIR
 EXAMPLE_REGISTRY_SNAPSHOT = REPO_ROOT / "examples" / "registry-snapshot.json"
-STACK_REFERENCE = "pulumi:pulumi:StackReference"
+STACK_REFERENCE = resource_types.STACK_REFERENCE
 
 
 def platform_outputs_example(stack: str) -> Path:
@@ -78,6 +78,13 @@ class RecordedResource:
     """The id the (mock) provider answered with: Azure resource ids, for matching scopes."""
     outputs: dict[str, Any] = field(default_factory=dict)
     """The state the (mock) provider answered with (principal ids, FQDNs), for the deploy-order rules."""
+    engine_urn: str = ""
+    """The URN the Pulumi engine gives the resource: the type chain of every ancestor below the
+    stack (`A$B$type`). The mock monitor's `urn` keeps only the parent's type, so a move of an
+    ancestor does not show in it; this one changes as a state entry would."""
+    aliases: tuple[str, ...] = ()
+    """The engine URNs the resource's `aliases` option names (specs resolved as the engine resolves
+    them): a state entry under one of them is this resource, moved or renamed, not a replacement."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,8 @@ class Evaluation:
     resources: list[RecordedResource] = field(default_factory=list)
     outputs: dict[str, StackOutput] = field(default_factory=dict)
     error: BaseException | None = None
+    invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """Every provider function the program called (token, arguments), in call order."""
 
     def of_type(self, type_token: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_token]
@@ -278,6 +287,7 @@ class AzureLikeMocks(pulumi.runtime.Mocks):
         self.now = now
         self.stack_outputs = dict(stack_outputs or {})
         self.secret_outputs = secret_outputs
+        self.invokes: list[tuple[str, dict[str, Any]]] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         inputs = dict(args.inputs)
@@ -377,6 +387,7 @@ class AzureLikeMocks(pulumi.runtime.Mocks):
         return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        self.invokes.append((args.token, dict(args.args)))
         if args.token == "azure-native:authorization:getClientConfig":
             return {
                 "clientId": _mock_guid("deployer-client"),
@@ -416,16 +427,23 @@ def _built_image(inputs: Mapping[str, Any]) -> dict[str, Any]:
     return {**inputs, "digest": digest, "ref": f"{tags[0]}@{digest}" if tags else "", "contextHash": context_hash}
 
 
+STACK_TYPE = "pulumi:pulumi:Stack"
+
+
 class RecordingMonitor(mocks.MockMonitor):
     """A mock monitor that keeps every registration request's inputs and options."""
 
     def __init__(self, mock: pulumi.runtime.Mocks) -> None:
         super().__init__(mock)
         self.recorded: list[RecordedResource] = []
+        self._engine_urns: dict[str, str] = {}
+        """Mock URN → engine URN of every registration so far (parents register before children)."""
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
-        if request.type == "pulumi:pulumi:Stack":
+        engine_urn = self._engine_urn(request.parent, request.type, request.name)
+        self._engine_urns[response.urn] = engine_urn
+        if request.type == STACK_TYPE:
             return response
         inputs = rpc.deserialize_properties(request.object)
         secret_inputs = set()
@@ -450,9 +468,44 @@ class RecordingMonitor(mocks.MockMonitor):
                 ignore_changes=tuple(request.ignoreChanges),
                 id=response.id,
                 outputs=_plain(rpc.deserialize_properties(response.object)) if response.object else {},
+                engine_urn=engine_urn,
+                aliases=self._alias_urns(request),
             )
         )
         return response
+
+    def _engine_parent(self, parent: str) -> str:
+        """A parent URN as the engine has it: recorded, or (a URN the program computed with
+        `pulumi.create_urn` from a mock URN) without the stack type the mock leaves in it."""
+        if not parent:
+            return ""
+        if parent in self._engine_urns:
+            return self._engine_urns[parent]
+        prefix, qualified, name = parent.rsplit("::", 2)
+        return f"{prefix}::{qualified.removeprefix(STACK_TYPE + '$')}::{name}"
+
+    def _engine_urn(self, parent: str, type_: str, name: str, stack: str = "", project: str = "") -> str:
+        """`urn:pulumi:<stack>::<project>::<qualified type>::<name>`: the qualified type is the
+        parent's qualified type, `$`, the type (just the type under the stack or without parent)."""
+        engine_parent = self._engine_parent(parent)
+        parent_type = engine_parent.split("::")[2] if engine_parent else ""
+        qualified = f"{parent_type}${type_}" if parent_type and parent_type != STACK_TYPE else type_
+        return f"urn:pulumi:{stack or pulumi.get_stack()}::{project or pulumi.get_project()}::{qualified}::{name}"
+
+    def _alias_urns(self, request: Any) -> tuple[str, ...]:
+        """The engine URNs of the request's aliases: an alias is a URN, or a spec whose empty fields
+        mean "as now" (name, type, stack, project, parent) and whose `noParent` means top-level."""
+        urns = []
+        for alias in request.aliases:
+            if alias.urn:
+                urns.append(self._engine_parent(alias.urn))
+                continue
+            spec = alias.spec
+            parent = "" if spec.noParent else (spec.parentUrn or request.parent)
+            urns.append(
+                self._engine_urn(parent, spec.type or request.type, spec.name or request.name, spec.stack, spec.project)
+            )
+        return tuple(urns)
 
 
 def _single_field(struct: Any, key: str) -> Any:
@@ -519,7 +572,8 @@ def evaluate(
         platform_outputs = yaml.safe_load(platform_outputs_example(stack).read_text())
     project = (yaml.safe_load((project_dir / "Pulumi.yaml").read_text()) or {}).get("name", PROJECT)
 
-    monitor = RecordingMonitor(AzureLikeMocks(now, platform_outputs))
+    mocks = AzureLikeMocks(now, platform_outputs)
+    monitor = RecordingMonitor(mocks)
     runtime_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(monitor.mocks, project=str(project), stack=stack, preview=True, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config), secret_keys or [])
@@ -550,6 +604,7 @@ def evaluate(
         if collecting:
             gc.enable()
     evaluation.resources = list(monitor.recorded)
+    evaluation.invokes = list(mocks.invokes)
     root = runtime_settings.get_root_resource()
     if evaluation.error is None and isinstance(root, pulumi.runtime.stack.Stack):
         for name, value in root.outputs.items():

@@ -21,6 +21,9 @@ component adds later is covered without touching this module:
   credential and every role assignment of that identity.
 - `image-pull`: a pod running an image from a registry the stack declares waits for a pull grant
   (AcrPull) on that registry (the nodes' kubelet identity).
+- `image-build`: a pod running an image the stack builds (a docker-build `Image`, by the digest it
+  pushes) waits for that build. The operator's Stack counts: its `workspaceTemplate.spec.image` is
+  the workspace pod's image.
 - `postgres-dns`: a VNet-integrated PostgreSQL server waits for its private DNS zone's VNet link.
 - `subnet-access`: an AKS cluster waits for Network Contributor of its (user-assigned) control-plane
   identity on every subnet it joins: the node pools' subnets and, with API Server VNet Integration,
@@ -38,33 +41,35 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from components.azure.azure_roles import ACR_PULL, AKS_RBAC_CLUSTER_ADMIN, NETWORK_CONTRIBUTOR
+from harness.mock_engine import RecordedResource
+from layout import resource_types
+from layout.azure_roles import ACR_PULL, AKS_RBAC_CLUSTER_ADMIN, NETWORK_CONTRIBUTOR
 from layout.cluster_layout import WORKLOAD_IDENTITY_USE
-from mlopsctl.mock_engine import RecordedResource
 
-NODE_POOL = "azure-native:containerservice:AgentPool"
-MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
-ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
-FEDERATED_CREDENTIAL = "azure-native:managedidentity:FederatedIdentityCredential"
-USER_ASSIGNED_IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
-POSTGRES_SERVER = "azure-native:dbforpostgresql:Server"
-POSTGRES_DATABASE = "azure-native:dbforpostgresql:Database"
-VNET_LINK = "azure-native:privatedns:VirtualNetworkLink"
-CONTAINER_REGISTRY = "azure-native:containerregistry:Registry"
-KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
-SLEEP = "time:index/sleep:Sleep"
+NODE_POOL = resource_types.AKS_AGENT_POOL
+MANAGED_CLUSTER = resource_types.AKS_CLUSTER
+ROLE_ASSIGNMENT = resource_types.ROLE_ASSIGNMENT
+FEDERATED_CREDENTIAL = resource_types.FEDERATED_CREDENTIAL
+USER_ASSIGNED_IDENTITY = resource_types.USER_ASSIGNED_IDENTITY
+POSTGRES_SERVER = resource_types.POSTGRES_SERVER
+POSTGRES_DATABASE = resource_types.POSTGRES_DATABASE
+VNET_LINK = resource_types.PRIVATE_DNS_VNET_LINK
+CONTAINER_REGISTRY = resource_types.CONTAINER_REGISTRY
+KUBERNETES_PROVIDER = resource_types.KUBERNETES_PROVIDER
+SLEEP = resource_types.SLEEP
+IMAGE_BUILD = resource_types.IMAGE_BUILD
 
 POD_MAKING_TYPES = frozenset(
     {
         "kubernetes:core/v1:Pod",
-        "kubernetes:apps/v1:Deployment",
+        resource_types.DEPLOYMENT,
         "kubernetes:apps/v1:StatefulSet",
         "kubernetes:apps/v1:DaemonSet",
         "kubernetes:apps/v1:ReplicaSet",
-        "kubernetes:batch/v1:Job",
+        resource_types.JOB,
         "kubernetes:batch/v1:CronJob",
-        "kubernetes:helm.sh/v3:Release",
-        "kubernetes:helm.sh/v4:Chart",
+        resource_types.HELM_RELEASE,
+        resource_types.HELM_CHART,
     }
 )
 POD_MAKING_KINDS = frozenset({("machinelearning.seldon.io", "SeldonDeployment"), ("pulumi.com", "Stack")})
@@ -255,6 +260,24 @@ def pod_templates(resource: RecordedResource) -> list[PodTemplate]:
     return found
 
 
+def pod_images(resource: RecordedResource) -> set[str]:
+    """Every image a resource's pods run: its pod templates' containers and init containers, and
+    the workspace image of the operator's Stack (PKO puts `workspaceTemplate.spec.image` on the
+    workspace pod's `pulumi` container, which the Stack's pod template leaves without an image)."""
+    images = {
+        str(container["image"])
+        for template in pod_templates(resource)
+        for key in ("containers", "initContainers")
+        for container in template.spec.get(key) or []
+        if container.get("image")
+    }
+    if custom_kind(resource.type) == ("pulumi.com", "Stack"):
+        workspace = ((resource.inputs.get("spec") or {}).get("workspaceTemplate") or {}).get("spec") or {}
+        if workspace.get("image"):
+            images.add(str(workspace["image"]))
+    return images
+
+
 def makes_pods(resource: RecordedResource) -> bool:
     return (
         resource.type in POD_MAKING_TYPES
@@ -381,12 +404,7 @@ def image_pull_requirements(graph: DeployGraph) -> list[Requirement]:
     }
     requirements = []
     for resource in graph.resources:
-        hosts = {
-            str(container.get("image", "")).split("/", 1)[0]
-            for template in pod_templates(resource)
-            for key in ("containers", "initContainers")
-            for container in template.spec.get(key) or []
-        }
+        hosts = {image.split("/", 1)[0] for image in pod_images(resource)}
         for host in sorted(hosts & set(registries)):
             registry = registries[host]
             grants = frozenset(
@@ -396,6 +414,27 @@ def image_pull_requirements(graph: DeployGraph) -> list[Requirement]:
                 and g.inputs.get("scope") == registry.id
             )
             requirements.append(Requirement("image-pull", resource.urn, grants, f"the AcrPull grant on {host}"))
+    return requirements
+
+
+def built_reference(build: RecordedResource) -> str | None:
+    """`<registry>/<repository>@<digest>` a docker-build `Image` pushed (its first tag, its digest)."""
+    tags = build.inputs.get("tags") or []
+    digest = build.outputs.get("digest")
+    if not tags or not digest:
+        return None
+    return f"{str(tags[0]).rpartition(':')[0]}@{digest}"
+
+
+def image_build_requirements(graph: DeployGraph) -> list[Requirement]:
+    builds = {ref: build for build in graph.of_type(IMAGE_BUILD) if (ref := built_reference(build))}
+    requirements = []
+    for resource in graph.resources:
+        for image in sorted(pod_images(resource) & set(builds)):
+            build = builds[image]
+            requirements.append(
+                Requirement("image-build", resource.urn, frozenset({build.urn}), f"the build {_short(build.urn)}")
+            )
     return requirements
 
 
@@ -504,6 +543,7 @@ def rules(deployer_object_ids: Sequence[str] | None) -> dict[str, RuleFunction]:
         "database": database_requirements,
         "workload-identity": workload_identity_requirements,
         "image-pull": image_pull_requirements,
+        "image-build": image_build_requirements,
         "postgres-dns": postgres_dns_requirements,
         "subnet-access": subnet_access_requirements,
         "cluster-access": lambda graph: cluster_access_requirements(graph, deployer_object_ids),

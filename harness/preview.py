@@ -12,15 +12,17 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from mlopsctl.deploy_order import order_problems
-from mlopsctl.mock_engine import Evaluation, RecordedResource
-from mlopsctl.policy_check import PackConfig, Violation, load_pack_config, mandatory, run_policies
-from mlopsctl.schema_validation import schema_problems
+from harness.deploy_order import order_problems
+from harness.mock_engine import Evaluation, RecordedResource
+from harness.policy_check import PackConfig, Violation, load_pack_config, mandatory, run_policies
+from harness.schema_validation import schema_problems, upstream_dir_from_env
+from layout import resource_types
 
 SECRET_MASK = "[secret]"
-AKS_CLUSTER = "azure-native:containerservice:ManagedCluster"
+AKS_CLUSTER = resource_types.AKS_CLUSTER
 DEFAULT_KUBERNETES_VERSION = "1.34.2"
 
 
@@ -34,7 +36,9 @@ class PreviewReport:
     schema_problems: list[str]
     kubernetes_version: str
     order_problems: list[str] = field(default_factory=list)
-    """Broken deploy-order rules (mlopsctl/deploy_order.py): a first `up` would not converge."""
+    """Broken deploy-order rules (harness/deploy_order.py): a first `up` would not converge."""
+    upstream_schemas: Path | None = None
+    """Strict mode: the directory of full upstream definitions also validated against."""
 
     @property
     def failed(self) -> bool:
@@ -48,17 +52,22 @@ def kubernetes_version(evaluation: Evaluation) -> str:
     return str(version) if version else DEFAULT_KUBERNETES_VERSION
 
 
-def check(evaluation: Evaluation, pack_config: PackConfig | None = None) -> PreviewReport:
-    """Run every policy and schema check on an evaluated program."""
+def check(
+    evaluation: Evaluation, pack_config: PackConfig | None = None, upstream_schemas: Path | None = None
+) -> PreviewReport:
+    """Run every policy and schema check on an evaluated program (schemas: ours, and with
+    `upstream_schemas` or MLOPS_UPSTREAM_SCHEMAS also the full upstream definitions there)."""
     config = pack_config if pack_config is not None else load_pack_config(evaluation.stack)
     version = kubernetes_version(evaluation)
+    upstream_schemas = upstream_schemas if upstream_schemas is not None else upstream_dir_from_env()
     return PreviewReport(
         evaluation,
         config,
         run_policies(evaluation, config),
-        schema_problems(evaluation, version),
+        schema_problems(evaluation, version, upstream_schemas),
         version,
         order_problems(evaluation.resources),
+        upstream_schemas,
     )
 
 
@@ -109,7 +118,8 @@ def render_text(report: PreviewReport) -> str:
     lines += ["", "outputs:"]
     for name, value in masked_outputs(evaluation).items():
         lines.append(f"  {name}: {json.dumps(value)}")
-    lines += ["", f"schema problems (Kubernetes {report.kubernetes_version}):"]
+    against = "our schemas" + (f" and upstream {report.upstream_schemas}" if report.upstream_schemas else "")
+    lines += ["", f"schema problems (Kubernetes {report.kubernetes_version}; {against}):"]
     lines += [f"  {p}" for p in report.schema_problems] or ["  none"]
     lines += ["", "deploy order (what a first `up` must create first):"]
     lines += [f"  {p}" for p in report.order_problems] or ["  none"]

@@ -30,7 +30,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.policy import _NotApplicableError
 
-from mlopsctl.mock_engine import REPO_ROOT, Evaluation, RecordedResource
+from harness.mock_engine import REPO_ROOT, Evaluation, RecordedResource
 from policies.framework import Policy
 from policies.pack import BY_NAME, POLICIES
 from policies.stack import STACK_TYPE
