@@ -21,7 +21,7 @@ Canary-aware sizing, per predictor (each has its own scaler on its own load):
   sends all traffic back to it. At the *last* canary step (the next decision is promotion, and
   the stable's own traffic may be 0) it scales on the whole model's traffic instead of its own:
   the pre-scale step, so the promoted version rolls into a stable sized for the full load.
-- **canary / A/B candidate** at share s: minimum `ceil(minReplicas × s / 100)` (at least 1): a
+- **canary / A/B candidate** at share s: minimum `ceil(minReplicas x s / 100)` (at least 1): a
   10 % canary does not hold the stable's pods; its own request rate scales it above that.
 - **shadow / mirrored candidate**: the mirrored share is its traffic (the executor counts
   mirrored requests under its predictor name), so the same rule with s = the mirror percent.

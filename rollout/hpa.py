@@ -6,18 +6,18 @@ Read from kubernetes/kubernetes `pkg/controller/podautoscaler/` (stored version 
 00067268967ec95a40035bd666374a1caf48dd1a; the functions named are unchanged in release-1.34):
 
 - `replica_calculator.go`: `GetExternalPerPodMetricReplicas` (KEDA's Prometheus trigger with
-  `AverageValue`): usage ratio = total / (target × current); within the tolerance (0.1, the
+  `AverageValue`): usage ratio = total / (target x current); within the tolerance (0.1, the
   controller flag `--horizontal-pod-autoscaler-tolerance`) nothing changes, else
   desired = ceil(total / target). `GetResourceReplicas` (CPU `Utilization`): ratio =
-  utilisation / target, desired = ceil(ratio × ready pods), same tolerance.
+  utilisation / target, desired = ceil(ratio x ready pods), same tolerance.
 - `horizontal.go` `computeReplicasForMetrics`: with several metrics the largest proposal wins.
 - `horizontal.go` `normalizeDesiredReplicasWithBehaviors`, `stabilizeRecommendationWithBehaviors`:
   scaling up takes the *lowest* recommendation of the scale-up window, scaling down the *highest*
   of the scale-down window (recommendations are recorded every sync, each with its time);
   then `convertDesiredReplicasWithBehaviorRate` caps the change by the policies
   (`calculateScaleUpLimitWithScalingRules`: per policy, replicas at the period's start + Pods, or
-  ceil(start × (1 + Percent/100)); `Max` takes the largest; `calculateScaleDownLimitWithBehaviors`:
-  start − Pods or int(start × (1 − Percent/100)), `Max` the smallest count) and clamps to
+  ceil(start x (1 + Percent/100)); `Max` takes the largest; `calculateScaleDownLimitWithBehaviors`:
+  start - Pods or int(start x (1 - Percent/100)), `Max` the smallest count) and clamps to
   [min, max]. Scale events (replica changes with their time) are kept per direction.
 - Sync period 15 s (`--horizontal-pod-autoscaler-sync-period`).
 
@@ -27,6 +27,7 @@ a metric is read without delay; `benchmarks/autoscaling.py` adds a pod start-up 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -100,7 +101,7 @@ class Load:
 
     requests_per_second: float
     cpu_percent_per_request: float = 0.0
-    """CPU (% of the request) one replica uses per request/s it serves; utilisation = this × rps / replicas."""
+    """CPU (% of the request) one replica uses per request/s it serves; utilisation = this x rps / replicas."""
 
 
 @dataclass
@@ -181,10 +182,7 @@ class HpaSimulator:
                 limit = 2**31 - 1  # upstream: `var result int32 = math.MaxInt32`
                 for policy in rules.policies:
                     start = current + self._changed(self._down_events, policy.period_seconds, now)
-                    if policy.type == "Pods":
-                        proposed = start - policy.value
-                    else:
-                        proposed = int(start * (1 - policy.value / 100))
+                    proposed = start - policy.value if policy.type == "Pods" else int(start * (1 - policy.value / 100))
                     limit = pick(limit, proposed)
             limit = min(limit, current)
             return max(desired, scaler.min_replicas, limit)
@@ -243,5 +241,5 @@ def simulate(
 
 def direction_changes(samples: Sequence[Sample]) -> int:
     """How often the replica count reversed direction (up then down, or down then up): flapping."""
-    changes = [b.replicas - a.replicas for a, b in zip(samples, samples[1:], strict=False) if b.replicas != a.replicas]
-    return sum(1 for a, b in zip(changes, changes[1:], strict=False) if (a > 0) != (b > 0))
+    changes = [b.replicas - a.replicas for a, b in itertools.pairwise(samples) if b.replicas != a.replicas]
+    return sum(1 for a, b in itertools.pairwise(changes) if (a > 0) != (b > 0))
