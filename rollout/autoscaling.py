@@ -99,10 +99,10 @@ def predictor_deployment_name(deployment: str, predictor: str, container: str) -
     return name
 
 
-def trigger_query(namespace: str, deployment: str, predictor: str, load: Load) -> str:
+def trigger_query(namespace: str, deployment: str, predictor: str, load: Load, window: str = SCALING_WINDOW) -> str:
     """The request rate a predictor's scaler reads: its own, or the whole model's (pre-scale)."""
     target = promql.Target(deployment, predictor if load == "predictor" else None, namespace)
-    return promql.scaling_request_rate(target, SCALING_WINDOW)
+    return promql.scaling_request_rate(target, window)
 
 
 def keda_spec(
