@@ -99,9 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         print("    " + _curve(samples))
     total = base * 4
     for share in (10, 50, 100):
-        canary = hpa.simulate(
-            _scaler(settings, "canary", share), lambda t, s=share: hpa.Load(total * s / 100), 900
-        )
+        canary = hpa.simulate(_scaler(settings, "canary", share), lambda t, s=share: hpa.Load(total * s / 100), 900)
         _report(f"canary at {share:>3}% of {total:g} req/s", canary, target, args.startup)
         print("    " + _curve(canary))
     return 0
