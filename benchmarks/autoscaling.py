@@ -65,6 +65,14 @@ def _report(name: str, samples: list[hpa.Sample], target: float, startup: float)
     )
 
 
+def _load(profile: Callable[[float], float]) -> Callable[[float], hpa.Load]:
+    return lambda t: hpa.Load(profile(t))
+
+
+def _constant(value: float, _t: float) -> float:
+    return value
+
+
 def _curve(samples: list[hpa.Sample], every: int = 4) -> str:
     return " ".join(f"{int(s.at)}s:{s.replicas}" for s in samples[::every])
 
@@ -94,12 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, (profile, seconds, start) in scenarios.items():
         scaler = _scaler(settings, "stable", 100)
         warm = math.ceil(base * 4 / target) if "warm" in name else start
-        samples = hpa.simulate(scaler, lambda t, p=profile: hpa.Load(p(t)), seconds, start_replicas=warm)
+        samples = hpa.simulate(scaler, _load(profile), seconds, start_replicas=warm)
         _report(name, samples, target, args.startup)
         print("    " + _curve(samples))
     total = base * 4
     for share in (10, 50, 100):
-        canary = hpa.simulate(_scaler(settings, "canary", share), lambda t, s=share: hpa.Load(total * s / 100), 900)
+        canary = hpa.simulate(
+            _scaler(settings, "canary", share), _load(functools.partial(_constant, total * share / 100)), 900
+        )
         _report(f"canary at {share:>3}% of {total:g} req/s", canary, target, args.startup)
         print("    " + _curve(canary))
     return 0

@@ -233,7 +233,7 @@ def _hpa_selector(target: Target) -> str:
     deployment = target.deployment if target.regex else (re.escape(target.deployment) if target.deployment else None)
     predictor = target.predictor if target.regex else (re.escape(target.predictor) if target.predictor else None)
     name = f"keda-hpa-({deployment or '.+'})-({predictor or '[a-z0-9]+'})-0-model"
-    namespace = {"namespace": target.namespace} if target.namespace else {}
+    namespace: dict[str, str | None] = {"namespace": target.namespace}
     return matchers(namespace, regex=target.regex, extra=(f"{HPA_LABEL}=~{_quote(name)}",))
 
 

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 TOLERANCE = 0.1
 SYNC_SECONDS = 15
@@ -66,28 +66,25 @@ class Scaler:
     target_cpu_percent: int | None = None
 
 
-def from_keda_spec(spec: dict[str, object]) -> Scaler:
+def from_keda_spec(spec: Mapping[str, Any]) -> Scaler:
     """The HPA KEDA makes of a predictor's `kedaSpec` (`rollout.autoscaling.keda_spec`): same bounds,
     behaviour and targets, read back from the declared object."""
-    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]  # type: ignore[index]
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
 
-    def rules(raw: dict[str, object]) -> Rules:
-        policies = tuple(
-            Policy(p["type"], int(p["value"]), int(p["periodSeconds"]))
-            for p in raw["policies"]  # type: ignore[attr-defined]
-        )
-        return Rules(int(raw["stabilizationWindowSeconds"]), policies, raw.get("selectPolicy", "Max"))  # type: ignore[arg-type]
+    def rules(raw: Mapping[str, Any]) -> Rules:
+        policies = tuple(Policy(p["type"], int(p["value"]), int(p["periodSeconds"])) for p in raw["policies"])
+        return Rules(int(raw["stabilizationWindowSeconds"]), policies, raw.get("selectPolicy", "Max"))
 
     rps: float | None = None
     cpu: int | None = None
-    for trigger in spec["triggers"]:  # type: ignore[attr-defined]
+    for trigger in spec["triggers"]:
         if trigger["type"] == "prometheus":
             rps = float(trigger["metadata"]["threshold"])
         elif trigger["type"] == "cpu":
             cpu = int(trigger["metadata"]["value"])
     return Scaler(
-        min_replicas=int(spec["minReplicaCount"]),  # type: ignore[call-overload]
-        max_replicas=int(spec["maxReplicaCount"]),  # type: ignore[call-overload]
+        min_replicas=int(spec["minReplicaCount"]),
+        max_replicas=int(spec["maxReplicaCount"]),
         scale_up=rules(behavior["scaleUp"]),
         scale_down=rules(behavior["scaleDown"]),
         target_requests_per_second=rps,

@@ -3,6 +3,7 @@ over synthetic load, and every scaling query against a real Prometheus."""
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -280,6 +281,20 @@ def _eventually(check: Callable[[], bool], timeout: float = 30.0) -> bool:
     return check()
 
 
+def _one_nonzero_series(prometheus: PrometheusServer, query: str) -> bool:
+    rows = prometheus.query(query)
+    return len(rows) == 1 and float(rows[0]["value"][1]) > 0
+
+
+def _value_near(prometheus: PrometheusServer, query: str, expected: float) -> bool:
+    rows = prometheus.query(query)
+    return len(rows) == 1 and math.isclose(float(rows[0]["value"][1]), expected, rel_tol=0.2)
+
+
+def _series_count_is(prometheus: PrometheusServer, query: str, count: int) -> bool:
+    return len(prometheus.query(query)) == count
+
+
 def test_every_trigger_and_replica_query_returns_one_series_per_predictor(
     traffic: tuple[TrafficControl, PrometheusServer],
 ) -> None:
@@ -290,16 +305,12 @@ def test_every_trigger_and_replica_query_returns_one_series_per_predictor(
         control.set_predictor(model, predictor, rps=rps, replicas=3, max_replicas=3 if predictor == "stable" else 6)
     for predictor, rps in loads.items():
         declared = autoscaling.trigger_query("models", model, predictor, "predictor")
-        assert _eventually(
-            lambda q=declared: len(prometheus.query(q)) == 1 and prometheus.query(q)[0]["value"][1] != "0"
-        )
+        assert _eventually(functools.partial(_one_nonzero_series, prometheus, declared))
         # The value, over a window the 1 s scrape fills at once (the declared 2m one would need 2 minutes).
         query = autoscaling.trigger_query("models", model, predictor, "predictor", window="10s")
-        assert _eventually(
-            lambda q=query, r=rps: math.isclose(float(prometheus.query(q)[0]["value"][1]), r, rel_tol=0.2), 60
-        ), f"{predictor}: {prometheus.query(query)}"
+        assert _eventually(functools.partial(_value_near, prometheus, query, rps), 60), prometheus.query(query)
     whole = autoscaling.trigger_query("models", model, "stable", "model", window="10s")
-    assert _eventually(lambda: math.isclose(float(prometheus.query(whole)[0]["value"][1]), 46, rel_tol=0.2), 60)
+    assert _eventually(functools.partial(_value_near, prometheus, whole, 46), 60)
     silent = autoscaling.trigger_query("models", model, "nobody", "predictor")
     assert [float(r["value"][1]) for r in prometheus.query(silent)] == [0.0]
 
@@ -310,7 +321,7 @@ def test_every_trigger_and_replica_query_returns_one_series_per_predictor(
         promql.predictor_max_replicas(target),
         promql.requests_per_replica(target, "30s"),
     ):
-        assert _eventually(lambda e=expr: len(prometheus.query(e)) == 3), expr
+        assert _eventually(functools.partial(_series_count_is, prometheus, expr, 3)), expr
         labels = {(r["metric"]["deployment_name"], r["metric"]["predictor_name"]) for r in prometheus.query(expr)}
         assert labels == {(model, p) for p in loads}
     at_max = {r["metric"]["predictor_name"] for r in prometheus.query(promql.at_max_replicas(target))}
