@@ -13,6 +13,7 @@ is then computed over ready pods only.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 from collections.abc import Callable
