@@ -33,6 +33,16 @@ settings.register_profile("mlops-platform", deadline=None)
 settings.load_profile("mlops-platform")
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_uris_stay_with_their_test() -> Iterator[None]:
+    """A test that leaves `MLFLOW_TRACKING_URI`/`MLFLOW_REGISTRY_URI` exported (`mlflow.set_registry_uri`
+    does) sends every later client without an explicit registry URI to its stack: fail it there."""
+    before = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    yield
+    leaked = sorted(name for name, value in before.items() if os.environ.get(name) != value)
+    assert not leaked, f"the test left {leaked} changed; set them with monkeypatch"
+
+
 @pytest.fixture(scope="session")
 def evaluations() -> dict[str, Evaluation]:
     """Each committed stack evaluated once per session; tests must not mutate the result."""

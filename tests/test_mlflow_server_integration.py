@@ -53,12 +53,19 @@ def call(
         return int(error.code), error.read().decode()
 
 
+def _point_fluent_api_at(mlflow_stack: MlflowDeployment, patch: pytest.MonkeyPatch) -> None:
+    """The fluent API's URIs through the environment, undone with `patch`: `mlflow.set_registry_uri`
+    would outlive the test (a module global plus an exported `MLFLOW_REGISTRY_URI`) and point every
+    later `MlflowClient(tracking_uri)` of the session at this stack's registry."""
+    patch.setenv("MLFLOW_TRACKING_URI", mlflow_stack.tracking_uri)
+    patch.setenv("MLFLOW_REGISTRY_URI", mlflow_stack.registry_uri)
+
+
 @pytest.fixture
 def as_admin(mlflow_stack: MlflowDeployment, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", mlflow_stack.admin_username)
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", mlflow_stack.admin_password)
-    mlflow.set_tracking_uri(mlflow_stack.tracking_uri)
-    mlflow.set_registry_uri(mlflow_stack.registry_uri)
+    _point_fluent_api_at(mlflow_stack, monkeypatch)
     return MlflowClient(mlflow_stack.tracking_uri, mlflow_stack.registry_uri)
 
 
@@ -68,8 +75,7 @@ def released(mlflow_stack: MlflowDeployment) -> dict[str, Any]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_USERNAME", mlflow_stack.admin_username)
         patch.setenv("MLFLOW_TRACKING_PASSWORD", mlflow_stack.admin_password)
-        mlflow.set_tracking_uri(mlflow_stack.tracking_uri)
-        mlflow.set_registry_uri(mlflow_stack.registry_uri)
+        _point_fluent_api_at(mlflow_stack, patch)
         experiment_id = mlflow.create_experiment("integration-fraud")
         versions = []
         runs = []

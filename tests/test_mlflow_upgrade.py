@@ -123,7 +123,7 @@ def test_a_minor_upgrade_keeps_runs_models_and_aliases(workdir: Path, monkeypatc
             assert new.servers["tracking"].command.program[0] == "mlflow"
             monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", new.admin_username)
             monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
-            client = MlflowClient(new.tracking_uri)
+            client = MlflowClient(new.tracking_uri, new.tracking_uri)
             after = {"registry": registry_state(client), "runs": runs_state(client, "drill")}
     assert json.loads(json.dumps(after)) == before
     assert before["registry"]["fraud-detector"]["aliases"] == {"champion": "2", "challenger": "3"}

@@ -40,7 +40,7 @@ def _client(deployment: MlflowDeployment, monkeypatch: pytest.MonkeyPatch) -> Ml
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", deployment.admin_username)
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", deployment.tracking_uri)
-    return MlflowClient(deployment.tracking_uri)
+    return MlflowClient(deployment.tracking_uri, deployment.tracking_uri)
 
 
 def _damage(client: MlflowClient) -> None:
@@ -123,7 +123,7 @@ def _check_verify_finds_store_damage(
     deployment: MlflowDeployment, database: processes.Postgres, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The same command finds deleted artifacts and an alias naming a version that does not exist."""
-    client = MlflowClient(deployment.tracking_uri)
+    client = MlflowClient(deployment.tracking_uri, deployment.tracking_uri)
     version = client.get_model_version("fraud-detector", "1")
     logged = client.get_logged_model(str(version.source).removeprefix("models:/"))
     prefix = logged.artifact_location.removeprefix("mlflow-artifacts:/").strip("/")
