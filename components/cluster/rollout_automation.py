@@ -14,9 +14,9 @@
    registry as its own MLflow user, `models-reader`, with READ on the managed models only (kept by
    the Job of components/cluster/models_reader.py): the MLflow admin password never reaches the
    workspace. The reader's password and the stack passphrase come from Key Vault as files the CSI
-   driver mounts into the workspace pod; the Stack's `envRefs` are `Literal` file paths (`PULUMI_CONFIG_PASSPHRASE_FILE`,
-   read by the Pulumi CLI's passphrase secrets manager, and `MLFLOW_TRACKING_PASSWORD_FILE`, read by
-   `rollout.source`). A `Secret` envRef would become `env[].valueFrom.secretKeyRef` on the
+   driver mounts into the workspace pod; the Stack's `envRefs` are `Literal` file paths
+   (`PULUMI_CONFIG_PASSPHRASE_FILE`, read by the Pulumi CLI's passphrase secrets manager, and
+   `MLFLOW_TRACKING_PASSWORD_FILE`, read by `rollout.source`). A `Secret` envRef would become `env[].valueFrom.secretKeyRef` on the
    workspace pod (PKO 2.9 `SetEnvRefsForWorkspace`), which policy `k8s-no-secret-env` forbids for
    the program's own pods; PKO refuses `FS` and `Env` references.
 
