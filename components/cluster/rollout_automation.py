@@ -16,9 +16,10 @@
    workspace. The reader's password and the stack passphrase come from Key Vault as files the CSI
    driver mounts into the workspace pod; the Stack's `envRefs` are `Literal` file paths
    (`PULUMI_CONFIG_PASSPHRASE_FILE`, read by the Pulumi CLI's passphrase secrets manager, and
-   `MLFLOW_TRACKING_PASSWORD_FILE`, read by `rollout.source`). A `Secret` envRef would become `env[].valueFrom.secretKeyRef` on the
-   workspace pod (PKO 2.9 `SetEnvRefsForWorkspace`), which policy `k8s-no-secret-env` forbids for
-   the program's own pods; PKO refuses `FS` and `Env` references.
+   `MLFLOW_TRACKING_PASSWORD_FILE`, read by `rollout.source`). A `Secret` envRef would become
+   `env[].valueFrom.secretKeyRef` on the workspace pod (PKO 2.9 `SetEnvRefsForWorkspace`), which
+   policy `k8s-no-secret-env` forbids for the program's own pods; PKO refuses `FS` and `Env`
+   references.
 
 The operator's metrics (`stacks_failing`, controller-runtime's reconcile counters) are scraped by
 a PodMonitor declared here, next to the operator: the platform alerts when the models Stack fails
