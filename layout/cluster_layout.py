@@ -115,10 +115,11 @@ WORKLOAD_SERVICE_ACCOUNTS: tuple[WorkloadServiceAccount, ...] = (
         "automation",
         "models-deployer",
         "secrets",
+        # The read-only models reader's password, never the MLflow admin's.
         (MODELS_READER_PASSWORD, MODELS_STACK_PASSPHRASE),
-        "The Pulumi Kubernetes Operator's workspace running the models stack reads the registry as the "
-        "read-only models reader, and the stack passphrase (no other Azure role, never the MLflow admin "
-        "password; its Kubernetes rights end at the models namespace)",
+        "The Pulumi Kubernetes Operator's workspace running the models stack reads the registry "
+        "credentials and the stack passphrase (no other Azure role; its Kubernetes rights end at the "
+        "models namespace)",
     ),
     WorkloadServiceAccount(
         "models-reader-registrar",

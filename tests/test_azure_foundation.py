@@ -326,6 +326,7 @@ def test_workload_identities_are_least_privilege(stack: Evaluation) -> None:
         "system:serviceaccount:ml-jobs:mlflow-job-runner",
         "system:serviceaccount:mlops-system:webhook-receiver",
         "system:serviceaccount:mlops-system:webhook-registrar",
+        "system:serviceaccount:mlops-system:models-reader-registrar",
         "system:serviceaccount:cert-manager:cert-manager",
     }
     issuer = stack.outputs["oidcIssuerUrl"].value
