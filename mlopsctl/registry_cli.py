@@ -185,7 +185,7 @@ def add_registry_parser(commands: Any) -> None:
 
 def run_registry(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
-    if args.registry_command == "ensure-reader":
+    if getattr(args, "registry_command", "verify") == "ensure-reader":
         return run_ensure_reader(args, environ)
     try:
         uri = args.tracking_uri or environ.get("MLFLOW_TRACKING_URI")
