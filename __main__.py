@@ -6,10 +6,14 @@ this stack's outputs (`layers/outputs.py`) and the registry. What each layer dec
 `layers/` (see docs/architecture.md).
 """
 
+import pulumi
+
 from layers import azure, cluster, outputs
-from layers.config import platform_settings
+from layers.config import managed_models, platform_settings
 
 settings = platform_settings()
+# The models the operator's workspace reads (models/Pulumi.<stack>.yaml): its registry user's grants.
+models = managed_models(settings, pulumi.get_stack())
 azure_layer = azure.declare(settings)
-cluster_layer = cluster.declare(settings, azure_layer)
+cluster_layer = cluster.declare(settings, azure_layer, models)
 outputs.export(settings, azure_layer, cluster_layer)

@@ -198,6 +198,8 @@ def declare(settings: PlatformSettings) -> AzureLayer:
                 cluster_layout.MODELS_STACK_PASSPHRASE,
                 # Stored in MLflow by the registration Job, which reruns only when its spec changes.
                 cluster_layout.WEBHOOK_SIGNING_SECRET,
+                # Set in MLflow by the `ensure-reader` Job, which reruns only when its spec changes.
+                cluster_layout.MODELS_READER_PASSWORD,
             ),
             generated_fernet_keys=(cluster_layout.MLFLOW_WEBHOOK_ENCRYPTION_KEY,),
             password_keepers=rotation.keepers,
@@ -210,6 +212,7 @@ def declare(settings: PlatformSettings) -> AzureLayer:
                 cluster_layout.ROLLOUT_HOOK_SIGNING_KEY: "key",
                 cluster_layout.MODELS_STACK_PASSPHRASE: "password",
                 cluster_layout.WEBHOOK_SIGNING_SECRET: "key",
+                cluster_layout.MODELS_READER_PASSWORD: "password",
                 cluster_layout.MLFLOW_WEBHOOK_ENCRYPTION_KEY: "key",
                 **{cluster_layout.database_uri_secret(db): "connection-string" for db in postgres.connection_uris},
             },

@@ -6,6 +6,7 @@ from the platform's outputs and the registry, so this layer never talks to MLflo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -15,6 +16,7 @@ from components.cluster.gateway_certificate import GatewayCertificate, GatewayCe
 from components.cluster.istio_mesh import IstioMesh, IstioMeshArgs
 from components.cluster.mlflow import MlflowStack, MlflowStackArgs, PodResources, RoleScaling
 from components.cluster.mlflow_projects import MlflowProjects, MlflowProjectsArgs
+from components.cluster.models_reader import ModelsReader, ModelsReaderArgs
 from components.cluster.monitoring import Monitoring, MonitoringArgs, MonitoringValues
 from components.cluster.rollout_automation import OperatorArgs, RolloutAutomation, RolloutAutomationArgs
 from components.cluster.seldon_core import SeldonCore, SeldonCoreArgs
@@ -39,12 +41,15 @@ class ClusterLayer:
     mlflow: MlflowStack
     mlflow_projects: MlflowProjects
     webhooks: WebhookReceiver | None
+    models_reader: ModelsReader | None
+    """The operator workspace's read-only MLflow user (with the operator only)."""
     certificate: GatewayCertificate
     dns_records: GatewayDnsRecords
 
 
-def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
-    """Declare everything that runs in the cluster, through the cluster's one Kubernetes provider."""
+def declare(settings: PlatformSettings, azure: AzureLayer, managed_models: Sequence[str] = ()) -> ClusterLayer:
+    """Declare everything that runs in the cluster, through the cluster's one Kubernetes provider;
+    `managed_models` are the models stack's models (`layers.config.managed_models`)."""
     identities = pod_identities(azure.identities.client_ids, azure.identities.ready)
     mesh = IstioMesh(
         "istio",
@@ -270,6 +275,30 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
         else None
     )
 
+    models_reader = (
+        ModelsReader(
+            "models-reader",
+            ModelsReaderArgs(
+                namespace=cluster_layout.AUTOMATION_NAMESPACE,
+                mlflow_namespace=settings.mlflow_namespace,
+                models=managed_models,
+                image=azure.images.refs["mlopsctl"],
+                identity=identities["models-reader-registrar"],
+                tenant_id=azure.client.tenant_id,
+                key_vault_name=azure.vault.vault_name,
+                mlflow_username=settings.mlflow_admin_username,
+                provider=azure.aks.provider,
+                cluster=azure.aks.cluster,
+                automation=automation,
+                mlflow=list(mlflow.deployments.values()),
+                node_pools=azure.aks.user_node_pools,
+                image_pull_ready=azure.aks.image_pull_ready,
+            ),
+        )
+        if settings.pulumi_operator
+        else None
+    )
+
     return ClusterLayer(
         mesh=mesh,
         seldon=seldon,
@@ -278,6 +307,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer) -> ClusterLayer:
         mlflow=mlflow,
         mlflow_projects=mlflow_projects,
         webhooks=webhooks,
+        models_reader=models_reader,
         certificate=certificate,
         dns_records=dns_records,
     )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pulumi
 
+from layout.paths import MODELS_DIR
 from settings.loader import load_settings
 from settings.model import PlatformSettings
 from settings.models import ModelsSettings, load_models_settings
-from settings.problems import MODELS_PROJECT
-from settings.stack_file import project_values
+from settings.problems import MODELS_PROJECT, Problem, SettingsError
+from settings.stack_file import models_settings_from_stack_file, project_values
 
 
 def _runtime_config() -> dict[str, object]:
@@ -30,3 +31,17 @@ def platform_settings() -> PlatformSettings:
 def models_settings() -> ModelsSettings:
     """Settings of the running models stack (`mlops-models:` keys); raises SettingsError."""
     return load_models_settings(project_values(_runtime_config(), MODELS_PROJECT))
+
+
+def managed_models(settings: PlatformSettings, stack: str) -> tuple[str, ...]:
+    """The models the operator's workspace reads (`rollout.models` of `models/Pulumi.<stack>.yaml`), for
+    the read-only registry user's grants; empty without the operator. Read before any resource is
+    declared: a missing or bad models stack file raises SettingsError."""
+    if not settings.pulumi_operator:
+        return ()
+    path = MODELS_DIR / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise SettingsError(
+            [Problem("rollout", f"no models stack file models/{path.name}", "a models stack of the same name")]
+        )
+    return tuple(model.name for model in models_settings_from_stack_file(path).rollout.models)

@@ -26,6 +26,11 @@ MODELS_STACK_PASSPHRASE: Final = "models-stack-passphrase"
 MLFLOW_WEBHOOK_ENCRYPTION_KEY: Final = "mlflow-webhook-encryption-key"
 """Fernet key (32 url-safe base64 bytes) MLflow encrypts stored webhook secrets with: one key for
 every server process, or each process invents its own and stored secrets stop decrypting."""
+MODELS_READER_PASSWORD: Final = "mlflow-models-reader-password"
+"""Password of the models stack's read-only MLflow user (`MODELS_READER_USER`): the operator's
+workspace reads the registry with it, never with the admin's."""
+MODELS_READER_USER: Final = "models-reader"
+"""The MLflow user `mlopsctl registry ensure-reader` keeps with READ on the managed models only."""
 WEBHOOK_SIGNING_SECRET: Final = "mlflow-webhook-signing-secret"
 """HMAC secret of the platform's registry webhook: MLflow signs with it, the receiver verifies."""
 
@@ -110,10 +115,20 @@ WORKLOAD_SERVICE_ACCOUNTS: tuple[WorkloadServiceAccount, ...] = (
         "automation",
         "models-deployer",
         "secrets",
-        (MLFLOW_ADMIN_PASSWORD, MODELS_STACK_PASSPHRASE),
+        # The read-only models reader's password, never the MLflow admin's.
+        (MODELS_READER_PASSWORD, MODELS_STACK_PASSPHRASE),
         "The Pulumi Kubernetes Operator's workspace running the models stack reads the registry "
         "credentials and the stack passphrase (no other Azure role; its Kubernetes rights end at the "
         "models namespace)",
+    ),
+    WorkloadServiceAccount(
+        "models-reader-registrar",
+        "automation",
+        "models-reader-registrar",
+        "secrets",
+        (MODELS_READER_PASSWORD, MLFLOW_ADMIN_PASSWORD),
+        "Job `mlopsctl registry ensure-reader` keeps the models reader's MLflow user, password and grants "
+        "(user and grant APIs are admin-only in MLflow)",
     ),
     WorkloadServiceAccount(
         "webhook-receiver",

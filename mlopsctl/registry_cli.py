@@ -1,5 +1,7 @@
 """`mlopsctl registry verify`: does the registry agree with its artifact store? For use after a restore.
 
+(`mlopsctl registry ensure-reader`, the models stack's read-only MLflow user, is mlopsctl/reader_cli.py.)
+
 Reads the registry and tracking store through MLflow's REST API and the artifact store through the
 artifacts role (`/api/2.0/mlflow-artifacts/artifacts`, which lists the blob container with the
 role's workload identity), so it needs no storage credentials of its own, only an MLflow login
@@ -23,6 +25,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+from mlopsctl.reader_cli import add_ensure_reader_parser, run_ensure_reader
 from rollout.registry_consistency import (
     MODEL_FILE,
     Report,
@@ -177,10 +180,13 @@ def add_registry_parser(commands: Any) -> None:
     )
     check.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     check.add_argument("--json", action="store_true", help="machine-readable output")
+    add_ensure_reader_parser(actions)
 
 
 def run_registry(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
+    if getattr(args, "registry_command", "verify") == "ensure-reader":
+        return run_ensure_reader(args, environ)
     try:
         uri = args.tracking_uri or environ.get("MLFLOW_TRACKING_URI")
         if not uri:

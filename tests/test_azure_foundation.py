@@ -149,6 +149,7 @@ def test_key_vault_holds_every_generated_secret(dev: Evaluation, prod: Evaluatio
         cluster_layout.MODELS_STACK_PASSPHRASE,
         cluster_layout.MLFLOW_WEBHOOK_ENCRYPTION_KEY,
         cluster_layout.WEBHOOK_SIGNING_SECRET,
+        cluster_layout.MODELS_READER_PASSWORD,
         "mlflow-db-uri",
         "mlflow-registry-db-uri",
         "mlflow-auth-db-uri",
@@ -326,6 +327,7 @@ def test_workload_identities_are_least_privilege(stack: Evaluation) -> None:
         "system:serviceaccount:ml-jobs:mlflow-job-runner",
         "system:serviceaccount:mlops-system:webhook-receiver",
         "system:serviceaccount:mlops-system:webhook-registrar",
+        "system:serviceaccount:mlops-system:models-reader-registrar",
         "system:serviceaccount:cert-manager:cert-manager",
     }
     issuer = stack.outputs["oidcIssuerUrl"].value
@@ -346,7 +348,7 @@ def test_workload_identities_are_least_privilege(stack: Evaluation) -> None:
     assert roles.count(azure_roles.STORAGE_BLOB_DATA_READER) == 2  # model serving, MLflow Projects jobs
     assert roles.count(azure_roles.ACR_PULL) == 1
     assert roles.count(azure_roles.DNS_ZONE_CONTRIBUTOR) == 1  # cert-manager, on the zone only
-    assert len(identities) == 11  # ten workloads + the AKS control plane
+    assert len(identities) == 12  # eleven workloads + the AKS control plane
 
 
 def test_stack_outputs_and_secrets(stack: Evaluation) -> None:

@@ -112,7 +112,7 @@ def test_operator_workspace_is_restricted_and_reads_its_credentials_from_key_vau
     assert {ref["type"] for ref in refs.values()} == {"Literal"}
     assert refs["MLFLOW_TRACKING_PASSWORD_FILE"] == {
         "type": "Literal",
-        "literal": {"value": "/mnt/secrets/mlflow-admin-password"},
+        "literal": {"value": "/mnt/secrets/mlflow-models-reader-password"},
     }
     assert refs["PULUMI_CONFIG_PASSPHRASE_FILE"]["literal"]["value"] == "/mnt/secrets/models-stack-passphrase"
     assert not {"MLFLOW_TRACKING_PASSWORD", "PULUMI_CONFIG_PASSPHRASE"} & set(refs)
@@ -123,7 +123,11 @@ def test_operator_workspace_is_restricted_and_reads_its_credentials_from_key_vau
     )
     assert "secretObjects" not in provider.inputs["spec"]
     objects = yaml.safe_load(provider.inputs["spec"]["parameters"]["objects"])["array"]
-    assert {yaml.safe_load(o)["objectName"] for o in objects} == {"mlflow-admin-password", "models-stack-passphrase"}
+    # The read-only models reader's password, never the MLflow admin's (tests/test_models_reader_platform.py).
+    assert {yaml.safe_load(o)["objectName"] for o in objects} == {
+        "mlflow-models-reader-password",
+        "models-stack-passphrase",
+    }
     parameters = provider.inputs["spec"]["parameters"]
     assert parameters["clientID"] == evaluation.outputs["workloadIdentityClientIds"].value["models-deployer"]
     volumes = workspace["podTemplate"]["spec"]["volumes"]
@@ -142,7 +146,7 @@ def test_operator_workspace_is_restricted_and_reads_its_credentials_from_key_vau
     ]
     assert assignments and all("/secrets/" in r.inputs["scope"] for r in assignments)
     assert {r.inputs["scope"].rsplit("/", 1)[-1] for r in assignments} == {
-        "mlflow-admin-password",
+        "mlflow-models-reader-password",
         "models-stack-passphrase",
     }
 

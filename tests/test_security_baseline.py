@@ -194,8 +194,8 @@ def test_every_secret_has_a_content_type_and_expires_after_rotation_plus_grace(s
     expected = int(rotation.timestamp()) + 14 * SECONDS_PER_DAY
     secrets = stack.of_type(SECRET)
     # 8 platform credentials, the rollout hook signing key, the models stack passphrase, the webhook
-    # signing secret and encryption key
-    assert len(secrets) == 12
+    # signing secret and encryption key, the models reader's password
+    assert len(secrets) == 13
     for secret in secrets:
         properties = secret.inputs["properties"]
         assert properties["contentType"] in {"password", "username", "key", "connection-string"}, secret.name

@@ -10,13 +10,16 @@
    decision becomes declared traffic without a person running `pulumi up`. Its workspace runs as
    `models-deployer`: a Role in the models namespace for exactly the kinds model delivery
    declares (no ClusterRole beyond the operator's documented token review), an Azure identity
-   that may only read two Key Vault secrets, and the restricted Pod Security profile. The MLflow
-   password and the stack passphrase come from Key Vault as files the CSI driver mounts into the
-   workspace pod; the Stack's `envRefs` are `Literal` file paths (`PULUMI_CONFIG_PASSPHRASE_FILE`,
-   read by the Pulumi CLI's passphrase secrets manager, and `MLFLOW_TRACKING_PASSWORD_FILE`, read by
-   `rollout.source`). A `Secret` envRef would become `env[].valueFrom.secretKeyRef` on the
-   workspace pod (PKO 2.9 `SetEnvRefsForWorkspace`), which policy `k8s-no-secret-env` forbids for
-   the program's own pods; PKO refuses `FS` and `Env` references.
+   that may only read two Key Vault secrets, and the restricted Pod Security profile. It reads the
+   registry as its own MLflow user, `models-reader`, with READ on the managed models only (kept by
+   the Job of components/cluster/models_reader.py): the MLflow admin password never reaches the
+   workspace. The reader's password and the stack passphrase come from Key Vault as files the CSI
+   driver mounts into the workspace pod; the Stack's `envRefs` are `Literal` file paths
+   (`PULUMI_CONFIG_PASSPHRASE_FILE`, read by the Pulumi CLI's passphrase secrets manager, and
+   `MLFLOW_TRACKING_PASSWORD_FILE`, read by `rollout.source`). A `Secret` envRef would become
+   `env[].valueFrom.secretKeyRef` on the workspace pod (PKO 2.9 `SetEnvRefsForWorkspace`), which
+   policy `k8s-no-secret-env` forbids for the program's own pods; PKO refuses `FS` and `Env`
+   references.
 
 The operator's metrics (`stacks_failing`, controller-runtime's reconcile counters) are scraped by
 a PodMonitor declared here, next to the operator: the platform alerts when the models Stack fails
@@ -334,8 +337,10 @@ class RolloutAutomation(pulumi.ComponentResource):
             subjects=[kubernetes.rbac.v1.SubjectArgs(kind="ServiceAccount", name=DEPLOYER, namespace=args.namespace)],
             opts=opts(role, operator.models_namespace_ready),
         )
+        # The registry is read as the read-only models reader (components/cluster/models_reader.py),
+        # never as the MLflow admin: the admin password is not in this class nor the identity's grants.
         secret_files = {
-            cluster_layout.MLFLOW_ADMIN_PASSWORD: "MLFLOW_TRACKING_PASSWORD_FILE",
+            cluster_layout.MODELS_READER_PASSWORD: "MLFLOW_TRACKING_PASSWORD_FILE",
             cluster_layout.MODELS_STACK_PASSPHRASE: "PULUMI_CONFIG_PASSPHRASE_FILE",
         }
         credentials = secret_provider_class(
@@ -348,7 +353,7 @@ class RolloutAutomation(pulumi.ComponentResource):
             opts=opts(namespace),
         )
         env_refs: dict[str, dict[str, object]] = {
-            "MLFLOW_TRACKING_USERNAME": {"type": "Literal", "literal": {"value": args.mlflow_username}},
+            "MLFLOW_TRACKING_USERNAME": {"type": "Literal", "literal": {"value": cluster_layout.MODELS_READER_USER}},
             **{
                 variable: {"type": "Literal", "literal": {"value": f"{SECRETS_MOUNT}/{secret}"}}
                 for secret, variable in secret_files.items()
