@@ -442,9 +442,8 @@ def _team_problems(values: Values, key: KeyOf) -> list[Problem]:
         for namespace in (team.namespace, jobs_namespace(team)):
             owner = taken.get(namespace) or (owners[namespace] if owners[namespace] != team.name else None)
             if len(namespace) > 63:
-                problems.append(
-                    Problem(f"{key('teams')}[{index}] ({team.name})", f"namespace {namespace!r}", "at most 63 characters")
-                )
+                where = f"{key('teams')}[{index}] ({team.name})"
+                problems.append(Problem(where, f"namespace {namespace!r}", "at most 63 characters"))
             elif owner is not None:
                 problems.append(
                     Problem(
