@@ -6,10 +6,11 @@ this stack's outputs (`layers/outputs.py`) and the registry. What each layer dec
 `layers/` (see docs/architecture.md).
 """
 
-from layers import azure, cluster, outputs
+from layers import azure, cluster, outputs, teams
 from layers.config import platform_settings
 
 settings = platform_settings()
 azure_layer = azure.declare(settings)
 cluster_layer = cluster.declare(settings, azure_layer)
-outputs.export(settings, azure_layer, cluster_layer)
+teams_layer = teams.declare(settings, azure_layer, cluster_layer)
+outputs.export(settings, azure_layer, cluster_layer, teams_layer)

@@ -6,12 +6,13 @@ import pulumi
 
 from layers.azure import AzureLayer
 from layers.cluster import ClusterLayer
-from layout import cluster_layout
-from layout.platform_outputs import mlflow_in_cluster_uri
+from layers.teams import TeamsLayer
+from layout import cluster_layout, team_layout
+from layout.platform_outputs import TEAMS_OUTPUT, mlflow_in_cluster_uri, team_outputs
 from settings.model import PlatformSettings
 
 
-def export(settings: PlatformSettings, azure: AzureLayer, cluster: ClusterLayer) -> None:
+def export(settings: PlatformSettings, azure: AzureLayer, cluster: ClusterLayer, teams: TeamsLayer) -> None:
     """Export every documented output (README, "Stack outputs"); secrets stay secret."""
     pulumi.export("environment", settings.environment)
     pulumi.export("location", settings.location)
@@ -48,3 +49,29 @@ def export(settings: PlatformSettings, azure: AzureLayer, cluster: ClusterLayer)
     pulumi.export("modelReaderClientId", azure.identities.client_ids[reader.key])
     pulumi.export("modelReaderServiceAccount", reader.service_account)
     pulumi.export("mlflowInClusterUri", mlflow_in_cluster_uri(settings.mlflow_namespace))
+    if teams.teams:
+        _export_teams(settings, azure, teams)
+
+
+def _export_teams(settings: PlatformSettings, azure: AzureLayer, teams: TeamsLayer) -> None:
+    """`teams`: team name → its outputs (layout.platform_outputs.team_outputs); stacks with teams only."""
+    entries = {}
+    for declared in teams.teams:
+        team = declared.team
+        stack = declared.tenancy.stack_name
+        entries[team.name] = pulumi.Output.all(
+            azure.storage.artifacts_destination, declared.azure.client_ids["model-reader"]
+        ).apply(
+            lambda v, team=team, stack=stack: team_outputs(
+                team=team.name,
+                namespace=team.namespace,
+                jobs_namespace=team.jobs_namespace,
+                domain=settings.domain,
+                mlflow_namespace=settings.mlflow_namespace,
+                artifacts_destination=v[0],
+                reader_client_id=v[1],
+                stack_name=stack,
+                stack_cr_name=team_layout.stack_cr_name(team.name, settings.environment) if stack else None,
+            )
+        )
+    pulumi.export(TEAMS_OUTPUT, entries)

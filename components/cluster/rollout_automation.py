@@ -258,6 +258,9 @@ class RolloutAutomation(pulumi.ComponentResource):
                 deleted_with=args.cluster,
             ),
         )
+        self.operator = args.operator
+        self.operator_release: pulumi.Resource | None = None
+        """The operator's release once declared: teams' Stacks (components.cluster.team_tenancy) wait for it."""
         if args.operator is not None:
             self._operator(name, args, args.operator, namespace)
         self.register_outputs({})
@@ -286,6 +289,7 @@ class RolloutAutomation(pulumi.ComponentResource):
             atomic=True,
             opts=opts(namespace, *args.node_pools),
         )
+        self.operator_release = release
         if operator.monitoring_crds is not None:
             kubernetes.apiextensions.CustomResource(
                 f"{name}-pulumi-operator-metrics",
