@@ -145,7 +145,7 @@ def team_outputs(
         "readerClientId": reader_client_id,
         "readerServiceAccount": cluster_layout.workload_service_account("model-reader").service_account,
         "automationUser": f"{team}-automation",
-        "automationPasswordSecret": f"{team}-automation-password",
+        "automationUserVaultEntry": f"{team}-automation-password",
         "readerUser": f"{team}-reader",
         "stackName": stack_name,
         "stackCrName": stack_cr_name,

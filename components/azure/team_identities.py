@@ -71,9 +71,10 @@ class TeamAzure(pulumi.ComponentResource):
         rotated = {team_layout.automation_password(team), team_layout.reader_password(team)}
         for secret_name in team_layout.team_secrets(team):
             keepers = args.password_keepers if secret_name in rotated else None
-            password = generated_password(f"{name}-{secret_name}", self, keepers)
+            label = f"{name}-{secret_name.removeprefix(team + '-')}"
+            password = generated_password(label, self, keepers)
             secret = keyvault.Secret(
-                f"{name}-{secret_name}",
+                label,
                 secret_name=secret_name,
                 vault_name=args.vault_name,
                 resource_group_name=args.resource_group_name,
