@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
@@ -151,3 +151,26 @@ def team_outputs(
         "stackCrName": stack_cr_name,
         "endpointBase": f"https://{cluster_layout.public_host('models', domain)}/seldon/{namespace}/",
     }
+
+
+def team_contract(stack: str, contract: PlatformContract, teams: object, team: str) -> PlatformContract:
+    """`contract` narrowed to one team: its namespace and reader identity from the `teams` output.
+
+    Raises PlatformOutputsError naming the platform stack and the team when the platform does not
+    declare the team (a models stack for a team the platform has not onboarded)."""
+    entry = teams.get(team) if isinstance(teams, Mapping) else None
+    if not isinstance(entry, Mapping):
+        known = sorted(teams) if isinstance(teams, Mapping) else []
+        raise PlatformOutputsError(
+            f"platform stack {stack} declares no team {team!r} (its `{TEAMS_OUTPUT}` output has {known}): "
+            "add the team to the platform's `teams` and deploy the platform first"
+        )
+    fields = {"namespace": "models_namespace", "readerClientId": "model_reader_client_id"}
+    fields["readerServiceAccount"] = "model_reader_service_account"
+    values = {}
+    for key, field in fields.items():
+        value = entry.get(key)
+        if not isinstance(value, str) or not value:
+            raise PlatformOutputsError(f"platform stack {stack}: {TEAMS_OUTPUT}.{team}.{key} is {value!r}")
+        values[field] = value
+    return replace(contract, **values)

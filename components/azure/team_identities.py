@@ -22,6 +22,7 @@ removing a team declares or deletes that team's resources and changes nothing of
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +36,10 @@ from layout import cluster_layout, team_layout
 from layout.azure_roles import namespace_scope
 from layout.storage_abac import team_blob_read_condition
 from settings.teams import Team
+
+
+def _scope(namespace: str, cluster_id: str) -> str:
+    return namespace_scope(cluster_id, namespace)
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,7 @@ class TeamAzure(pulumi.ComponentResource):
             )
 
         for namespace in (args.team.namespace, args.team.jobs_namespace):
-            scope = pulumi.Output.from_input(args.cluster_id).apply(lambda cid, ns=namespace: namespace_scope(cid, ns))
+            scope = pulumi.Output.from_input(args.cluster_id).apply(functools.partial(_scope, namespace))
             for group in args.team.admin_groups:
                 group_grant(f"writer-{namespace}", group, azure_roles.AKS_RBAC_WRITER, scope, f"writes {namespace}")
             for group in args.team.member_groups:

@@ -5,9 +5,10 @@ only: adding or removing a team changes nothing of any other team.
 
 - Serving namespace (`team.namespace`): the models namespace's Pod Security labels (enforce
   `privileged`, warn and audit `baseline`: why, see `components.cluster.seldon_core`), sidecar
-  injection and strict mTLS like the single models namespace; the storage initializer's service
-  account `model-storage-reader` federated with the team's own `<t>-model-reader` identity (blob
-  reads under `workspaces/<t>/` only).
+  injection and strict mTLS like the single models namespace. The storage initializer's service
+  account `model-storage-reader` there is the team's models stack's (as in the models namespace),
+  annotated with the team's own `<t>-model-reader` identity from the `teams` output (blob reads
+  under `workspaces/<t>/` only).
 - Jobs namespace (`<namespace>-jobs`): MLflow Projects jobs, as `components.cluster.mlflow_projects`
   declares them (restricted profile), with the team's `<t>-job-runner` identity.
 - In both: a ResourceQuota and a LimitRange from the team's quota (the LimitRange's defaults let a
@@ -88,7 +89,6 @@ class TeamTenancyArgs:
     provider: k8s.Provider
     cluster: pulumi.Resource
     istio_crds: pulumi.Resource
-    reader_identity: PodIdentity
     job_identity: PodIdentity
     key_vault_name: pulumi.Input[str]
     tenant_id: pulumi.Input[str]
@@ -128,13 +128,6 @@ class TeamTenancy(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(name="default", namespace=team.namespace),
             spec={"mtls": {"mode": "STRICT"}},
             opts=child(serving, args.istio_crds),
-        )
-        service_account(
-            f"{name}-storage-reader",
-            name=team_layout.STORAGE_READER_SERVICE_ACCOUNT,
-            namespace=team.namespace,
-            identity=args.reader_identity,
-            opts=child(serving),
         )
         jobs = MlflowProjects(
             f"{name}-jobs",
