@@ -8,7 +8,9 @@ test, tests/test_preview_golden.py, holds the committed stacks themselves).
 from __future__ import annotations
 
 import dataclasses
+import http.server
 import json
+import threading
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
@@ -16,15 +18,26 @@ from typing import Any
 import pytest
 
 from harness.deploy_order import DeployGraph, order_problems
-from harness.mock_engine import Evaluation, RecordedResource, evaluate, stack_config
+from harness.mock_engine import (
+    MODELS_DIR,
+    Evaluation,
+    RecordedResource,
+    evaluate,
+    platform_outputs_example,
+    stack_config,
+)
 from harness.policy_check import PackConfig, run_policies
 from harness.preview import kubernetes_version
 from harness.schema_validation import schema_problems
+from layers import models as models_layer
 from layers.mlflow_servers import server_settings
 from layout import azure_roles, cluster_layout, mlflow_routing, team_layout
 from layout.mlflow_server import DatabaseServer, server_command
+from layout.platform_outputs import PlatformContract, contract_from_outputs
 from policies.pack import BY_NAME
+from rollout.registry_reader import WORKSPACE_ENV, WORKSPACE_HEADER, RegistryError
 from settings.loader import load_settings
+from settings.models import load_models_settings
 from settings.problems import SettingsError
 from settings.stack_file import project_values
 
@@ -305,3 +318,69 @@ def test_team_layout_names() -> None:
         "fraud-webhook-secret",
         "fraud-stack-passphrase",
     )
+
+
+# --- a team's models stack -----------------------------------------------------------------------
+
+
+def test_a_teams_models_stack_delivers_into_its_namespace_with_its_identity() -> None:
+    evaluation = evaluate("fraud-dev", project_dir=MODELS_DIR)
+    assert evaluation.error is None, evaluation.error
+    teams = json.loads(platform_outputs_example("dev").read_text())["teams"]
+    namespaces = {r.inputs["metadata"].get("namespace") for r in evaluation.resources if "metadata" in r.inputs}
+    assert namespaces == {"fraud"}
+    account = evaluation.one("kubernetes:core/v1:ServiceAccount").inputs
+    assert (
+        account["metadata"]["annotations"][cluster_layout.WORKLOAD_IDENTITY_CLIENT_ID]
+        == teams["fraud"]["readerClientId"]
+    )
+    assert [r.name for r in evaluation.of_type("kubernetes:machinelearning.seldon.io/v1:SeldonDeployment")] == [
+        "models-fraud-detector"
+    ]
+
+
+def test_a_models_stack_for_a_team_the_platform_does_not_declare_fails_naming_it() -> None:
+    config, secret_keys = stack_config("fraud-dev", MODELS_DIR)
+    config = {**config, "mlops-models:team": "payments"}
+    evaluation = evaluate("fraud-dev", config, secret_keys, project_dir=MODELS_DIR)
+    assert "declares no team 'payments'" in str(evaluation.error)
+    assert not evaluation.of_type("kubernetes:machinelearning.seldon.io/v1:SeldonDeployment")
+
+
+def test_a_teams_models_stack_reads_the_registry_in_its_workspace() -> None:
+    """`layers.models.plan` sends the team's workspace whatever the environment holds (a local HTTP
+    endpoint stands in for MLflow and records the header: the real workspace behaviour is
+    tests/test_teams_mlflow.py::test_the_models_stack_reader_reads_its_own_workspace_only)."""
+    seen: list[str | None] = []
+
+    class Registry(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get(WORKSPACE_HEADER))
+            body = b'{"registered_models": []}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Registry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = load_models_settings(
+            {"platformStack": "o/mlops-platform/dev", "team": "fraud", "rollout": {"models": [{"name": "m"}]}}
+        )
+        uri = f"http://127.0.0.1:{server.server_address[1]}"
+        environ = {"MLFLOW_TRACKING_URI": uri, WORKSPACE_ENV: "churn"}
+        with pytest.raises(RegistryError):  # the model does not exist; the request is what matters
+            models_layer.plan(settings, dataclasses.replace(_contract(), mlflow_uri=uri), environ)
+    finally:
+        server.shutdown()
+    assert seen and set(seen) == {"fraud"}
+
+
+def _contract() -> PlatformContract:
+    outputs = json.loads(platform_outputs_example("dev").read_text())
+    return contract_from_outputs("dev", outputs)
