@@ -14,7 +14,9 @@ component adds later is covered without touching this module:
 - `node-pool`: everything that makes pods (workloads, Helm releases, pod-making custom kinds)
   waits for every user node pool (the system pool is tainted `CriticalAddonsOnly`).
 - `database`: a pod told the PostgreSQL server's host name waits for every database on that
-  server (and so the server and its DNS link).
+  server (and so the server and its DNS link); on a server restored from backups (`createMode`
+  PointInTimeRestore or GeoRestore), whose databases come with it and are not declared, it waits
+  for the server itself.
 - `workload-identity`: a pod using workload identity waits for its service account's federated
   credential and every role assignment of that identity.
 - `image-pull`: a pod running an image from a registry the stack declares waits for a pull grant
@@ -328,6 +330,10 @@ def node_pool_requirements(graph: DeployGraph) -> list[Requirement]:
     return requirements
 
 
+RESTORE_CREATE_MODES = ("PointInTimeRestore", "GeoRestore")
+"""A server created from backups: its databases come with it."""
+
+
 def database_requirements(graph: DeployGraph) -> list[Requirement]:
     requirements = []
     for server in graph.of_type(POSTGRES_SERVER):
@@ -336,8 +342,14 @@ def database_requirements(graph: DeployGraph) -> list[Requirement]:
         if not host:
             continue
         databases = [d for d in graph.of_type(POSTGRES_DATABASE) if d.inputs.get("serverName") == name]
+        restored = server.inputs.get("createMode") in RESTORE_CREATE_MODES
         for resource in graph.resources:
             if not any(host in json.dumps(t.spec) for t in pod_templates(resource)):
+                continue
+            if restored and not databases:
+                requirements.append(
+                    Requirement("database", resource.urn, frozenset({server.urn}), f"restored server {name}")
+                )
                 continue
             if not databases:
                 requirements.append(

@@ -18,14 +18,17 @@ from components.azure.key_vault import KeyVault, KeyVaultArgs
 from components.azure.network import Network, NetworkArgs
 from components.azure.platform_identities import PlatformIdentities, PlatformIdentitiesArgs
 from components.azure.platform_images import BuildRegistry, PlatformImages, PlatformImagesArgs
-from components.azure.postgres import EntraAdministrator, PgBouncerArgs, PostgresArgs, PostgresServer
+from components.azure.postgres import EntraAdministrator, PgBouncerArgs, PostgresArgs, PostgresRestore, PostgresServer
 from components.azure.private_link import PrivateEndpointPlacement
 from layout import cluster_layout
 from layout.audit import AuditSourceKind
 from layout.firewall import api_server_ranges, public_exposure
 from layout.images import PLATFORM_IMAGES
 from layout.naming import PlatformNames
+from settings.loader import config_key
 from settings.model import PlatformSettings
+from settings.problems import SettingsError
+from settings.restore import source_problems
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,17 @@ def declare(settings: PlatformSettings) -> AzureLayer:
     names = PlatformNames(
         settings.name_prefix, settings.environment, settings.location, settings.owner, subscription_id
     )
+    if settings.postgres_restore:
+        # The one check the settings cannot make alone: the source is in this subscription and is
+        # not the server this stack declares. Still before the first resource.
+        problems = source_problems(
+            settings.postgres_restore_source_server_id,
+            subscription_id,
+            names.postgres_server,
+            config_key("postgres_restore_source_server_id"),
+        )
+        if problems:
+            raise SettingsError(problems)
     tags = settings.tags
     exposure = public_exposure(settings.private_endpoints, settings.allowed_ip_ranges)
 
@@ -122,6 +136,13 @@ def declare(settings: PlatformSettings) -> AzureLayer:
                 if settings.postgres_entra_admin_group_object_id
                 else None
             ),
+            restore=PostgresRestore(
+                create_mode=settings.postgres_create_mode,
+                source_server_id=settings.postgres_restore_source_server_id,
+                point_in_time_utc=settings.postgres_restore_point_in_time,
+            )
+            if settings.postgres_restore
+            else None,
             pgbouncer=PgBouncerArgs(
                 default_pool_size=settings.postgres_pgbouncer_pool_size,
                 max_client_conn=settings.postgres_pgbouncer_max_client_connections,
@@ -145,6 +166,7 @@ def declare(settings: PlatformSettings) -> AzureLayer:
             blob_soft_delete_days=settings.blob_soft_delete_days,
             container_soft_delete_days=settings.container_soft_delete_days,
             version_retention_days=settings.blob_version_retention_days,
+            restore_days=settings.blob_restore_days,
             exposure=exposure,
             private_endpoint=placement("blob"),
             tags=tags,

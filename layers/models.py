@@ -84,6 +84,7 @@ def declare(settings: ModelsSettings, platform: PlatformContract, plans: Sequenc
             reader_service_account=platform.model_reader_service_account,
             model_server_image=platform.model_server_image,
             storage_initializer_image=platform.storage_initializer_image,
+            prometheus_url=platform.prometheus_url,
             provider=provider,
             cluster=provider,
         ),

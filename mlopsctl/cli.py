@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from mlopsctl.exit_codes import EXIT_OK, EXIT_USAGE, OneLineParser
+from mlopsctl.registry_cli import add_registry_parser, run_registry
 from mlopsctl.rollout_cli import add_rollout_parser, run_rollout
 from mlopsctl.teams_cli import add_teams_parser, run_teams
 from mlopsctl.webhook_cli import add_webhook_parser, run_webhook
@@ -41,6 +42,7 @@ RUNTIME_COMMANDS: Final[tuple[Command, ...]] = (
     Command("rollout", add_rollout_parser, run_rollout),
     Command("webhook", add_webhook_parser, run_webhook),
     Command("teams", add_teams_parser, run_teams),
+    Command("registry", add_registry_parser, run_registry),
 )
 """The image's commands; a new one is one more entry (its module keeps its own parser and handler)."""
 

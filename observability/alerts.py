@@ -22,12 +22,13 @@ ALERT_NAMES: Final = (
     "ModelHighLatencyP95",
     "CanaryErrorRateAboveStable",
     "DeclaredPredictorWithoutTraffic",
+    "ModelAtMaxReplicasWhileSlow",
     "MLflowHigh5xxRate",
     "MLflowPodsNotReady",
     "ModelsStackUpdateFailing",
     "ModelsStackStalled",
 )
-MODELS_STACK_RUNBOOK: Final = "README.md#runbook"
+MODELS_STACK_RUNBOOK: Final = "docs/operations.md#models-stack-failing-or-stalled"
 """Where the unsticking procedure of the models Stack is written (Runbook: "Models Stack failing or stalled")."""
 
 Rule = dict[str, Any]
@@ -124,6 +125,18 @@ def model_alerts(thresholds: AlertThresholds) -> list[Rule]:
             description="It is declared with {{ $value | humanizePercentage }} of the traffic but served no request in "
             + thresholds.no_traffic_window
             + ".",
+        ),
+        _alert(
+            "ModelAtMaxReplicasWhileSlow",
+            f"({promql.at_max_replicas(every)}) and on ({', '.join(promql.GROUP_LABELS)}) "
+            f"({promql.latency_quantile(every, 0.95, window)} > {thresholds.model_p95_latency_seconds:g})",
+            "10m",
+            severity="critical",
+            summary="Model {{ $labels.deployment_name }}/{{ $labels.predictor_name }} is at its maximum replicas "
+            "and misses its latency objective",
+            description="It runs {{ $value }} replicas, its autoscaling maximum, and its p95 latency is above "
+            + f"{thresholds.model_p95_latency_seconds:g}s: raise `autoscaling.maxReplicas` (within the ceiling) "
+            "or the model's resources.",
         ),
     ]
 

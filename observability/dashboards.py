@@ -85,7 +85,8 @@ def _dashboard(uid: str, title: str, panels: Sequence[Json], variables: Sequence
 
 
 def model_rollouts() -> Json:
-    """Per model and predictor: traffic, declared vs observed share, errors, latency, versions."""
+    """Per model and predictor: traffic, declared vs observed share, errors, latency, versions,
+    and for autoscaled predictors their replicas against bounds and load per replica."""
     chosen = Target("$model", "$predictor", regex=True)
     whole_models = Target("$model", regex=True)
     count_metric = f"{promql.EXECUTOR_METRIC}_count"
@@ -154,6 +155,26 @@ def model_rollouts() -> Json:
             unit="short",
             grid=(12, 16, 12, 8),
             kind="table",
+        ),
+        _panel(
+            7,
+            "Replicas vs. bounds (autoscaled predictors)",
+            [
+                _target(promql.predictor_replicas(chosen), "replicas " + _PREDICTOR_LEGEND, "A"),
+                _target(promql.predictor_min_replicas(chosen), "min " + _PREDICTOR_LEGEND, "B"),
+                _target(promql.predictor_max_replicas(chosen), "max " + _PREDICTOR_LEGEND, "C"),
+            ],
+            unit="short",
+            grid=(0, 24, 12, 8),
+            kind="timeseries",
+        ),
+        _panel(
+            8,
+            "Requests per replica (compare with the target)",
+            [_target(promql.requests_per_replica(chosen, RATE), _PREDICTOR_LEGEND, "A")],
+            unit="reqps",
+            grid=(12, 24, 12, 8),
+            kind="timeseries",
         ),
     ]
     return _dashboard(MODEL_ROLLOUTS_UID, "Model rollouts", panels, variables)

@@ -17,7 +17,10 @@ Series they read
   so its series are `mlflow_http_request_total{method,status}` and
   `mlflow_http_request_duration_seconds_{bucket,count,sum}{method,mlflow_version,status}`, not the
   exporter's default `flask_http_*` names.
-- kube-state-metrics: `kube_pod_status_ready{namespace,pod,condition}`, `kube_pod_labels`.
+- kube-state-metrics: `kube_pod_status_ready{namespace,pod,condition}`, `kube_pod_labels`, and the
+  HPAs KEDA drives for each predictor, `kube_horizontalpodautoscaler_status_current_replicas` and
+  `kube_horizontalpodautoscaler_spec_{min,max}_replicas` with `namespace` and `horizontalpodautoscaler`
+  (`keda-hpa-<SeldonDeployment>-<predictor>-0-model`, see `rollout/autoscaling.py`).
 - Declared traffic: recording rules written from what the program declares
   (`observability.alerts.declared_traffic_rules`) produce `DECLARED_TRAFFIC_METRIC` with the
   executor's label names, so declared and observed shares can be divided label for label.
@@ -208,6 +211,64 @@ def canary_error_ratio_excess(deployment: str | None, canary: str, stable: str, 
     canary_ratio = error_ratio(Target(deployment, canary), window)
     stable_ratio = error_ratio(Target(deployment, stable), window)
     return f"({canary_ratio}) - on ({DEPLOYMENT_LABEL}) group_left () ({stable_ratio})"
+
+
+# --- autoscaling (KEDA's HPA per predictor, kube-state-metrics) ------------------------------------
+
+HPA_CURRENT_METRIC: Final = "kube_horizontalpodautoscaler_status_current_replicas"
+HPA_MAX_METRIC: Final = "kube_horizontalpodautoscaler_spec_max_replicas"
+HPA_MIN_METRIC: Final = "kube_horizontalpodautoscaler_spec_min_replicas"
+HPA_LABEL: Final = "horizontalpodautoscaler"
+HPA_NAME_PATTERN: Final = "keda-hpa-(.+)-([a-z0-9]+)-0-model"
+"""KEDA's HPA of a predictor's Deployment; predictor names have no dash, so the split is unambiguous."""
+
+
+def scaling_request_rate(target: Target, window: str) -> str:
+    """What a predictor's KEDA trigger reads: one number, its requests per second (the whole
+    model's when `target.predictor` is None); 0, not an empty result, when it had no request."""
+    return f"sum(rate({EXECUTOR_METRIC}_count{target.selector()}[{duration(window)}])) or vector(0)"
+
+
+def _hpa_selector(target: Target) -> str:
+    deployment = target.deployment if target.regex else (re.escape(target.deployment) if target.deployment else None)
+    predictor = target.predictor if target.regex else (re.escape(target.predictor) if target.predictor else None)
+    name = f"keda-hpa-({deployment or '.+'})-({predictor or '[a-z0-9]+'})-0-model"
+    namespace: dict[str, str | None] = {"namespace": target.namespace}
+    return matchers(namespace, regex=target.regex, extra=(f"{HPA_LABEL}=~{_quote(name)}",))
+
+
+def _per_predictor(metric: str, target: Target) -> str:
+    """`metric` of the predictors' HPAs with `deployment_name` and `predictor_name` from the HPA's name."""
+    series = f"{metric}{_hpa_selector(target)}"
+    with_model = f'label_replace({series}, "{DEPLOYMENT_LABEL}", "$1", "{HPA_LABEL}", "{HPA_NAME_PATTERN}")'
+    both = f'label_replace({with_model}, "{PREDICTOR_LABEL}", "$2", "{HPA_LABEL}", "{HPA_NAME_PATTERN}")'
+    return f"max {_by(GROUP_LABELS)} ({both})"
+
+
+def predictor_replicas(target: Target) -> str:
+    """Replicas each predictor runs now (its HPA's current replicas)."""
+    return _per_predictor(HPA_CURRENT_METRIC, target)
+
+
+def predictor_max_replicas(target: Target) -> str:
+    """Each predictor's ceiling (`maxReplicaCount`)."""
+    return _per_predictor(HPA_MAX_METRIC, target)
+
+
+def predictor_min_replicas(target: Target) -> str:
+    """Each predictor's floor (`minReplicaCount`, following its traffic share)."""
+    return _per_predictor(HPA_MIN_METRIC, target)
+
+
+def requests_per_replica(target: Target, window: str) -> str:
+    """Load per replica: each predictor's request rate over its current replicas (compare with the target)."""
+    return f"{request_rate(target, window)} / on ({', '.join(GROUP_LABELS)}) ({predictor_replicas(target)})"
+
+
+def at_max_replicas(target: Target) -> str:
+    """Predictors whose HPA runs at its ceiling (value: the replicas)."""
+    on = f"on ({', '.join(GROUP_LABELS)})"
+    return f"{predictor_replicas(target)} >= {on} ({predictor_max_replicas(target)})"
 
 
 # --- MLflow (prometheus_flask_exporter, prefix `mlflow`) ----------------------------------------

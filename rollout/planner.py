@@ -27,6 +27,7 @@ from typing import Any
 from layout import cluster_layout, lineage, model_serving
 from layout.images import DIGEST_PULL_POLICY
 from observability.alerts import DeclaredPredictor
+from rollout import autoscaling
 from rollout.snapshot import ModelState, RegistrySnapshot, SnapshotError, VersionInfo
 from settings.rollout import ModelRolloutSettings, RouteMatch, StickySettings
 
@@ -68,6 +69,8 @@ class PredictorPlan:
     version: VersionInfo
     traffic: int
     shadow: bool = False
+    scaling: autoscaling.PredictorScaling | None = None
+    """Its own scaler (the model has `autoscaling`), else the model's fixed `replicas`."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,8 @@ def plan_model(state: ModelState, settings: ModelRolloutSettings, deployment: st
         route = RoutePlan(CANARY, candidate.version, match=tuple(settings.match), sticky=settings.sticky)
     else:
         raise PlanError(f"model {model!r}: unknown strategy {settings.strategy!r}")
+    if settings.autoscaling is not None:
+        predictors = _with_scaling(predictors, settings, route, phase)
     return DeploymentPlan(
         model=model,
         deployment=deployment,
@@ -207,6 +212,24 @@ def plan_model(state: ModelState, settings: ModelRolloutSettings, deployment: st
         route=route,
         phase=phase,
     )
+
+
+def _with_scaling(
+    predictors: tuple[PredictorPlan, ...], settings: ModelRolloutSettings, route: RoutePlan, phase: str
+) -> tuple[PredictorPlan, ...]:
+    """Each predictor's scaler (`rollout.autoscaling`): minimum by share, the stable pre-scaled at the
+    last canary step, a shadow sized by the mirrored share."""
+    assert settings.autoscaling is not None
+    candidate_share = max((p.traffic for p in predictors if p.name != STABLE and not p.shadow), default=0)
+    pre_scale = settings.strategy == "canary" and phase == "running" and candidate_share == settings.steps[-1]
+    scaled = []
+    for p in predictors:
+        share = (route.mirror_percent or 0) if p.shadow else p.traffic
+        scaling = autoscaling.predictor_scaling(
+            settings.autoscaling, role=p.name, share_percent=share, pre_scale=pre_scale
+        )
+        scaled.append(PredictorPlan(p.name, p.version, p.traffic, p.shadow, scaling))
+    return tuple(scaled)
 
 
 def plan_rollouts(snapshot: RegistrySnapshot, models: list[ModelRolloutSettings]) -> list[DeploymentPlan]:
@@ -288,6 +311,7 @@ def seldon_deployment(
     extra_labels: Mapping[str, str] | None = None,
     model_server_image: object = None,
     storage_initializer_image: object = None,
+    prometheus_url: str | None = None,
 ) -> dict[str, Any]:
     """The SeldonDeployment manifest (machinelearning.seldon.io/v1) for one plan.
 
@@ -296,6 +320,9 @@ def seldon_deployment(
     env). `model_server_image` and `storage_initializer_image` (the platform's images, usually
     unresolved digest references) are set per graph node when given: the operator prefers them
     to its chart defaults, and a new image then rolls the predictors.
+
+    An autoscaled predictor has no `replicas` but a `kedaSpec` (`rollout.autoscaling`): the
+    operator creates its KEDA ScaledObject, reading the request rate from `prometheus_url`.
     """
     model_container: dict[str, Any] = {
         "name": MODEL_NODE,
@@ -313,7 +340,6 @@ def seldon_deployment(
         physical = physical_artifact_uri(predictor.version.download_uri, artifacts_destination)
         spec: dict[str, Any] = {
             "name": predictor.name,
-            "replicas": plan.replicas,
             "traffic": predictor.traffic,
             # `version` becomes the executor's `predictor_version` metric label (dashboards, alerts).
             "annotations": {
@@ -341,6 +367,19 @@ def seldon_deployment(
                 "children": [],
             },
         }
+        if predictor.scaling is None:
+            spec = {"name": spec.pop("name"), "replicas": plan.replicas, **spec}
+        else:
+            if predictor.scaling.target_requests_per_second is not None and not prometheus_url:
+                raise PlanError(f"model {plan.model!r}: a request-rate target needs the Prometheus address")
+            spec["componentSpecs"][0]["kedaSpec"] = autoscaling.keda_spec(
+                predictor.scaling,
+                prometheus_url=prometheus_url or "",
+                namespace=namespace,
+                deployment=plan.deployment,
+                predictor=predictor.name,
+                container=MODEL_NODE,
+            )
         if storage_initializer_image is not None:
             spec["graph"]["storageInitializerImage"] = storage_initializer_image
         if predictor.shadow:

@@ -400,3 +400,10 @@ def read_snapshot(
             f"cannot read the model registry at {client.tracking_uri} for {', '.join(sorted(failures))} ({detail})"
         )
     return RegistrySnapshot(tracking_uri=client.tracking_uri, taken_at=taken_at, models=states), client.requests
+
+
+def known_ids(client: RegistryClient, run_ids: set[str], model_ids: set[str]) -> tuple[set[str], set[str]]:
+    """Which of `run_ids` and `model_ids` the tracking store knows (deleted runs included), batched
+    like a snapshot's reads (`mlopsctl registry verify` finds orphaned artifact folders with it)."""
+    batch = _Batch(client)
+    return set(batch.runs(run_ids)), set(batch.logged_models(model_ids))

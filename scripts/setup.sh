@@ -59,6 +59,26 @@ serving_env() {
   fi
 }
 
+previous_mlflow_env() {
+  # The previous MLflow minor release (requirements-mlflow-previous.txt) in a venv of its own:
+  # tests/test_mlflow_upgrade.py fills a database with it, then migrates it with the pinned release.
+  # Everything but MLflow itself follows constraints.txt, so the two venvs differ in MLflow only.
+  local venv=.venv-mlflow-previous
+  if [ ! -x "$venv/bin/python" ]; then
+    "$PYTHON" -m venv "$venv"
+  fi
+  local stamp="$venv/.installed"
+  local wanted
+  wanted="$(cat requirements-mlflow-previous.txt constraints.txt)"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip==26.3
+    grep -v '^mlflow' constraints.txt > "$venv/constraints-without-mlflow.txt"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+      -r requirements-mlflow-previous.txt -c "$venv/constraints-without-mlflow.txt"
+    printf '%s' "$wanted" > "$stamp"
+  fi
+}
+
 node_env() {
   # Azurite (the Azure Blob endpoint of the integration tests), pinned in package-lock.json.
   if ! cmp -s package-lock.json node_modules/.installed-lock 2>/dev/null; then
@@ -69,6 +89,6 @@ node_env() {
 
 case "$what" in
   python) python_env ;;
-  all) system_packages; python_env; node_env; serving_env ;;
+  all) system_packages; python_env; node_env; serving_env; previous_mlflow_env ;;
   *) echo "usage: scripts/setup.sh [python|all]" >&2; exit 2 ;;
 esac

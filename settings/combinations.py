@@ -17,6 +17,7 @@ from layout.images import IMAGE_NAMES, PLATFORM_IMAGES
 from settings.capacity import MlflowScale, connection_budget, user_connections
 from settings.model import POSTGRES_STORAGE_SIZES_GB
 from settings.problems import Problem
+from settings.restore import BLOB_RESTORE_NAMES, blob_restore_problems
 from settings.teams import TEAMS_KEY, jobs_namespace, validate_teams
 
 Values = dict[str, Any]
@@ -499,6 +500,7 @@ COMBINATION_CHECKS: tuple[CombinationCheck, ...] = (
     ),
     CombinationCheck(("postgres_sku_tier", "postgres_sku_name", "postgres_high_availability"), _postgres_sku_problems),
     CombinationCheck(("postgres_storage_gb",), _postgres_storage_problems),
+    CombinationCheck(BLOB_RESTORE_NAMES, blob_restore_problems),
     CombinationCheck(("postgres_admin_login",), _postgres_login_problems),
     CombinationCheck(
         ("postgres_entra_admin_group_object_id", "postgres_entra_admin_group_name"), _entra_admin_problems

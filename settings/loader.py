@@ -14,6 +14,7 @@ import json
 import types
 import typing
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -21,6 +22,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from settings.combinations import COMBINATION_CHECKS, CombinationCheck
 from settings.model import PlatformSettings
 from settings.problems import PROJECT, Problem, SettingsError
+from settings.restore import POSTGRES_RESTORE_NAMES, postgres_restore_problems, utc_now
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -104,13 +106,18 @@ def config_key(name: str, model: type[BaseModel] = PlatformSettings) -> str:
     return alias if alias is not None else name
 
 
-def load_settings(raw: Mapping[str, object]) -> PlatformSettings:
+def load_settings(raw: Mapping[str, object], now: datetime | None = None) -> PlatformSettings:
     """Validate `raw` (stack-file keys without the project namespace) into the platform's settings.
 
     Values may be typed (from YAML) or strings (as the Pulumi engine passes them: numbers,
-    booleans and lists as text). Raises `SettingsError` naming every bad key.
+    booleans and lists as text). Raises `SettingsError` naming every bad key. `now` is the instant
+    a point-in-time restore is checked against (default: the clock).
     """
-    return load_model(raw, PlatformSettings, COMBINATION_CHECKS, PROJECT)
+    instant = now or utc_now()
+    restore = CombinationCheck(
+        POSTGRES_RESTORE_NAMES, lambda values, key: postgres_restore_problems(values, key, instant)
+    )
+    return load_model(raw, PlatformSettings, (*COMBINATION_CHECKS, restore), PROJECT)
 
 
 def load_model(

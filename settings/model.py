@@ -32,6 +32,7 @@ AksTier = Literal["Free", "Standard", "Premium"]
 RegistrySku = Literal["Basic", "Standard", "Premium"]
 Weekday = Literal["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 AvailabilityZone = Literal["1", "2", "3"]
+PostgresCreateMode = Literal["Default", "PointInTimeRestore", "GeoRestore"]
 
 
 def _all_zones() -> list[AvailabilityZone]:
@@ -191,6 +192,32 @@ class PlatformSettings(BaseModel):
         "scale must fit (see README, PostgreSQL connections).",
     )
 
+    # --- restore: a stack brought back from another server's backups (docs/recovery.md) ----
+    postgres_create_mode: PostgresCreateMode = Field(
+        default="Default",
+        description="How the PostgreSQL server is created: `Default` (empty), `PointInTimeRestore` (from "
+        "postgresRestoreSourceServerId's backups at postgresRestorePointInTime, same region) or `GeoRestore` "
+        "(from its geo-redundant backup, into this stack's location). Only read when the server is created; a "
+        "restore stack is a new stack with its own server, the source is left alone.",
+    )
+    postgres_restore_source_server_id: str = Field(
+        default="",
+        description="With a restore: ARM id of the source Flexible Server, `/subscriptions/<id>/resourceGroups/"
+        "<group>/providers/Microsoft.DBforPostgreSQL/flexibleServers/<name>`, in this stack's subscription.",
+    )
+    postgres_restore_point_in_time: str = Field(
+        default="",
+        description="With a restore: the UTC time to restore to, ISO-8601 (`2025-06-01T14:05:00Z`), inside the "
+        "source's retention window (postgresBackupRetentionDays, the same on both stacks) and not in the future. "
+        "GeoRestore restores the latest geo-replicated backup at or before it.",
+    )
+    mlflow_migrate_restored_database: bool = Field(
+        default=False,
+        description="With a restore: run the migration Job (`mlflow db upgrade`) against the restored databases. "
+        "Off (the default), the servers start on the schema as restored and refuse an out-of-date one, so a "
+        "restore never upgrades the restored data by accident. Without a restore the Job always runs.",
+    )
+
     # --- artifact storage -----------------------------------------------------------------
     storage_replication: StorageReplication = Field(default="ZRS", description="Storage account replication.")
     artifact_container: Annotated[
@@ -199,6 +226,13 @@ class PlatformSettings(BaseModel):
     blob_soft_delete_days: int = Field(default=14, ge=1, le=365, description="Blob soft-delete retention in days.")
     container_soft_delete_days: int = Field(
         default=14, ge=1, le=365, description="Container soft-delete retention in days."
+    )
+    blob_restore_days: int = Field(
+        default=0,
+        ge=0,
+        le=364,
+        description="Point-in-time restore of the block blobs for this many days (0: off). Needs versioning and "
+        "change feed (turned on with it) and must be shorter than blobSoftDeleteDays.",
     )
     blob_version_retention_days: int = Field(
         default=30,
@@ -561,6 +595,16 @@ class PlatformSettings(BaseModel):
     @property
     def is_prod(self) -> bool:
         return self.environment == "prod"
+
+    @property
+    def postgres_restore(self) -> bool:
+        """The server is created from another server's backups (point in time or geo-restore)."""
+        return self.postgres_create_mode != "Default"
+
+    @property
+    def run_mlflow_migrations(self) -> bool:
+        """The migration Job is declared: always on a new server, on a restored one only when asked."""
+        return not self.postgres_restore or self.mlflow_migrate_restored_database
 
     @property
     def webhook_receiver(self) -> bool:

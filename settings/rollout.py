@@ -184,6 +184,43 @@ class AbSettings(_Strict):
     )
 
 
+class AutoscalingSettings(_Strict):
+    """Replicas follow load: a scaler per predictor (KEDA through Seldon's `kedaSpec`), at least one target.
+
+    `minReplicas`/`maxReplicas` are the model's at 100 % of its traffic; a predictor with a smaller
+    share (a canary, a shadow on a mirrored share) gets a proportional minimum (see
+    `rollout/autoscaling.py`). Targets are per replica: the average CPU use of the `model`
+    container in percent of its request, and/or requests per second.
+    """
+
+    min_replicas: int = Field(default=1, ge=1, le=100)
+    max_replicas: int = Field(ge=1, le=100)
+    target_cpu_percent: int | None = Field(
+        default=None, ge=10, le=100, description="Average CPU of the `model` container, % of its request."
+    )
+    target_requests_per_second: float | None = Field(
+        default=None, gt=0, le=100_000, description="Prediction requests per second per replica (Seldon executor)."
+    )
+    scale_down_stabilization_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=3600,
+        description="The highest recommendation of this long wins when scaling down: a dip shorter than it "
+        "does not remove pods (HPA `behavior.scaleDown.stabilizationWindowSeconds`).",
+    )
+    polling_interval_seconds: int = Field(
+        default=15, ge=5, le=300, description="How often KEDA reads the request rate from Prometheus."
+    )
+
+    @model_validator(mode="after")
+    def _bounds_and_target(self) -> AutoscalingSettings:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"minReplicas ({self.min_replicas}) is above maxReplicas ({self.max_replicas})")
+        if self.target_cpu_percent is None and self.target_requests_per_second is None:
+            raise ValueError("set a target: targetCpuPercent and/or targetRequestsPerSecond")
+        return self
+
+
 class ModelRolloutSettings(_Strict):
     """One registered model served by a SeldonDeployment."""
 
@@ -193,7 +230,8 @@ class ModelRolloutSettings(_Strict):
     ab_weight: int = Field(default=50, ge=1, le=99, description="Percent of traffic to the candidate with `ab`.")
     stable_alias: Alias = "champion"
     canary_alias: Alias = "challenger"
-    replicas: int = Field(default=1, ge=1, le=100)
+    replicas: int = Field(default=1, ge=1, le=100, description="Fixed replicas per predictor (without `autoscaling`).")
+    autoscaling: AutoscalingSettings | None = None
     resources: ModelResources = Field(default_factory=ModelResources)
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
     match: list[RouteMatch] = Field(
@@ -216,6 +254,12 @@ class ModelRolloutSettings(_Strict):
             or self.approval.before_first_step
             or any("pre-rollout" in hook.events for hook in self.hooks)
         )
+
+    @model_validator(mode="after")
+    def _replicas_or_autoscaling(self) -> ModelRolloutSettings:
+        if self.autoscaling is not None and "replicas" in self.model_fields_set:
+            raise ValueError("`replicas` is fixed, `autoscaling` lets load decide: set one of them")
+        return self
 
     @field_validator("steps")
     @classmethod
@@ -252,6 +296,26 @@ class RolloutSettings(_Strict):
         "model-storage-rclone"
     )
     models: list[ModelRolloutSettings] = Field(default_factory=list)
+    max_replicas_per_model: int = Field(
+        default=20,
+        ge=1,
+        le=100,
+        description="Ceiling of any model's `autoscaling.maxReplicas` (per predictor) in this stack. Stands in "
+        "for a team's namespace quota until the models program reads one.",
+    )
+
+    @model_validator(mode="after")
+    def _within_ceiling(self) -> RolloutSettings:
+        over = [
+            f"{m.name} ({m.autoscaling.max_replicas})"
+            for m in self.models
+            if m.autoscaling is not None and m.autoscaling.max_replicas > self.max_replicas_per_model
+        ]
+        if over:
+            raise ValueError(
+                f"autoscaling.maxReplicas above maxReplicasPerModel ({self.max_replicas_per_model}): {', '.join(over)}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _unique_models(self) -> RolloutSettings:

@@ -107,10 +107,17 @@ def synthetic_exporter() -> Iterator[SyntheticExporter]:
     """
     exporter = SyntheticExporter().start()
     exporter.control.set_predictor(
-        SYNTHETIC_MODEL, "stable", rps=18, error_ratio=0.01, latency_seconds=0.02, version="3"
+        SYNTHETIC_MODEL, "stable", rps=18, error_ratio=0.01, latency_seconds=0.02, version="3", replicas=2
     )
     exporter.control.set_predictor(
-        SYNTHETIC_MODEL, "canary", rps=2, error_ratio=0.02, latency_seconds=0.04, version="4", feedback_rps=10
+        SYNTHETIC_MODEL,
+        "canary",
+        rps=2,
+        error_ratio=0.02,
+        latency_seconds=0.04,
+        version="4",
+        feedback_rps=10,
+        replicas=1,
     )
     for role in cluster_layout.MLFLOW_ROLES:
         exporter.control.set_mlflow_role(role, rps=5, error_ratio=0.02, latency_seconds=0.05)

@@ -55,7 +55,7 @@ def test_declared_traffic_rules_pass_promtool_check(tmp_path: Path) -> None:
     rules.write_text(yaml.safe_dump({"groups": groups}))
     result = _promtool("check", "rules", str(rules))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 8 rules found" in result.stdout
+    assert "SUCCESS: 9 rules found" in result.stdout
 
 
 def _series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
@@ -93,6 +93,15 @@ def _latency(model: str, bucket_le: str) -> list[dict[str, str]]:
     return [
         _series(BUCKET, {**base, "le": le}, "0+10x40" if index >= position else "0+0x40")
         for index, le in enumerate(les)
+    ]
+
+
+def _hpa(model: str, predictor: str, *, current: int, maximum: int) -> list[dict[str, str]]:
+    """kube-state-metrics gauges of the HPA KEDA drives for a predictor (`keda-hpa-<model>-<predictor>-0-model`)."""
+    labels = {"namespace": "models", promql.HPA_LABEL: f"keda-hpa-{model}-{predictor}-0-model"}
+    return [
+        _series(promql.HPA_CURRENT_METRIC, labels, f"{current}x40"),
+        _series(promql.HPA_MAX_METRIC, labels, f"{maximum}x40"),
     ]
 
 
@@ -269,6 +278,25 @@ def _unit_tests() -> list[dict[str, Any]]:
                     "alertname": "MLflowPodsNotReady",
                     "exp_alerts": [{"exp_labels": {"role": "tracking", "severity": "critical"}}],
                 },
+            ],
+        },
+        {
+            "name": "at max replicas and slow fires; at max but fast, or slow with room to scale, does not",
+            "interval": "1m",
+            "input_series": [
+                *_latency("saturated", "1"),
+                *_hpa("saturated", "stable", current=8, maximum=8),
+                *_latency("busy-but-fast", "0.25"),
+                *_hpa("busy-but-fast", "stable", current=8, maximum=8),
+                *_latency("scaling", "1"),
+                *_hpa("scaling", "stable", current=3, maximum=8),
+            ],
+            "alert_rule_test": [
+                {
+                    "eval_time": "25m",
+                    "alertname": "ModelAtMaxReplicasWhileSlow",
+                    "exp_alerts": [_alert("saturated", "stable", "critical")],
+                }
             ],
         },
         *_stack_tests(),

@@ -83,6 +83,8 @@ def test_dashboards_have_every_required_panel() -> None:
         "Latency p50 / p95 / p99",
         "Current versions",
         "Requests in the last 10m (the rollout analysis' sample)",
+        "Replicas vs. bounds (autoscaled predictors)",
+        "Requests per replica (compare with the target)",
     ]
     assert {v["name"] for v in rollouts["templating"]["list"]} == {"model", "predictor"}
     mlflow = dashboards.mlflow("mlflow", ("tracking", "registry", "artifacts"))

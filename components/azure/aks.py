@@ -165,6 +165,11 @@ class AksCluster(pulumi.ComponentResource):
                     enabled=True, interval_hours=168
                 ),
             ),
+            # KEDA, managed by AKS at the version AKS pairs with the cluster's: scales the model
+            # predictors on their request rate (rollout/autoscaling.py) without a chart to pin.
+            workload_auto_scaler_profile=containerservice.ManagedClusterWorkloadAutoScalerProfileArgs(
+                keda=containerservice.ManagedClusterWorkloadAutoScalerProfileKedaArgs(enabled=True)
+            ),
             addon_profiles={
                 "azureKeyvaultSecretsProvider": containerservice.ManagedClusterAddonProfileArgs(
                     enabled=True,

@@ -6,6 +6,11 @@ previous version, which the lifecycle management policy deletes `blob_version_re
 after it was created (snapshots likewise). Soft-deleted blobs and versions are purged by the
 soft-delete retention (`blob_soft_delete_days`): lifecycle rules do not act on soft-deleted data.
 
+Point-in-time restore of block blobs (`restore_days` > 0) rolls the container back to an earlier
+time; it needs versioning, the change feed (kept longer than the restore window) and soft delete
+longer than the window (the settings check that). A deleted container comes back through
+container soft delete instead, which a blob restore cannot do.
+
 Pods authenticate with workload identity (Entra ID), never with account keys; in prod shared-key
 access is off, so a leaked key or SAS cannot read models.
 """
@@ -69,8 +74,25 @@ class ArtifactStorageArgs:
     version_retention_days: int
     exposure: PublicExposure
     private_endpoint: PrivateEndpointPlacement | None
+    restore_days: int = 0
+    """Point-in-time restore window of the block blobs in days (0: off)."""
     tags: dict[str, str] = field(default_factory=dict)
     protect: bool = False
+
+
+def restore_properties(
+    restore_days: int, soft_delete_days: int
+) -> tuple[storage.ChangeFeedArgs | None, storage.RestorePolicyPropertiesArgs | None]:
+    """Change feed and restore policy of the blob service for a restore window (none when off).
+
+    The change feed is kept a day beyond the soft-delete retention, so every change a restore
+    could roll back is still in the feed."""
+    if restore_days == 0:
+        return None, None
+    return (
+        storage.ChangeFeedArgs(enabled=True, retention_in_days=soft_delete_days + 1),
+        storage.RestorePolicyPropertiesArgs(enabled=True, days=restore_days),
+    )
 
 
 class ArtifactStorage(pulumi.ComponentResource):
@@ -114,12 +136,15 @@ class ArtifactStorage(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
+        change_feed, restore_policy = restore_properties(args.restore_days, args.blob_soft_delete_days)
         blob_service = storage.BlobServiceProperties(
             f"{name}-blob-service",
             blob_services_name="default",
             account_name=account.name,
             resource_group_name=args.resource_group_name,
             is_versioning_enabled=True,
+            change_feed=change_feed,
+            restore_policy=restore_policy,
             delete_retention_policy=storage.DeleteRetentionPolicyArgs(
                 enabled=True, days=args.blob_soft_delete_days, allow_permanent_delete=False
             ),

@@ -3,6 +3,12 @@
 Three databases, one per MLflow store: tracking (`mlflow`), model registry (`mlflow_registry`)
 and basic-auth users (`mlflow_auth`), so the registry and tracking services can be migrated,
 scaled and restored independently.
+
+A restore stack (`PostgresRestore`) creates its server from another server's backups, at a point in
+time or from the geo-redundant copy: the new server already holds the three databases, so they are
+not declared (a create would conflict with them); the source server belongs to another stack and is
+never touched. The restore inputs only matter at creation and are ignored afterwards, so the stack
+can later drop them without a diff on its server.
 """
 
 from __future__ import annotations
@@ -67,6 +73,20 @@ class EntraAdministrator:
 
 
 @dataclass(frozen=True)
+class PostgresRestore:
+    """Create the server from `source_server_id`'s backups (`createMode`)."""
+
+    create_mode: str
+    """`PointInTimeRestore` or `GeoRestore`."""
+    source_server_id: str
+    point_in_time_utc: str
+
+
+RESTORE_INPUTS: tuple[str, ...] = ("createMode", "sourceServerResourceId", "pointInTimeUTC")
+"""Read by Azure when the server is created only."""
+
+
+@dataclass(frozen=True)
 class PostgresArgs:
     resource_group_name: pulumi.Input[str]
     location: str
@@ -91,6 +111,8 @@ class PostgresArgs:
     """Rotation keepers of the admin password: a new value regenerates it and updates the server."""
     entra_admin: EntraAdministrator | None = None
     """Entra authentication on (password authentication stays on for MLflow) with this admin group."""
+    restore: PostgresRestore | None = None
+    """Create the server from another server's backups; its databases come with it."""
     tags: dict[str, str] = field(default_factory=dict)
     protect: bool = False
 
@@ -103,6 +125,10 @@ class PostgresServer(pulumi.ComponentResource):
     connection_uris: dict[str, pulumi.Output[str]]
     """Secret SQLAlchemy URI per database."""
     databases: list[pulumi.Resource]
+    """The database resources (none on a restored server: they came with its backup)."""
+    ready: list[pulumi.Resource]
+    """What a client of the databases waits for: the databases, or on a restore the server and its
+    last parameter change (the restored databases exist once the server does)."""
     network_path: list[pulumi.Resource]
     """The server and its DNS link: what a client needs to reach it."""
 
@@ -112,6 +138,7 @@ class PostgresServer(pulumi.ComponentResource):
         admin_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
         primary_zone = args.zones[0] if args.zones else None
         standby_zone = args.zones[1] if args.high_availability == "ZoneRedundant" and len(args.zones) > 1 else None
+        restore = args.restore
         server = postgresql.Server(
             f"{name}-server",
             server_name=args.server_name,
@@ -140,6 +167,9 @@ class PostgresServer(pulumi.ComponentResource):
             ),
             administrator_login=args.admin_login,
             administrator_login_password=admin_password,
+            create_mode=restore.create_mode if restore else None,
+            source_server_resource_id=restore.source_server_id if restore else None,
+            point_in_time_utc=restore.point_in_time_utc if restore else None,
             maintenance_window=postgresql.MaintenanceWindowArgs(
                 custom_window="Enabled", day_of_week=0, start_hour=3, start_minute=0
             ),
@@ -150,7 +180,8 @@ class PostgresServer(pulumi.ComponentResource):
                 depends_on=[args.dns_zone_link],
                 additional_secret_outputs=["administratorLoginPassword"],
                 # Failover swaps the zones; the next `pulumi up` must not swap them back.
-                ignore_changes=["availabilityZone", "highAvailability.standbyAvailabilityZone"],
+                # A restore's inputs matter at creation only.
+                ignore_changes=["availabilityZone", "highAvailability.standbyAvailabilityZone", *RESTORE_INPUTS],
             ),
         )
 
@@ -182,7 +213,7 @@ class PostgresServer(pulumi.ComponentResource):
 
         self.databases = []
         self.network_path = [server, args.dns_zone_link]
-        for database in args.databases:
+        for database in () if restore else args.databases:
             database_resource = postgresql.Database(
                 f"{name}-db-{database.replace('_', '-')}",
                 database_name=database,
@@ -193,6 +224,7 @@ class PostgresServer(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=server, protect=args.protect, depends_on=[previous]),
             )
             self.databases.append(database_resource)
+        self.ready = list(self.databases) if self.databases else [server, previous]
 
         self.server_id = server.id
         self.fqdn = server.fully_qualified_domain_name.apply(lambda fqdn: fqdn or "")

@@ -64,6 +64,7 @@ MODEL_DELIVERY_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("machinelearning.seldon.io", ("seldondeployments",)),
     ("networking.istio.io", ("virtualservices", "destinationrules")),
     ("monitoring.coreos.com", ("prometheusrules",)),
+    ("policy", ("poddisruptionbudgets",)),
     ("", ("serviceaccounts", "secrets", "services", "configmaps")),
 )
 MANAGE_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")

@@ -63,9 +63,14 @@ def seldon_operator_values(
     The operator builds a predictor image as `<image>:<defaultImageVersion>`, or `<image>` alone
     when the version is empty (PrepackImageName in apis/.../prepack.go, getMLServerImage in
     controllers/mlserver.go): an empty version lets a digest reference through unchanged.
+
+    `keda.enabled` (env `KEDA_ENABLED`): the operator turns a predictor's `kedaSpec` into a KEDA
+    ScaledObject (model autoscaling, `rollout/autoscaling.py`); KEDA is the AKS add-on, whose CRDs
+    exist once the cluster does.
     """
     return {
         "istio": {"enabled": True, "gateway": gateway, "tlsMode": "ISTIO_MUTUAL"},
+        "keda": {"enabled": True},
         "executor": {
             "metricsPortName": EXECUTOR_METRICS_PORT_NAME,
             "prometheus": {"path": EXECUTOR_METRICS_PATH},

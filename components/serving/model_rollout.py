@@ -1,5 +1,8 @@
 """SeldonDeployments for the registered models, and their routing, as the rollout plans say.
 
+Each predictor gets a PodDisruptionBudget (`maxUnavailable: 1`, never blocking a drain), and an
+autoscaled one a KEDA scaler through its SeldonDeployment (`rollout.autoscaling`).
+
 Each model also gets an Istio VirtualService on the platform gateway (`rollout.routing`): header
 and cookie A/B, the sticky canary cookie and mirroring, on the per-predictor Services Seldon
 creates; it is declared after its SeldonDeployment.
@@ -22,6 +25,7 @@ from components.cluster.workload_identity import service_account as identity_ser
 from layout import cluster_layout, model_serving
 from layout.cluster_layout import public_host
 from observability import alerts
+from rollout.autoscaling import disruption_budget, predictor_deployment_name
 from rollout.planner import MODEL_NODE, DeploymentPlan, declared_predictors, seldon_deployment
 from rollout.routing import virtual_service
 
@@ -65,6 +69,8 @@ class ModelRolloutArgs:
     None leaves it to the operator's `storageInitializer.image`."""
     image_pull_ready: Sequence[pulumi.Resource] = ()
     """The nodes' pull grant on the registry the serving images live in (empty: public images)."""
+    prometheus_url: str | None = None
+    """The in-cluster Prometheus the predictors' KEDA triggers read the request rate from."""
 
 
 class ModelRollout(pulumi.ComponentResource):
@@ -114,6 +120,7 @@ class ModelRollout(pulumi.ComponentResource):
                 service_account=args.reader_service_account,
                 model_server_image=args.model_server_image,
                 storage_initializer_image=args.storage_initializer_image,
+                prometheus_url=args.prometheus_url,
             )
             deployment = kubernetes.apiextensions.CustomResource(
                 f"{name}-{plan.deployment}",
@@ -134,6 +141,24 @@ class ModelRollout(pulumi.ComponentResource):
                     deleted_with=args.cluster,
                 ),
             )
+            for predictor in plan.predictors:
+                budget = disruption_budget(
+                    args.namespace,
+                    plan.deployment,
+                    predictor_deployment_name(plan.deployment, predictor.name, MODEL_NODE),
+                )
+                # Its pods come from the SeldonDeployment: declared after it.
+                kubernetes.policy.v1.PodDisruptionBudget(
+                    f"{name}-{plan.deployment}-{predictor.name}-disruption",
+                    metadata=budget["metadata"],
+                    spec=budget["spec"],
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        provider=args.provider,
+                        depends_on=[*args.depends_on, deployment],
+                        deleted_with=args.cluster,
+                    ),
+                )
             routing = virtual_service(
                 plan,
                 namespace=args.namespace,

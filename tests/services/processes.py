@@ -182,11 +182,13 @@ def postgres(
     workdir: Path,
     databases: tuple[str, ...] = (TRACKING_DATABASE, REGISTRY_DATABASE, AUTH_DATABASE),
     durable: bool = False,
+    options: str = "",
 ) -> Iterator[Postgres]:
     """A throwaway cluster with password authentication and the MLflow databases.
 
     `durable=False` (tests) skips fsync; the benchmark asks for `durable=True`, so PostgreSQL
-    commits as safely as the SQLite default it is compared with.
+    commits as safely as the SQLite default it is compared with. `options` are more server
+    settings (`-c archive_mode=on ...`, the restore drill).
     """
     import psycopg2  # type: ignore[import-untyped]  # noqa: PLC0415 - imported when a database is wanted
 
@@ -220,9 +222,11 @@ def postgres(
         capture_output=True,
     )
     port = free_port()
+    extra = options
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c max_connections=400 -c shared_buffers=256MB"
     if not durable:
         options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    options += f" {extra}" if extra else ""
     subprocess.run(
         _as_postgres_user(
             [str(binaries / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start"]

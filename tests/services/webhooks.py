@@ -15,13 +15,14 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tests.services import processes
+from tests.services.local_http import QuietHandler, serve, shut
 
 STAND_IN_TOKEN = "stand-in-service-account-token"
 
@@ -58,7 +59,7 @@ class StandInApiServer:
     def start(self) -> StandInApiServer:
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_PATCH(self) -> None:
                 arrived = time.perf_counter()
                 length = int(self.headers.get("Content-Length", "0"))
@@ -86,17 +87,11 @@ class StandInApiServer:
                 self.end_headers()
                 self.wfile.write(reply)
 
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        shut(self._server)
 
     def count(self) -> int:
         with self._lock:

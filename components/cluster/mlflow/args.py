@@ -60,6 +60,9 @@ class MlflowStackArgs:
     """The kube-prometheus-stack release installing `PodMonitor`."""
     image_pull_ready: Sequence[pulumi.Resource] = ()
     """The nodes' pull grant on the registry `image` lives in (empty: a public image)."""
+    run_migrations: bool = True
+    """Declare the migration Job. Off on a restored database unless asked: the servers then start on
+    the restored schema (and refuse an out-of-date one) instead of upgrading restored data."""
     gc_schedule: str = "30 3 * * *"
     gc_older_than: str = "30d"
     deleted_with: pulumi.Resource | None = None

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -15,7 +17,7 @@ from layout.mlflow_server import ServerSettings, gc_command
 
 
 def gc_cronjob(
-    scope: Scope, settings: pulumi.Output[ServerSettings], artifacts_host: str, migration: k8s.batch.v1.Job
+    scope: Scope, settings: pulumi.Output[ServerSettings], artifacts_host: str, migration: Sequence[pulumi.Resource]
 ) -> k8s.batch.v1.CronJob:
     args, ns = scope.args, scope.args.namespace
     artifacts_url = f"http://{artifacts_host}:{cluster_layout.MLFLOW_SERVER_PORT}"
@@ -64,6 +66,14 @@ def gc_cronjob(
                 )
             ),
         ),
-        # The schema it cleans must be migrated first.
-        opts=scope.opts(depends_on=[migration]),
+        # The schema it cleans must be migrated (or restored) first; without the Job it waits for
+        # what the Job would have waited for.
+        opts=scope.opts(
+            depends_on=[
+                *migration,
+                *scope.args.node_pools,
+                *scope.args.image_pull_ready,
+                *scope.args.identities[SERVER_IDENTITY].ready,
+            ]
+        ),
     )

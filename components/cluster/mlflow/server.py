@@ -3,6 +3,8 @@ a Service, a PodDisruptionBudget and, for autoscaled roles, a HorizontalPodAutos
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -23,7 +25,7 @@ def deployment(
     *,
     identity_key: str,
     auth_config_map: pulumi.Output[str],
-    migration: k8s.batch.v1.Job,
+    migration: Sequence[pulumi.Resource],
 ) -> k8s.apps.v1.Deployment:
     args, ns = scope.args, scope.args.namespace
     container_env = command.apply(lambda c: env(c.env))
@@ -117,7 +119,7 @@ def deployment(
             ),
         ),
         opts=scope.opts(
-            depends_on=[migration, *args.node_pools, *args.image_pull_ready, *args.identities[identity_key].ready],
+            depends_on=[*migration, *args.node_pools, *args.image_pull_ready, *args.identities[identity_key].ready],
             # Replicas of autoscaled roles belong to the HPA after the first rollout.
             ignore_changes=["spec.replicas"] if scaling.max_replicas > scaling.min_replicas else None,
         ),

@@ -93,7 +93,11 @@ class MlflowStack(pulumi.ComponentResource):
             data={"basic_auth.ini": settings.apply(auth_config)},
             opts=scope.opts(),
         )
-        migration = migration_job(scope, settings)
+        # The schema the servers start on: migrated by the Job, or (a restore that did not ask for a
+        # migration) the restored databases as they are; MLflow refuses an out-of-date schema.
+        migration: list[pulumi.Resource] = (
+            [migration_job(scope, settings)] if args.run_migrations else list(args.databases)
+        )
 
         hosts: dict[str, str] = {}
         self.deployments = {}
