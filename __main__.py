@@ -8,7 +8,7 @@ this stack's outputs (`layers/outputs.py`) and the registry. What each layer dec
 
 import pulumi
 
-from layers import azure, cluster, outputs
+from layers import azure, cluster, outputs, teams
 from layers.config import managed_models, platform_settings
 
 settings = platform_settings()
@@ -16,4 +16,5 @@ settings = platform_settings()
 models = managed_models(settings, pulumi.get_stack())
 azure_layer = azure.declare(settings)
 cluster_layer = cluster.declare(settings, azure_layer, models)
-outputs.export(settings, azure_layer, cluster_layer)
+teams_layer = teams.declare(settings, azure_layer, cluster_layer)
+outputs.export(settings, azure_layer, cluster_layer, teams_layer)

@@ -34,6 +34,8 @@ def is_structured(annotation: Any) -> bool:
     annotation = _unwrap(annotation)
     if get_origin(annotation) is dict:
         return True
+    if get_origin(annotation) is list:
+        return is_structured(get_args(annotation)[0])
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 

@@ -31,6 +31,9 @@ component adds later is covered without touching this module:
 - `cluster-access`: a Kubernetes provider of an Entra-only cluster waits for the AKS RBAC role
   assignment of every configured deployer principal, and for a bounded `Sleep` that itself waits
   for them (role assignments take minutes to reach the API server).
+- `vault-secret`: a pod that mounts a SecretProviderClass waits for every Key Vault secret the class
+  names and the stack declares (the CSI driver fails the mount while one is missing): a team's
+  ensure Job and models Stack wait for the team's secrets.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import yaml
 
 from harness.mock_engine import RecordedResource
 from layout import resource_types
@@ -58,6 +63,8 @@ CONTAINER_REGISTRY = resource_types.CONTAINER_REGISTRY
 KUBERNETES_PROVIDER = resource_types.KUBERNETES_PROVIDER
 SLEEP = resource_types.SLEEP
 IMAGE_BUILD = resource_types.IMAGE_BUILD
+KEY_VAULT_SECRET = "azure-native:keyvault:Secret"
+SECRET_PROVIDER_CLASS = "kubernetes:secrets-store.csi.x-k8s.io/v1:SecretProviderClass"
 
 POD_MAKING_TYPES = frozenset(
     {
@@ -533,6 +540,43 @@ def cluster_access_requirements(graph: DeployGraph, deployer_object_ids: Sequenc
     return requirements
 
 
+def _class_secrets(provider_class: RecordedResource) -> list[str]:
+    """The Key Vault secret names a SecretProviderClass mounts (`parameters.objects`, layout.key_vault_csi)."""
+    objects = ((provider_class.inputs.get("spec") or {}).get("parameters") or {}).get("objects")
+    if not isinstance(objects, str):
+        return []
+    documents = (yaml.safe_load(objects) or {}).get("array") or []
+    return [str((yaml.safe_load(d) or {}).get("objectName")) for d in documents if isinstance(d, str)]
+
+
+def vault_secret_requirements(graph: DeployGraph) -> list[Requirement]:
+    """A pod that mounts a SecretProviderClass waits for every Key Vault secret the class names: the CSI
+    driver fails the mount (and the pod) while one is missing. Secrets not declared here are left alone."""
+    classes = {
+        (str((c.inputs.get("metadata") or {}).get("namespace")), str((c.inputs.get("metadata") or {}).get("name"))): c
+        for c in graph.of_type(SECRET_PROVIDER_CLASS)
+    }
+    secrets: dict[str, list[str]] = {}
+    for secret in graph.of_type(KEY_VAULT_SECRET):
+        secrets.setdefault(str(secret.inputs.get("secretName")), []).append(secret.urn)
+    requirements = []
+    for resource in graph.resources:
+        for template in pod_templates(resource):
+            for volume in template.spec.get("volumes") or []:
+                attributes = ((volume or {}).get("csi") or {}).get("volumeAttributes") or {}
+                provider_class = classes.get((template.namespace, str(attributes.get("secretProviderClass"))))
+                if provider_class is None:
+                    continue
+                for name in _class_secrets(provider_class):
+                    if name in secrets:
+                        requirements.append(
+                            Requirement(
+                                "vault-secret", resource.urn, frozenset(secrets[name]), f"Key Vault secret {name}"
+                            )
+                        )
+    return requirements
+
+
 RuleFunction = Callable[[DeployGraph], list[Requirement]]
 
 
@@ -547,6 +591,7 @@ def rules(deployer_object_ids: Sequence[str] | None) -> dict[str, RuleFunction]:
         "postgres-dns": postgres_dns_requirements,
         "subnet-access": subnet_access_requirements,
         "cluster-access": lambda graph: cluster_access_requirements(graph, deployer_object_ids),
+        "vault-secret": vault_secret_requirements,
     }
 
 

@@ -45,7 +45,14 @@ STACK_REFERENCE = resource_types.STACK_REFERENCE
 
 
 def platform_outputs_example(stack: str) -> Path:
-    """What the platform exports for a committed stack, as the models project's preview reads it."""
+    """What the platform exports for a committed stack, as the models project's preview reads it.
+
+    A team's models stack (`models/Pulumi.<team>-<env>.yaml`) reads the platform stack its
+    `platformStack` names (`.../dev`), whose example this is."""
+    models_file = MODELS_DIR / f"Pulumi.{stack}.yaml"
+    if not (REPO_ROOT / "examples" / f"platform-outputs.{stack}.json").exists() and models_file.exists():
+        config = (yaml.safe_load(models_file.read_text()) or {}).get("config", {})
+        stack = str(config.get("mlops-models:platformStack", stack)).rsplit("/", 1)[-1]
     return REPO_ROOT / "examples" / f"platform-outputs.{stack}.json"
 
 

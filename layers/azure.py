@@ -319,6 +319,7 @@ def declare(settings: PlatformSettings) -> AzureLayer:
             },
             artifact_container_id=storage.container_id,
             secret_ids=vault.secret_ids,
+            server_serves_artifacts=bool(settings.teams),
             dns_zone_id=dns_zone.zone_id,
             tags=tags,
         ),

@@ -35,4 +35,6 @@ def server_settings(settings: PlatformSettings, database: DatabaseServer, artifa
         max_overflow=settings.mlflow_db_max_overflow,
         webhook_private_targets=settings.webhook_receiver,
         webhook_cache_ttl_seconds=settings.mlflow_webhook_cache_ttl_seconds,
+        # Teams are MLflow workspaces (docs/teams.md); without teams the servers run as before.
+        workspaces=bool(settings.teams),
     )

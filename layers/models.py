@@ -11,6 +11,7 @@ Order, each step before any resource is declared:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 
 import pulumi
@@ -19,8 +20,16 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components.cluster.workload_identity import PodIdentity
 from components.serving.model_rollout import ModelRollout, ModelRolloutArgs
-from layout.platform_outputs import CONTRACT_OUTPUTS, IMAGES_OUTPUT, PlatformContract, contract_from_outputs
+from layout.platform_outputs import (
+    CONTRACT_OUTPUTS,
+    IMAGES_OUTPUT,
+    TEAMS_OUTPUT,
+    PlatformContract,
+    contract_from_outputs,
+    team_contract,
+)
 from rollout.planner import DeploymentPlan, plan_rollouts
+from rollout.registry_reader import WORKSPACE_ENV
 from rollout.source import registry_snapshot
 from settings.models import ModelsSettings
 
@@ -29,16 +38,23 @@ def read_platform(settings: ModelsSettings) -> PlatformContract:
     """The platform's outputs contract, resolved now (the registry read and the plan need plain values)."""
     reference = pulumi.StackReference("platform", stack_name=settings.platform_stack)
     outputs: dict[str, object] = {}
-    for name in (*CONTRACT_OUTPUTS, IMAGES_OUTPUT):
+    for name in (*CONTRACT_OUTPUTS, IMAGES_OUTPUT, *((TEAMS_OUTPUT,) if settings.team else ())):
         details = _sync_await(reference.get_output_details(name))
         outputs[name] = details.value if details.value is not None else details.secret_value
-    return contract_from_outputs(settings.platform_stack, outputs)
+    contract = contract_from_outputs(settings.platform_stack, outputs)
+    if settings.team:
+        # A team's models stack: the team's namespace and reader identity, nothing of another team's.
+        return team_contract(settings.platform_stack, contract, outputs.get(TEAMS_OUTPUT), settings.team)
+    return contract
 
 
 def plan(
     settings: ModelsSettings, platform: PlatformContract, environ: Mapping[str, str] | None = None
 ) -> list[DeploymentPlan]:
-    """Read the registry (or the snapshot file of an offline preview) and plan every rollout."""
+    """Read the registry (or the snapshot file of an offline preview) and plan every rollout; a team's
+    stack reads the team's MLflow workspace whatever the environment says."""
+    if settings.team:
+        environ = {**(os.environ if environ is None else environ), WORKSPACE_ENV: settings.team}
     snapshot = registry_snapshot(settings.rollout, platform.mlflow_uri, environ)
     return plan_rollouts(snapshot, settings.rollout.models)
 

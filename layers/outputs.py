@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+
 import pulumi
 
 from layers.azure import AzureLayer
 from layers.cluster import ClusterLayer
-from layout import cluster_layout
-from layout.platform_outputs import mlflow_in_cluster_uri
+from layers.teams import TeamsLayer
+from layout import cluster_layout, team_layout
+from layout.platform_outputs import TEAMS_OUTPUT, mlflow_in_cluster_uri, team_outputs
 from settings.model import PlatformSettings
+from settings.teams import Team
 
 
-def export(settings: PlatformSettings, azure: AzureLayer, cluster: ClusterLayer) -> None:
+def export(settings: PlatformSettings, azure: AzureLayer, cluster: ClusterLayer, teams: TeamsLayer) -> None:
     """Export every documented output (README, "Stack outputs"); secrets stay secret."""
     pulumi.export("environment", settings.environment)
     pulumi.export("location", settings.location)
@@ -48,3 +52,30 @@ def export(settings: PlatformSettings, azure: AzureLayer, cluster: ClusterLayer)
     pulumi.export("modelReaderClientId", azure.identities.client_ids[reader.key])
     pulumi.export("modelReaderServiceAccount", reader.service_account)
     pulumi.export("mlflowInClusterUri", mlflow_in_cluster_uri(settings.mlflow_namespace))
+    if teams.teams:
+        _export_teams(settings, azure, teams)
+
+
+def _export_teams(settings: PlatformSettings, azure: AzureLayer, teams: TeamsLayer) -> None:
+    """`teams`: team name → its outputs (layout.platform_outputs.team_outputs); stacks with teams only."""
+
+    def entry(team: Team, stack: str | None, values: list[str]) -> dict[str, object]:
+        return team_outputs(
+            team=team.name,
+            namespace=team.namespace,
+            jobs_namespace=team.jobs_namespace,
+            domain=settings.domain,
+            mlflow_namespace=settings.mlflow_namespace,
+            artifacts_destination=values[0],
+            reader_client_id=values[1],
+            stack_name=stack,
+            stack_cr_name=team_layout.stack_cr_name(team.name, settings.environment) if stack else None,
+        )
+
+    entries = {
+        declared.team.name: pulumi.Output.all(
+            azure.storage.artifacts_destination, declared.azure.client_ids["model-reader"]
+        ).apply(functools.partial(entry, declared.team, declared.tenancy.stack_name))
+        for declared in teams.teams
+    }
+    pulumi.export(TEAMS_OUTPUT, entries)

@@ -15,6 +15,16 @@ ACR_PULL: Final = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 NETWORK_CONTRIBUTOR: Final = "4d97b98b-1d4f-4787-a291-c67834d212e7"
 AKS_RBAC_CLUSTER_ADMIN: Final = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
 DNS_ZONE_CONTRIBUTOR: Final = "befefa01-2a29-4197-83a8-272ff33ce314"
+AKS_RBAC_WRITER: Final = "a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb"
+"""Azure Kubernetes Service RBAC Writer: read/write most objects of a namespace (no Roles, RoleBindings,
+ResourceQuotas); assigned at `<cluster id>/namespaces/<ns>` it is that namespace only."""
+AKS_RBAC_READER: Final = "7f6c6a51-bcf8-42ba-9220-52d62157d7db"
+"""Azure Kubernetes Service RBAC Reader: read most objects of a namespace (no Secrets)."""
+
+
+def namespace_scope(cluster_id: str, namespace: str) -> str:
+    """The scope of an Azure RBAC for Kubernetes assignment confined to one namespace."""
+    return f"{cluster_id}/namespaces/{namespace}"
 
 
 def role_definition_id(subscription_id: str, role: str) -> str:

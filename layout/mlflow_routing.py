@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from layout.mlflow_server import Role
+from layout.mlflow_server import ARTIFACTS_ROLE_WITH_WORKSPACES, Role
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,14 @@ ROUTES: Final[tuple[Route, ...]] = (
 )
 DEFAULT_ROLE: Final[Role] = "tracking"
 """Everything else, the UI included."""
+
+
+def routes(workspaces: bool) -> tuple[Route, ...]:
+    """The table of a platform with MLflow workspaces (teams) or without: with them, the artifacts
+    proxy paths go to `ARTIFACTS_ROLE_WITH_WORKSPACES` (why: `layout.mlflow_server`), else `ROUTES`."""
+    if not workspaces:
+        return ROUTES
+    return tuple(Route(r.prefix, ARTIFACTS_ROLE_WITH_WORKSPACES) if r.role == "artifacts" else r for r in ROUTES)
 
 
 def role_for(path: str, routes: Sequence[Route] = ROUTES) -> Role:

@@ -230,6 +230,14 @@ def _workspace_flags(role: Role, settings: ServerSettings) -> list[str]:
     return flags
 
 
+ARTIFACTS_ROLE_WITH_WORKSPACES: Final[Role] = "tracking"
+"""Who proxies artifacts when workspaces are on. MLflow 3.17.2's `--artifacts-only` server authorizes a
+proxied path by looking the experiment's workspace up in a tracking store it may not have (it refuses
+`--backend-store-uri`), so it answers 403 to every non-admin (tests/test_teams_mlflow.py). The tracking
+role has the store: it serves `mlflow-artifacts` (no `--no-serve-artifacts`, the destination given) and
+`layout.mlflow_routing.routes` sends those paths to it; the artifacts role stays for `mlflow gc`."""
+
+
 def server_command(role: Role, settings: ServerSettings) -> ServerCommand:
     """The `mlflow server` invocation of one role, and its environment."""
     if role not in ROLES:
@@ -238,7 +246,12 @@ def server_command(role: Role, settings: ServerSettings) -> ServerCommand:
     if role in ("tracking", "registry"):
         # Registry requests resolve logged models and runs, so both roles see both stores.
         args += _store_flags(settings)
-        args += ["--no-serve-artifacts", "--default-artifact-root", "mlflow-artifacts:/"]
+        if role == "tracking" and settings.workspaces:
+            # With workspaces the tracking role serves the artifacts proxy (`ARTIFACTS_ROLE_WITH_WORKSPACES`).
+            args += ["--artifacts-destination", settings.artifacts_destination]
+        else:
+            args += ["--no-serve-artifacts"]
+        args += ["--default-artifact-root", "mlflow-artifacts:/"]
     else:
         # MLflow refuses store URIs with `--artifacts-only`; the role still creates an unused
         # SQLite file in its working directory (/tmp, the pod's emptyDir). Its permission checks

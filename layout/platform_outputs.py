@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
@@ -110,3 +110,67 @@ def load_example(path: Path) -> dict[str, object]:
     if not isinstance(document, dict):
         raise PlatformOutputsError(f"{path}: expected a JSON object of stack outputs")
     return document
+
+
+TEAMS_OUTPUT: Final = "teams"
+"""Per team (stacks with teams only): what the team's people and its models stack use (docs/teams.md)."""
+
+
+def team_artifact_location(artifacts_destination: str, team: str) -> str:
+    """Where MLflow stores the team's proxied artifacts: `<destination>workspaces/<team>/`
+    (MLflow 3.17.2 prefixes every workspace's artifacts, `layout.storage_abac`)."""
+    return f"{artifacts_destination.rstrip('/')}/workspaces/{team}/"
+
+
+def team_outputs(
+    *,
+    team: str,
+    namespace: str,
+    jobs_namespace: str,
+    domain: str,
+    mlflow_namespace: str,
+    artifacts_destination: str,
+    reader_client_id: str,
+    stack_name: str | None,
+    stack_cr_name: str | None,
+) -> dict[str, object]:
+    """One team's entry of the `teams` output (plain values, never a password: Key Vault secret names)."""
+    return {
+        "namespace": namespace,
+        "jobsNamespace": jobs_namespace,
+        "mlflowWorkspace": team,
+        "mlflowTrackingUri": f"https://{cluster_layout.public_host('mlflow', domain)}",
+        "mlflowInClusterUri": mlflow_in_cluster_uri(mlflow_namespace),
+        "artifactLocation": team_artifact_location(artifacts_destination, team),
+        "readerClientId": reader_client_id,
+        "readerServiceAccount": cluster_layout.workload_service_account("model-reader").service_account,
+        "automationUser": f"{team}-automation",
+        "automationUserVaultEntry": f"{team}-automation-password",
+        "readerUser": f"{team}-reader",
+        "stackName": stack_name,
+        "stackCrName": stack_cr_name,
+        "endpointBase": f"https://{cluster_layout.public_host('models', domain)}/seldon/{namespace}/",
+    }
+
+
+def team_contract(stack: str, contract: PlatformContract, teams: object, team: str) -> PlatformContract:
+    """`contract` narrowed to one team: its namespace and reader identity from the `teams` output.
+
+    Raises PlatformOutputsError naming the platform stack and the team when the platform does not
+    declare the team (a models stack for a team the platform has not onboarded)."""
+    entry = teams.get(team) if isinstance(teams, Mapping) else None
+    if not isinstance(entry, Mapping):
+        known = sorted(teams) if isinstance(teams, Mapping) else []
+        raise PlatformOutputsError(
+            f"platform stack {stack} declares no team {team!r} (its `{TEAMS_OUTPUT}` output has {known}): "
+            "add the team to the platform's `teams` and deploy the platform first"
+        )
+    fields = {"namespace": "models_namespace", "readerClientId": "model_reader_client_id"}
+    fields["readerServiceAccount"] = "model_reader_service_account"
+    values = {}
+    for key, field in fields.items():
+        value = entry.get(key)
+        if not isinstance(value, str) or not value:
+            raise PlatformOutputsError(f"platform stack {stack}: {TEAMS_OUTPUT}.{team}.{key} is {value!r}")
+        values[field] = value
+    return replace(contract, **values)

@@ -62,13 +62,30 @@ class ReaderOptions:
     """Names or ids per `IN (...)` filter."""
 
 
+WORKSPACE_HEADER = "X-MLFLOW-WORKSPACE"
+"""MLflow 3.17.2's request header selecting a workspace (`mlflow.utils.workspace_utils.WORKSPACE_HEADER_NAME`)."""
+WORKSPACE_ENV = "MLFLOW_WORKSPACE"
+"""The variable MLflow's own client reads the workspace from; the registry reader honours it too."""
+
+
 class RegistryClient:
     """A small MLflow REST client: basic auth, timeouts, retries, and a request counter."""
 
-    def __init__(self, tracking_uri: str, username: str | None, password: str | None, options: ReaderOptions) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        username: str | None,
+        password: str | None,
+        options: ReaderOptions,
+        workspace: str | None = None,
+    ) -> None:
         self.tracking_uri = tracking_uri.rstrip("/")
         self.options = options
         self._headers = {"Accept": "application/json"}
+        if workspace:
+            # MLflow workspaces (a team's models Stack): this REST client is not MLflow's, which would
+            # send the header from `MLFLOW_WORKSPACE` itself (mlflow/utils/rest_utils.py).
+            self._headers[WORKSPACE_HEADER] = workspace
         if username is not None and password is not None:
             token = base64.b64encode(f"{username}:{password}".encode()).decode()
             self._headers["Authorization"] = f"Basic {token}"
@@ -366,9 +383,11 @@ def read_snapshot(
     username: str | None = None,
     password: str | None = None,
     options: ReaderOptions | None = None,
+    workspace: str | None = None,
 ) -> tuple[RegistrySnapshot, int]:
-    """Snapshot of `models` (name → aliases of interest) and the number of HTTP requests it took."""
-    client = RegistryClient(tracking_uri, username, password, options or ReaderOptions())
+    """Snapshot of `models` (name → aliases of interest) and the number of HTTP requests it took,
+    in MLflow workspace `workspace` when given (else the server's default workspace)."""
+    client = RegistryClient(tracking_uri, username, password, options or ReaderOptions(), workspace)
     taken_at = datetime.now(UTC).isoformat(timespec="seconds")
     try:
         states, failures = read_models(client, models)

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from rollout.registry_reader import RegistryError, read_snapshot
+from rollout.registry_reader import WORKSPACE_ENV, RegistryError, read_snapshot
 from rollout.snapshot import RegistrySnapshot
 from settings.rollout import RolloutSettings
 
@@ -53,5 +53,6 @@ def registry_snapshot(
         {model.name: (model.stable_alias, model.canary_alias) for model in settings.models},
         username=environ.get("MLFLOW_TRACKING_USERNAME"),
         password=tracking_password(environ),
+        workspace=environ.get(WORKSPACE_ENV) or None,
     )
     return snapshot

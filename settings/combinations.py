@@ -6,6 +6,7 @@ own validation, so a problem is reported once, against the key a person has to c
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from settings.capacity import MlflowScale, connection_budget, user_connections
 from settings.model import POSTGRES_STORAGE_SIZES_GB
 from settings.problems import Problem
 from settings.restore import BLOB_RESTORE_NAMES, blob_restore_problems
+from settings.teams import TEAMS_KEY, jobs_namespace, validate_teams
 
 Values = dict[str, Any]
 KeyOf = Callable[[str], str]
@@ -418,7 +420,44 @@ def _cluster_access_problems(values: Values, key: KeyOf) -> list[Problem]:
     return problems
 
 
+PLATFORM_NAMESPACES = frozenset(
+    {"mlops-system", "monitoring", "istio-system", "seldon-system", "cert-manager", "kube-system", "default"}
+)
+"""Namespaces the platform itself owns (besides the configurable ones): no team may take one."""
+
+
+def _team_problems(values: Values, key: KeyOf) -> list[Problem]:
+    """Teams share no name or namespace (`settings.teams.validate_teams`), and no team namespace, nor its
+    MLflow Projects jobs namespace (`<namespace>-jobs`), is one of the platform's or another team's."""
+    teams = values["teams"]
+    _, problems = validate_teams([team.model_dump(by_alias=True) for team in teams])
+    if problems:
+        return [dataclasses.replace(p, key=p.key.replace(TEAMS_KEY, key("teams"), 1)) for p in problems]
+    taken = {values[name]: key(name) for name in ("mlflow_namespace", "models_namespace", "ml_jobs_namespace")}
+    taken.update({namespace: "the platform" for namespace in PLATFORM_NAMESPACES})
+    owners: dict[str, str] = {}
+    for team in teams:
+        for namespace in (team.namespace, jobs_namespace(team)):
+            owners.setdefault(namespace, team.name)
+    for index, team in enumerate(teams):
+        for namespace in (team.namespace, jobs_namespace(team)):
+            owner = taken.get(namespace) or (owners[namespace] if owners[namespace] != team.name else None)
+            if len(namespace) > 63:
+                where = f"{key('teams')}[{index}] ({team.name})"
+                problems.append(Problem(where, f"namespace {namespace!r}", "at most 63 characters"))
+            elif owner is not None:
+                problems.append(
+                    Problem(
+                        f"{key('teams')}[{index}] ({team.name})",
+                        f"namespace {namespace!r}",
+                        f"namespaces of its own (`{namespace}` is {owner}'s)",
+                    )
+                )
+    return problems
+
+
 COMBINATION_CHECKS: tuple[CombinationCheck, ...] = (
+    CombinationCheck(("teams", "mlflow_namespace", "models_namespace", "ml_jobs_namespace"), _team_problems),
     *(
         _minimum_not_above_maximum(f"mlflow_{role}_min_replicas", f"mlflow_{role}_max_replicas")
         for role in ("tracking", "registry")

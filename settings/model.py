@@ -21,6 +21,8 @@ from pydantic.alias_generators import to_camel
 
 from layout.images import is_digest_reference
 from layout.kubelogin import KubeloginMode
+from settings.labels import Dns1123Label
+from settings.teams import Team
 
 Environment = Literal["dev", "prod"]
 PostgresTier = Literal["Burstable", "GeneralPurpose", "MemoryOptimized"]
@@ -68,7 +70,6 @@ Guid = Annotated[
     StringConstraints(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
 ]
 VmSize = Annotated[str, StringConstraints(pattern=r"^Standard_[A-Za-z0-9_]+$")]
-Dns1123Label = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
 ChartVersion = Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")]
 # `[registry/]repository[:tag][@sha256:digest]`, a tag or a digest required (never an implicit `latest`).
 ImageReference = Annotated[
@@ -543,6 +544,13 @@ class PlatformSettings(BaseModel):
     )
     ml_jobs_namespace: Dns1123Label = Field(
         default="ml-jobs", description="Namespace of MLflow Projects jobs (`mlflow run --backend kubernetes`)."
+    )
+    teams: list[Team] = Field(
+        default_factory=list,
+        description="The ML teams the platform serves, one entry each (`{name, adminGroups, memberGroups?, "
+        "quota?, overrides?}`, docs/teams.md): per team an MLflow workspace, namespaces, quota, network "
+        "policies, Entra group bindings, a serving identity and a models Stack. Empty: the single-tenant "
+        "layout (one models namespace, one models Stack).",
     )
 
     # --- MLflow servers -------------------------------------------------------------------

@@ -24,8 +24,7 @@ from typing import Annotated, Final
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
-from settings.loader import _field_problems
-from settings.model import Dns1123Label
+from settings.labels import Dns1123Label
 from settings.problems import Problem
 
 TEAMS_KEY: Final = "teams"
@@ -43,6 +42,7 @@ RESERVED_TEAM_NAMES: Final = frozenset(
 )
 AUTOMATION_SUFFIX: Final = "-automation"
 READER_SUFFIX: Final = "-reader"
+JOBS_SUFFIX: Final = "-jobs"
 MAX_NAME_LENGTH: Final = 63 - len(AUTOMATION_SUFFIX)
 """MLflow user names are free-form, but `<name>-automation` is also a Kubernetes Secret and Key
 Vault secret name in the cluster: keep it a DNS label too."""
@@ -143,9 +143,18 @@ class Team(BaseModel):
     def reader_user(self) -> str:
         return self.name + READER_SUFFIX
 
+    @property
+    def jobs_namespace(self) -> str:
+        """The namespace of the team's MLflow Projects jobs (`<namespace>-jobs`)."""
+        return self.namespace + JOBS_SUFFIX
+
     def stack_name(self, environment: str) -> str:
         """The team's models Stack (`<team>-<env>`)."""
         return f"{self.name}-{environment}"
+
+
+def jobs_namespace(team: Team) -> str:
+    return team.jobs_namespace
 
 
 _TEAMS: Final = TypeAdapter(list[Team])
@@ -177,6 +186,9 @@ def _duplicates(teams: Sequence[Team]) -> list[Problem]:
 
 def validate_teams(raw: object) -> tuple[list[Team], list[Problem]]:
     """The typed teams of a raw `teams` value, or every problem in it (then the list is empty)."""
+    # The loader imports the settings model, which holds `teams`: imported here, not at the top.
+    from settings.loader import _field_problems  # noqa: PLC0415
+
     if raw is None:
         return [], []
     try:

@@ -12,7 +12,8 @@ import yaml
 
 from components.azure import azure_roles
 from harness.mock_engine import Evaluation, RecordedResource
-from layout import cluster_layout
+from layout import cluster_layout, team_layout
+from tests.services.stack import committed_settings
 
 REQUIRED_TAGS = {"environment", "owner", "cost-center", "managed-by"}
 STATEFUL_TYPES = (
@@ -159,7 +160,9 @@ def test_key_vault_holds_every_generated_secret(dev: Evaluation, prod: Evaluatio
         assert properties["enableRbacAuthorization"] is True
         assert properties["enableSoftDelete"] is True
         secrets = evaluation.of_type("azure-native:keyvault:Secret")
-        assert {s.inputs["secretName"] for s in secrets} == expected
+        teams = committed_settings(evaluation.stack).teams
+        team_secrets = {name for team in teams for name in team_layout.team_secrets(team.name)}
+        assert {s.inputs["secretName"] for s in secrets} == expected | team_secrets
         for secret in secrets:
             assert "properties" in secret.secret_inputs, f"{secret.name} value is not a Pulumi secret"
         uri = next(s for s in secrets if s.inputs["secretName"] == "mlflow-registry-db-uri").inputs["properties"][
@@ -317,6 +320,7 @@ def test_workload_identities_are_least_privilege(stack: Evaluation) -> None:
     }
     credentials = stack.of_type("azure-native:managedidentity:FederatedIdentityCredential")
     subjects = {c.inputs["subject"] for c in credentials}
+    teams = committed_settings(stack.stack).teams
     assert subjects == {
         "system:serviceaccount:mlflow:mlflow-artifacts",
         "system:serviceaccount:mlflow:mlflow-server",
@@ -329,6 +333,12 @@ def test_workload_identities_are_least_privilege(stack: Evaluation) -> None:
         "system:serviceaccount:mlops-system:webhook-registrar",
         "system:serviceaccount:mlops-system:models-reader-registrar",
         "system:serviceaccount:cert-manager:cert-manager",
+        # With teams (docs/teams.md): the teams' ensure Job, and per team its serving reader, its
+        # jobs and its models Stack.
+        *(["system:serviceaccount:mlops-system:teams-registrar"] if teams else []),
+        *(f"system:serviceaccount:{t.namespace}:model-storage-reader" for t in teams),
+        *(f"system:serviceaccount:{t.jobs_namespace}:mlflow-job-runner" for t in teams),
+        *(f"system:serviceaccount:mlops-system:{t.name}-models-deployer" for t in teams),
     }
     issuer = stack.outputs["oidcIssuerUrl"].value
     assert all(
@@ -343,12 +353,19 @@ def test_workload_identities_are_least_privilege(stack: Evaluation) -> None:
             assert re.search(r"/vaults/[^/]+/secrets/[a-z-]+$", scope), scope
         if role == azure_roles.DNS_ZONE_CONTRIBUTOR:
             assert re.search(r"/providers/Microsoft\.Network/dnszones/[a-z0-9.-]+$", scope), scope
+        if role in (azure_roles.AKS_RBAC_WRITER, azure_roles.AKS_RBAC_READER):
+            assert grant.inputs["principalType"] == "Group" and re.search(
+                r"/managedClusters/[^/]+/namespaces/[a-z0-9-]+$", scope
+            ), scope
     roles = [g.inputs["roleDefinitionId"].rsplit("/", 1)[1] for g in grants]
-    assert roles.count(azure_roles.STORAGE_BLOB_DATA_CONTRIBUTOR) == 1
-    assert roles.count(azure_roles.STORAGE_BLOB_DATA_READER) == 2  # model serving, MLflow Projects jobs
+    # The artifacts role; with teams the servers too (the tracking role proxies artifacts, docs/teams.md).
+    assert roles.count(azure_roles.STORAGE_BLOB_DATA_CONTRIBUTOR) == (2 if teams else 1)
+    # model serving, MLflow Projects jobs; with teams two per team, each under its ABAC condition
+    assert roles.count(azure_roles.STORAGE_BLOB_DATA_READER) == 2 + 2 * len(teams)
     assert roles.count(azure_roles.ACR_PULL) == 1
     assert roles.count(azure_roles.DNS_ZONE_CONTRIBUTOR) == 1  # cert-manager, on the zone only
-    assert len(identities) == 12  # eleven workloads + the AKS control plane
+    # eleven workloads + the AKS control plane; with teams the registrar and three per team
+    assert len(identities) == 12 + (1 + 3 * len(teams) if teams else 0)
 
 
 def test_stack_outputs_and_secrets(stack: Evaluation) -> None:

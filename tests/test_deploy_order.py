@@ -77,6 +77,8 @@ def test_the_rules_see_what_the_issue_names(stack: Evaluation) -> None:
         "node-pool"
     ]
     assert "mlflow-migrate" in checked["database"]
+    # A team's ensure Job and models Stack mount the team's Key Vault secrets (the committed stacks declare teams).
+    assert {"teams-ensure", "team-fraud-stack", "automation-stack", "mlflow-tracking"} <= checked["vault-secret"]
     assert {"mlflow-migrate", "mlflow-artifacts", "monitoring-grafana-secret-sync", "automation-analysis"} <= checked[
         "workload-identity"
     ]
@@ -115,6 +117,7 @@ def _cut_cases(evaluation: Evaluation) -> Iterator[tuple[Requirement, list[Recor
         "postgres-dns",
         "subnet-access",
         "cluster-access",
+        "vault-secret",
     ],
 )
 def test_removing_the_edges_of_any_requirement_is_reported(stack: Evaluation, rule: str) -> None:

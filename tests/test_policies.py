@@ -610,8 +610,9 @@ def test_policy_passes_the_compliant_resource_and_names_the_violation(case: Case
 def test_every_policy_is_tested_and_documented() -> None:
     assert len(POLICIES) >= 25
     # Stack policies are tested on whole evaluations: tests/test_policy_preview.py (credential
-    # outputs) and tests/test_security_baseline.py (audit trail, Defender).
+    # outputs), tests/test_security_baseline.py (audit trail, Defender) and tests/test_teams_platform.py (teams).
     stack_policies = {"stack-credential-outputs-secret", "audit-diagnostic-settings", "defender-for-containers"}
+    stack_policies |= {"team-namespace-walls", "team-stack-confined", "team-reader-abac", "team-namespace-shared"}
     assert {case.policy for case in CASES} | stack_policies == set(BY_NAME)
     for policy in POLICIES:
         assert policy.description.endswith("."), policy.name

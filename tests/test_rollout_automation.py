@@ -68,7 +68,7 @@ def _enable_operator(config: dict[str, str]) -> None:
 def test_committed_stacks_run_the_operator_and_the_receiver(stack: Evaluation) -> None:
     """Registry events reach a committed stack's cluster: the operator's Stack and the webhook
     receiver are declared in dev and prod, for that environment's models stack."""
-    spec = stack.one("kubernetes:pulumi.com/v1:Stack").inputs["spec"]
+    spec = stack.one("kubernetes:pulumi.com/v1:Stack", "automation-stack").inputs["spec"]
     assert spec["stack"] == f"organization/mlops-models/{stack.stack}"
     assert spec["backend"].startswith("azblob://") and spec["projectRepo"].startswith("https://")
     receiver = stack.one("kubernetes:apps/v1:Deployment", "webhooks-deployment").inputs
@@ -80,7 +80,7 @@ def test_committed_stacks_run_the_operator_and_the_receiver(stack: Evaluation) -
 def test_pulumi_operator_runs_the_models_project_and_resyncs_without_git_changes() -> None:
     evaluation = evaluate_with("prod", _enable_operator)
     assert evaluation.error is None, evaluation.error
-    stack_cr = evaluation.one("kubernetes:pulumi.com/v1:Stack")
+    stack_cr = evaluation.one("kubernetes:pulumi.com/v1:Stack", "automation-stack")
     assert stack_cr.inputs["metadata"] == {
         "name": cluster_layout.MODELS_STACK_CR_NAME,
         "namespace": cluster_layout.MODELS_STACK_CR_NAMESPACE,
@@ -99,7 +99,7 @@ def test_pulumi_operator_runs_the_models_project_and_resyncs_without_git_changes
 def test_operator_workspace_is_restricted_and_reads_its_credentials_from_key_vault() -> None:
     evaluation = evaluate_with("prod", _enable_operator)
     assert evaluation.error is None, evaluation.error
-    spec = evaluation.one("kubernetes:pulumi.com/v1:Stack").inputs["spec"]
+    spec = evaluation.one("kubernetes:pulumi.com/v1:Stack", "automation-stack").inputs["spec"]
     workspace = spec["workspaceTemplate"]["spec"]
     assert workspace["securityProfile"] == "restricted"  # PKO 2.9: non-root, seccomp, no capabilities
     # The workspace image the program builds (images/operator-workspace), by the digest it pushed.
@@ -216,7 +216,7 @@ def test_a_prebuilt_workspace_image_replaces_its_build_and_a_tag_or_the_old_key_
         "dev", lambda c: c.__setitem__(P + "prebuiltImages", f'{{"operator-workspace": "{WORKSPACE_PREBUILT}"}}')
     )
     assert prebuilt.error is None, prebuilt.error
-    spec = prebuilt.one("kubernetes:pulumi.com/v1:Stack").inputs["spec"]
+    spec = prebuilt.one("kubernetes:pulumi.com/v1:Stack", "automation-stack").inputs["spec"]
     assert spec["workspaceTemplate"]["spec"]["image"] == WORKSPACE_PREBUILT
     assert "images-operator-workspace" not in {b.name for b in prebuilt.of_type("docker-build:index:Image")}
     tagged = evaluate_with(
@@ -234,7 +234,7 @@ def test_operator_stack_waits_for_its_workspace_identity() -> None:
     and Key Vault grants (without them the first token exchange fails and the update errors)."""
     evaluation = evaluate_with("prod", _enable_operator)
     assert evaluation.error is None, evaluation.error
-    stack_cr = evaluation.one("kubernetes:pulumi.com/v1:Stack")
+    stack_cr = evaluation.one("kubernetes:pulumi.com/v1:Stack", "automation-stack")
     pod_spec = stack_cr.inputs["spec"]["workspaceTemplate"]["spec"]["podTemplate"]["spec"]
     assert pod_spec["serviceAccountName"] == stack_cr.inputs["spec"]["serviceAccountName"]
     assert order_problems(evaluation.resources) == []
@@ -260,7 +260,7 @@ def test_the_operator_is_scraped_where_its_chart_serves_metrics(stack: Evaluatio
     # `controller.metricsSecure` is a value of the pinned chart.
     assert release_problems(release) == []
     # Its alerts watch the Stack the operator runs.
-    stack_cr = stack.one("kubernetes:pulumi.com/v1:Stack")
+    stack_cr = stack.one("kubernetes:pulumi.com/v1:Stack", "automation-stack")
     rules = stack.one("kubernetes:monitoring.coreos.com/v1:PrometheusRule").inputs["spec"]["groups"]
     delivery = next(group for group in rules if group["name"] == "mlops-model-delivery")
     metadata = stack_cr.inputs["metadata"]

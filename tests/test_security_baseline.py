@@ -27,6 +27,7 @@ from policies.kubernetes import containers, is_kubernetes_object
 from policies.pack import BY_NAME
 from settings import SettingsError, load_settings
 from tests.conftest import evaluate_with
+from tests.services.stack import committed_settings
 from tests.test_settings_errors import MINIMAL
 
 WORKSPACE = resource_types.LOG_ANALYTICS_WORKSPACE
@@ -194,8 +195,8 @@ def test_every_secret_has_a_content_type_and_expires_after_rotation_plus_grace(s
     expected = int(rotation.timestamp()) + 14 * SECONDS_PER_DAY
     secrets = stack.of_type(SECRET)
     # 8 platform credentials, the rollout hook signing key, the models stack passphrase, the webhook
-    # signing secret and encryption key, the models reader's password
-    assert len(secrets) == 13
+    # signing secret and encryption key, the models reader's password; four per team (docs/teams.md)
+    assert len(secrets) == 13 + 4 * len(committed_settings(stack.stack).teams)
     for secret in secrets:
         properties = secret.inputs["properties"]
         assert properties["contentType"] in {"password", "username", "key", "connection-string"}, secret.name
@@ -223,10 +224,17 @@ def test_advancing_the_keeper_rotates_the_credentials_and_nothing_else() -> None
     assert before.one(ROTATING).inputs == after.one(ROTATING).inputs == {"rotationDays": 90}
 
     changed = {old[urn].name for urn in old if old[urn].inputs != new[urn].inputs}
+    teams = committed_settings("prod").teams
     rotated_passwords = {
         "postgres-admin-password",
         "key-vault-mlflow-flask-secret-key",
         "key-vault-rollout-hook-signing-key",
+        # the teams' MLflow user passwords (docs/teams.md)
+        *(
+            f"team-{t.name}-{user}-password"
+            for t in committed_settings("prod").teams
+            for user in ("automation", "reader")
+        ),
     }
     server_pods = {"mlflow-tracking", "mlflow-registry", "mlflow-artifacts"}
     assert changed == {
@@ -239,6 +247,9 @@ def test_advancing_the_keeper_rotates_the_credentials_and_nothing_else() -> None
         # password file current), so SecretProviderClasses, the migration Job and the PodMonitors
         # stay as they are.
         *server_pods,
+        # With teams, the ensure Job reruns (its credentials-generation annotation) to reset the
+        # teams' rotated MLflow passwords.
+        *({"teams-ensure"} if teams else set()),
     }
     for evaluation in (before, after):
         # No workload of the program takes a Secret through its environment.
@@ -284,6 +295,7 @@ def test_advancing_the_keeper_rotates_the_credentials_and_nothing_else() -> None
         "key-vault-mlflow-db-uri",
         "key-vault-mlflow-registry-db-uri",
         "key-vault-mlflow-auth-db-uri",
+        *(f"team-{t.name}-{user}-password" for t in teams for user in ("automation", "reader")),
     }
     # Bootstrap passwords (stored by MLflow and Grafana at first start) keep their value.
     for password in before.of_type(PASSWORD):

@@ -22,8 +22,11 @@ from azure.storage.blob import BlobServiceClient
 from mlflow import MlflowClient
 
 from layout.mlflow_server import gc_command
+from rollout.registry_reader import WORKSPACE_ENV, RegistryError
+from rollout.source import registry_snapshot
 from rollout.team_hooks import TeamRoute, team_verdict
 from rollout.webhooks import ALIAS_CREATED, ReplayGuard, Watch, WatchedModel, signature_valid
+from settings.rollout import RolloutSettings
 from tests.services import processes
 from tests.services.processes import base_env, run_to_completion, temporary_directory
 from tests.services.stack import MlflowDeployment, mlflow_deployment
@@ -74,17 +77,15 @@ def _steps(result: subprocess.CompletedProcess[str]) -> list[dict[str, str]]:
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
 
-def _register(tracking_uri: str, team: str, password: str, admin: tuple[str, str]) -> dict[str, Any]:
+def _register(tracking_uri: str, team: str, password: str, _admin: tuple[str, str]) -> dict[str, Any]:
     """A run holding a model directory and version 1 of `churn` from it, in `team`'s workspace, made
-    by the team's automation user; the model file is uploaded as the admin (see
-    `test_a_team_user_moves_artifacts_through_the_artifacts_role`)."""
+    by the team's automation user, the model file uploaded through the platform's routing (with teams the
+    tracking role proxies artifacts, `test_a_team_user_moves_artifacts_through_the_tracking_role`)."""
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     with mlflow_as(f"{team}-automation", password, team):
         experiment = client.create_experiment("training")
         run = client.create_run(experiment)
-    with mlflow_as(*admin, team):
         client.log_text(run.info.run_id, MLMODEL, "model/MLmodel")
-    with mlflow_as(f"{team}-automation", password, team):
         client.set_terminated(run.info.run_id)
         client.create_registered_model(MODEL)
         version = client.create_model_version(MODEL, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
@@ -234,17 +235,24 @@ def test_proxied_artifacts_land_under_the_team_prefix_and_cross_paths_are_refuse
     assert a_user.in_workspace("team-b").call("GET", f"/api/2.0/mlflow-artifacts/artifacts/{b_path}").status_code == 403
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MLflow 3.17.2 defect: with workspaces, the --artifacts-only role authorizes a proxied path by "
-    "looking the experiment's workspace up in its tracking store, which an artifacts-only server does not "
-    "have (it may not take --backend-store-uri): every non-admin gets 403. Team users need another path.",
-)
-def test_a_team_user_moves_artifacts_through_the_artifacts_role(teams: Teams) -> None:
+def test_a_team_user_moves_artifacts_through_the_tracking_role(teams: Teams) -> None:
+    """MLflow 3.17.2's `--artifacts-only` role cannot authorize a non-admin with workspaces on (it has
+    no tracking store to find the experiment's workspace in: 403 for everyone but the admin), so with
+    teams the platform routes `mlflow-artifacts` to the tracking role, which serves them
+    (`layout.mlflow_server.ARTIFACTS_ROLE_WITH_WORKSPACES`): through the same routing, the team's users
+    read and write their own artifacts and not another team's."""
     b = teams.versions["team-b"]
     path = f"workspaces/team-b/{b['experiment']}/{b['run']}/artifacts/model/MLmodel"
     reader = teams.rest("team-b-reader", "team-b")
     assert reader.call("GET", f"/api/2.0/mlflow-artifacts/artifacts/{path}").status_code == 200
+    assert teams.rest("team-a-reader", "team-a").call(
+        "GET", f"/api/2.0/mlflow-artifacts/artifacts/{path}"
+    ).status_code in (400, 403)
+    client = MlflowClient(teams.deployment.tracking_uri)
+    with mlflow_as("team-b-automation", teams.passwords["team-b-automation"], "team-b"):
+        run = client.create_run(b["experiment"])
+        client.log_text(run.info.run_id, "written by the team", "notes/by-team.txt")
+        assert client.download_artifacts(run.info.run_id, "notes/by-team.txt", str(teams.deployment.workdir))
 
 
 def test_gc_with_workspace_collects_only_that_team(teams: Teams, tmp_path: Path) -> None:
@@ -361,3 +369,21 @@ def test_without_the_guard_mlflow_misroutes_team_b_events_to_team_a(teams: Teams
         for d in deliveries
     ]
     assert {d.stack_name for d in decisions} == {"team-a-dev"}  # never team-b's Stack
+
+
+def test_the_models_stack_reader_reads_its_own_workspace_only(teams: Teams) -> None:
+    """What a team's models Stack runs: `rollout.source.registry_snapshot` as `<t>-reader` with
+    `MLFLOW_WORKSPACE=<t>` (the Stack's envRefs) reads the team's model; the same user in the other
+    team's workspace, or without a workspace (MLflow's `default`), reads nothing."""
+    password = teams.passwords["team-b-reader"]
+    environ = {
+        "MLFLOW_TRACKING_URI": teams.deployment.tracking_uri,
+        "MLFLOW_TRACKING_USERNAME": "team-b-reader",
+        "MLFLOW_TRACKING_PASSWORD": password,
+    }
+    settings = RolloutSettings.model_validate({"models": [{"name": MODEL}]})
+    snapshot = registry_snapshot(settings, environ={**environ, WORKSPACE_ENV: "team-b"})
+    assert MODEL in snapshot.models, snapshot
+    for workspace in ("team-a", ""):
+        with pytest.raises(RegistryError):
+            registry_snapshot(settings, environ={**environ, WORKSPACE_ENV: workspace})

@@ -11,6 +11,8 @@ import pulumi
 from layout.azure_roles import (
     ACR_PULL,
     AKS_RBAC_CLUSTER_ADMIN,
+    AKS_RBAC_READER,
+    AKS_RBAC_WRITER,
     DNS_ZONE_CONTRIBUTOR,
     KEY_VAULT_SECRETS_USER,
     NETWORK_CONTRIBUTOR,
@@ -22,6 +24,8 @@ from layout.azure_roles import (
 __all__ = [
     "ACR_PULL",
     "AKS_RBAC_CLUSTER_ADMIN",
+    "AKS_RBAC_READER",
+    "AKS_RBAC_WRITER",
     "DNS_ZONE_CONTRIBUTOR",
     "KEY_VAULT_SECRETS_USER",
     "NETWORK_CONTRIBUTOR",

@@ -24,6 +24,9 @@ class PlatformIdentitiesArgs:
     """Azure name per `WorkloadServiceAccount.key`."""
     artifact_container_id: pulumi.Input[str]
     secret_ids: Mapping[str, pulumi.Input[str]]
+    server_serves_artifacts: bool = False
+    """MLflow workspaces (teams): the tracking role proxies artifacts (`layout.mlflow_server`), so the
+    servers' identity writes blobs of the container too."""
     dns_zone_id: pulumi.Input[str] | None = None
     """The public DNS zone cert-manager answers DNS-01 challenges in (DNS Zone Contributor there only)."""
     tags: dict[str, str] = field(default_factory=dict)
@@ -33,6 +36,8 @@ def role_grants(account: WorkloadServiceAccount, args: PlatformIdentitiesArgs) -
     """Blob roles on the one container; Key Vault Secrets User on each secret, not the vault."""
     grants = []
     if account.access == "artifacts-write":
+        grants.append(RoleGrant(azure_roles.STORAGE_BLOB_DATA_CONTRIBUTOR, args.artifact_container_id, "container"))
+    if account.key == "mlflow-server" and args.server_serves_artifacts:
         grants.append(RoleGrant(azure_roles.STORAGE_BLOB_DATA_CONTRIBUTOR, args.artifact_container_id, "container"))
     if account.access == "artifacts-read":
         grants.append(RoleGrant(azure_roles.STORAGE_BLOB_DATA_READER, args.artifact_container_id, "container"))

@@ -14,6 +14,7 @@ import pulumi
 from pulumi_azure_native import authorization, managedidentity
 
 from components.azure import azure_roles
+from layout.storage_abac import CONDITION_VERSION
 
 TOKEN_AUDIENCE = "api://AzureADTokenExchange"
 
@@ -25,6 +26,8 @@ class RoleGrant:
     scope: pulumi.Input[str]
     label: str
     """Short name for the grant's Pulumi resource (`container`, `secret-mlflow-admin-password`)."""
+    condition: str | None = None
+    """An ABAC condition (version 2.0) narrowing the grant (a team's blob prefix); None: unconditional."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,13 @@ class WorkloadIdentityArgs:
     grants: Sequence[RoleGrant]
     purpose: str
     tags: dict[str, str] = field(default_factory=dict)
+
+
+def _condition(grant: RoleGrant) -> dict[str, str]:
+    """`condition` and `conditionVersion` of a conditional grant; nothing for the others (their inputs unchanged)."""
+    if grant.condition is None:
+        return {}
+    return {"condition": grant.condition, "condition_version": CONDITION_VERSION}
 
 
 class WorkloadIdentity(pulumi.ComponentResource):
@@ -77,6 +87,7 @@ class WorkloadIdentity(pulumi.ComponentResource):
                 role_definition_id=azure_roles.role_definition(args.subscription_id, grant.role),
                 scope=grant.scope,
                 description=f"{args.namespace}/{args.service_account}: {args.purpose}"[:1024],
+                **_condition(grant),
                 opts=pulumi.ResourceOptions(parent=identity),
             )
             self.ready.append(grant_resource)

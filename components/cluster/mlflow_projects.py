@@ -8,7 +8,8 @@ aliases keep their URNs, so a running stack sees no replacement.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -81,6 +82,8 @@ class MlflowProjectsArgs:
     formerly_in: pulumi.Resource | None = None
     """The MLflow component these objects were children of before: aliases name their old URNs."""
     deleted_with: pulumi.Resource | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """More namespace labels (a team's jobs namespace carries its team's)."""
 
 
 class MlflowProjects(pulumi.ComponentResource):
@@ -105,7 +108,11 @@ class MlflowProjects(pulumi.ComponentResource):
             namespace_name,
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=args.namespace,
-                labels={"pod-security.kubernetes.io/enforce": "restricted", "app.kubernetes.io/part-of": PART_OF},
+                labels={
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "app.kubernetes.io/part-of": PART_OF,
+                    **args.labels,
+                },
             ),
             opts=opts_in(self, args.formerly_in),
         )

@@ -32,7 +32,7 @@ scrape succeeds. The metrics (Stack names, counts) are served in plain HTTP insi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -262,6 +262,9 @@ class RolloutAutomation(pulumi.ComponentResource):
                 deleted_with=args.cluster,
             ),
         )
+        self.operator = args.operator
+        self.operator_release: pulumi.Resource | None = None
+        """The operator's release once declared: teams' Stacks (components.cluster.team_tenancy) wait for it."""
         if args.operator is not None:
             self._operator(name, args, args.operator, namespace)
         self.register_outputs({})
@@ -290,6 +293,7 @@ class RolloutAutomation(pulumi.ComponentResource):
             atomic=True,
             opts=opts(namespace, *args.node_pools),
         )
+        self.operator_release = release
         if operator.monitoring_crds is not None:
             kubernetes.apiextensions.CustomResource(
                 f"{name}-pulumi-operator-metrics",
@@ -359,50 +363,18 @@ class RolloutAutomation(pulumi.ComponentResource):
                 for secret, variable in secret_files.items()
             },
         }
-        kubernetes.apiextensions.CustomResource(
+        models_stack(
             f"{name}-stack",
-            api_version="pulumi.com/v1",
-            kind="Stack",
-            metadata={
-                "name": cluster_layout.MODELS_STACK_CR_NAME,
-                "namespace": cluster_layout.MODELS_STACK_CR_NAMESPACE,
-            },
-            spec={
-                "stack": operator.stack_name,
-                "projectRepo": operator.project_repo,
-                "branch": operator.branch,
-                "repoDir": MODELS_PROJECT_DIR,
-                "backend": operator.backend_url,
-                "serviceAccountName": DEPLOYER,
-                "refresh": True,
-                "resyncFrequencySeconds": operator.resync_seconds,
-                # Re-run on the interval even when Git is unchanged: registry decisions are the change.
-                "continueResyncOnCommitMatch": True,
-                "destroyOnFinalize": False,
-                "envRefs": env_refs,
-                "workspaceTemplate": {
-                    "spec": {
-                        "securityProfile": "restricted",
-                        "image": operator.workspace_image,
-                        "podTemplate": {
-                            "metadata": {"labels": uses_identity({})},
-                            "spec": {
-                                # The operator runs the workspace as the Stack's account; said here too, so
-                                # the pod template alone names the identity whose federation it waits for.
-                                "serviceAccountName": DEPLOYER,
-                                "containers": [
-                                    {
-                                        "name": WORKSPACE_CONTAINER,
-                                        "volumeMounts": [secrets_mount_manifest("credentials", SECRETS_MOUNT)],
-                                    }
-                                ],
-                                "volumes": [secrets_volume_manifest("credentials", DEPLOYER_CREDENTIALS)],
-                            },
-                        },
-                    }
-                },
-            },
-            opts=opts(
+            ModelsStackSpec(
+                cr_name=cluster_layout.MODELS_STACK_CR_NAME,
+                namespace=cluster_layout.MODELS_STACK_CR_NAMESPACE,
+                stack_name=operator.stack_name,
+                service_account=DEPLOYER,
+                credentials_class=DEPLOYER_CREDENTIALS,
+                env_refs=env_refs,
+            ),
+            operator,
+            opts(
                 release,
                 deployer,
                 delegator,
@@ -412,3 +384,69 @@ class RolloutAutomation(pulumi.ComponentResource):
                 *args.image_pull_ready,
             ),
         )
+
+
+@dataclass(frozen=True)
+class ModelsStackSpec:
+    """What differs between the single models Stack and a team's (`components.cluster.team_tenancy`)."""
+
+    cr_name: str
+    namespace: str
+    stack_name: str
+    service_account: str
+    credentials_class: str
+    """The SecretProviderClass mounted at `SECRETS_MOUNT` in the workspace pod."""
+    env_refs: Mapping[str, Mapping[str, object]]
+
+
+def literal_env_refs(values: Mapping[str, str]) -> dict[str, dict[str, object]]:
+    """PKO `envRefs` of type `Literal` (see the module docstring: files, never Secret references)."""
+    return {variable: {"type": "Literal", "literal": {"value": value}} for variable, value in values.items()}
+
+
+def models_stack(
+    resource_name: str, spec: ModelsStackSpec, operator: OperatorArgs, opts: pulumi.ResourceOptions
+) -> kubernetes.apiextensions.CustomResource:
+    """The PKO Stack that runs the models project (`repoDir: models`) as `spec.service_account`."""
+    return kubernetes.apiextensions.CustomResource(
+        resource_name,
+        api_version="pulumi.com/v1",
+        kind="Stack",
+        metadata={"name": spec.cr_name, "namespace": spec.namespace},
+        spec={
+            "stack": spec.stack_name,
+            "projectRepo": operator.project_repo,
+            "branch": operator.branch,
+            "repoDir": MODELS_PROJECT_DIR,
+            "backend": operator.backend_url,
+            "serviceAccountName": spec.service_account,
+            "refresh": True,
+            "resyncFrequencySeconds": operator.resync_seconds,
+            # Re-run on the interval even when Git is unchanged: registry decisions are the change.
+            "continueResyncOnCommitMatch": True,
+            "destroyOnFinalize": False,
+            "envRefs": {key: dict(value) for key, value in spec.env_refs.items()},
+            "workspaceTemplate": {
+                "spec": {
+                    "securityProfile": "restricted",
+                    "image": operator.workspace_image,
+                    "podTemplate": {
+                        "metadata": {"labels": uses_identity({})},
+                        "spec": {
+                            # The operator runs the workspace as the Stack's account; said here too, so
+                            # the pod template alone names the identity whose federation it waits for.
+                            "serviceAccountName": spec.service_account,
+                            "containers": [
+                                {
+                                    "name": WORKSPACE_CONTAINER,
+                                    "volumeMounts": [secrets_mount_manifest("credentials", SECRETS_MOUNT)],
+                                }
+                            ],
+                            "volumes": [secrets_volume_manifest("credentials", spec.credentials_class)],
+                        },
+                    },
+                }
+            },
+        },
+        opts=opts,
+    )

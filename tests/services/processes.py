@@ -397,11 +397,12 @@ def mlflow_roles(
 # --- nginx --------------------------------------------------------------------------------
 
 
-def nginx_config(root: Path, port: int, upstreams: Mapping[str, str]) -> str:
+def nginx_config(root: Path, port: int, upstreams: Mapping[str, str], workspaces: bool = False) -> str:
     blocks = "\n".join(
         f"upstream mlflow_{role} {{ server {address}; keepalive 64; }}" for role, address in upstreams.items()
     )
-    locations = mlflow_routing.nginx_locations({role: f"mlflow_{role}" for role in upstreams})
+    routes = mlflow_routing.routes(workspaces)
+    locations = mlflow_routing.nginx_locations({role: f"mlflow_{role}" for role in upstreams}, routes)
     return f"""
 worker_processes 2;
 pid {root}/nginx.pid;
@@ -424,14 +425,17 @@ http {{
 
 
 @contextlib.contextmanager
-def nginx(workdir: Path, upstreams: Mapping[str, str], port: int | None = None) -> Iterator[str]:
-    """nginx in the foreground routing by API path; yields its base URL."""
+def nginx(
+    workdir: Path, upstreams: Mapping[str, str], port: int | None = None, workspaces: bool = False
+) -> Iterator[str]:
+    """nginx in the foreground routing by API path as the platform does (`workspaces`: with teams); yields its
+    base URL."""
     root = workdir / "nginx"
     root.mkdir(parents=True)
     root.chmod(0o777)  # workers drop to `nobody` when the master runs as root
     port = port or free_port()
     config = root / "nginx.conf"
-    config.write_text(nginx_config(root, port, upstreams))
+    config.write_text(nginx_config(root, port, upstreams, workspaces))
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     subprocess.run([binary, "-t", "-p", str(root), "-c", str(config)], check=True, capture_output=True)
     process = _start([binary, "-p", str(root), "-c", str(config), "-g", "daemon off;"], base_env(), root / "nginx.log")

@@ -110,7 +110,7 @@ def mlflow_servers(
     }
     with processes.mlflow_roles(settings, secrets, workdir) as servers:
         upstreams = {role: f"127.0.0.1:{server.port}" for role, server in servers.items()}
-        with processes.nginx(workdir, upstreams, proxy_port) as url:
+        with processes.nginx(workdir, upstreams, proxy_port, settings.workspaces) as url:
             yield MlflowDeployment(
                 tracking_uri=url,
                 admin_username=settings.admin_username,

@@ -123,7 +123,9 @@ class MlflowStack(pulumi.ComponentResource):
             spec={
                 "hosts": [args.public_host],
                 "gateways": [args.gateway],
-                "http": mlflow_routing.virtual_service_http(hosts, cluster_layout.MLFLOW_SERVER_PORT),
+                "http": mlflow_routing.virtual_service_http(
+                    hosts, cluster_layout.MLFLOW_SERVER_PORT, mlflow_routing.routes(args.server.workspaces)
+                ),
             },
             opts=scope.opts(depends_on=[args.istio_crds]),
         )

@@ -1,0 +1,204 @@
+"""The Job that keeps every team's MLflow workspace, users and grants in step: `mlopsctl teams ensure`.
+
+Like the webhook registration Job (components/cluster/webhook_receiver.py): it runs in the
+automation namespace (MLflow's `allow-automation` policy admits it) as `teams-registrar`, the
+MLflow admin password and every team's automation and reader password mounted from Key Vault as
+files (`--secrets-dir`, the names `mlopsctl teams ensure` reads), after the MLflow servers run and
+after the secrets exist. The teams document (`--teams-file`) is a ConfigMap of the `teams` setting.
+
+A Job's template is immutable and a finished Job does not run again: the pod template carries the
+hash of the teams document and the credentials' generation as annotations, and a change of the spec
+replaces the Job, so it reruns exactly when a team is added, changed or removed, or the passwords
+rotate (`teams ensure` then resets them in MLflow).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.cluster.pod_security import restricted_container, restricted_pod
+from components.cluster.workload_identity import (
+    KeyVault,
+    PodIdentity,
+    secret_provider_class,
+    secrets_mount,
+    secrets_volume,
+    service_account,
+    uses_identity,
+)
+from layout import cluster_layout, team_layout
+from layout.images import DIGEST_PULL_POLICY
+from layout.mlflow_server import service_name
+from settings.teams import Team
+
+REGISTRAR: Final = "teams-registrar"
+SECRETS_MOUNT: Final = "/mnt/secrets"
+TEAMS_MOUNT: Final = "/etc/mlops-teams"
+TEAMS_FILE: Final = "teams.json"
+UID: Final = 10001
+HASH_ANNOTATION: Final = "mlops.platform/teams-hash"
+GENERATION_ANNOTATION: Final = "mlops.platform/credentials-generation"
+
+
+def teams_document(teams: Sequence[Team]) -> str:
+    """The `teams` setting as `mlopsctl teams ensure --teams-file` reads it (stack-file keys)."""
+    return json.dumps([t.model_dump(by_alias=True, mode="json") for t in teams], sort_keys=True, indent=1)
+
+
+def teams_hash(teams: Sequence[Team]) -> str:
+    return hashlib.sha256(teams_document(teams).encode()).hexdigest()[:16]
+
+
+def registrar_secrets(teams: Sequence[Team]) -> list[str]:
+    """The admin password and every team's two user passwords."""
+    secrets = [cluster_layout.MLFLOW_ADMIN_PASSWORD]
+    for team in teams:
+        secrets += [team_layout.automation_password(team.name), team_layout.reader_password(team.name)]
+    return secrets
+
+
+def ensure_args(mlflow_namespace: str) -> list[str]:
+    registry = f"http://{service_name('registry')}.{mlflow_namespace}.svc.cluster.local"
+    return [
+        "teams",
+        "ensure",
+        "--teams-file",
+        f"{TEAMS_MOUNT}/{TEAMS_FILE}",
+        "--secrets-dir",
+        SECRETS_MOUNT,
+        "--tracking-uri",
+        f"{registry}:{cluster_layout.MLFLOW_SERVER_PORT}",
+    ]
+
+
+@dataclass(frozen=True)
+class TeamsRegistrationArgs:
+    teams: Sequence[Team]
+    mlflow_namespace: str
+    mlflow_username: str
+    image: pulumi.Input[str]
+    identity: PodIdentity
+    key_vault_name: pulumi.Input[str]
+    tenant_id: pulumi.Input[str]
+    credentials_generation: pulumi.Input[str]
+    provider: k8s.Provider
+    cluster: pulumi.Resource
+    automation: pulumi.Resource
+    """The automation namespace's owner (RolloutAutomation)."""
+    mlflow: Sequence[pulumi.Resource]
+    """The MLflow servers: the Job runs once they are ready."""
+    secrets: Sequence[pulumi.Resource]
+    """The teams' Key Vault secrets: the CSI mount fails without them."""
+    node_pools: Sequence[pulumi.Resource] = ()
+    image_pull_ready: Sequence[pulumi.Resource] = ()
+
+
+class TeamsRegistration(pulumi.ComponentResource):
+    job: k8s.batch.v1.Job
+
+    def __init__(self, name: str, args: TeamsRegistrationArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops:cluster:TeamsRegistration", name, None, opts)
+        namespace = cluster_layout.AUTOMATION_NAMESPACE
+        labels = {"app.kubernetes.io/name": REGISTRAR, "app.kubernetes.io/part-of": "mlops-platform"}
+
+        def opts_(*depends_on: pulumi.Resource, **extra: Any) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(
+                parent=self, provider=args.provider, deleted_with=args.cluster, depends_on=list(depends_on), **extra
+            )
+
+        account = service_account(
+            f"{name}-account", name=REGISTRAR, namespace=namespace, identity=args.identity, opts=opts_(args.automation)
+        )
+        secret_class = secret_provider_class(
+            f"{name}-secrets",
+            name=f"{REGISTRAR}-key-vault",
+            namespace=namespace,
+            identity=args.identity,
+            vault=KeyVault(args.key_vault_name, args.tenant_id),
+            secrets=registrar_secrets(args.teams),
+            opts=opts_(args.automation, *args.secrets),
+        )
+        document = k8s.core.v1.ConfigMap(
+            f"{name}-teams",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{REGISTRAR}-teams", namespace=namespace, labels=labels),
+            data={TEAMS_FILE: teams_document(args.teams)},
+            opts=opts_(args.automation),
+        )
+        annotations = pulumi.Output.from_input(args.credentials_generation).apply(
+            lambda generation: {HASH_ANNOTATION: teams_hash(args.teams), GENERATION_ANNOTATION: generation}
+        )
+        self.job = k8s.batch.v1.Job(
+            f"{name}-ensure",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{REGISTRAR}-ensure", namespace=namespace, labels=labels),
+            spec=k8s.batch.v1.JobSpecArgs(
+                backoff_limit=6,
+                active_deadline_seconds=900,
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=uses_identity(labels), annotations=annotations),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        service_account_name=REGISTRAR,
+                        automount_service_account_token=False,
+                        restart_policy="OnFailure",
+                        security_context=restricted_pod(UID, group=UID),
+                        containers=[
+                            k8s.core.v1.ContainerArgs(
+                                name="ensure",
+                                image=args.image,
+                                image_pull_policy=DIGEST_PULL_POLICY,
+                                args=ensure_args(args.mlflow_namespace),
+                                env=[
+                                    k8s.core.v1.EnvVarArgs(name="MLFLOW_TRACKING_USERNAME", value=args.mlflow_username),
+                                    k8s.core.v1.EnvVarArgs(
+                                        name="MLFLOW_TRACKING_PASSWORD_FILE",
+                                        value=f"{SECRETS_MOUNT}/{cluster_layout.MLFLOW_ADMIN_PASSWORD}",
+                                    ),
+                                    k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
+                                ],
+                                resources=k8s.core.v1.ResourceRequirementsArgs(
+                                    requests={"cpu": "100m", "memory": "256Mi"},
+                                    limits={"cpu": "500m", "memory": "512Mi"},
+                                ),
+                                security_context=restricted_container(),
+                                volume_mounts=[
+                                    secrets_mount("secrets", SECRETS_MOUNT),
+                                    k8s.core.v1.VolumeMountArgs(name="teams", mount_path=TEAMS_MOUNT, read_only=True),
+                                    k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+                                ],
+                            )
+                        ],
+                        volumes=[
+                            secrets_volume("secrets", f"{REGISTRAR}-key-vault"),
+                            k8s.core.v1.VolumeArgs(
+                                name="teams",
+                                config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=f"{REGISTRAR}-teams"),
+                            ),
+                            k8s.core.v1.VolumeArgs(
+                                name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi")
+                            ),
+                        ],
+                    ),
+                ),
+            ),
+            # A Job's template is immutable: new teams, a new image or rotated passwords replace (rerun) it.
+            opts=opts_(
+                args.automation,
+                *args.mlflow,
+                *args.secrets,
+                account,
+                secret_class,
+                document,
+                *args.identity.ready,
+                *args.node_pools,
+                *args.image_pull_ready,
+                replace_on_changes=["spec"],
+                delete_before_replace=True,
+            ),
+        )
+        self.register_outputs({})
