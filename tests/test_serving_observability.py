@@ -19,6 +19,7 @@ from layout import cluster_layout, resource_types
 from observability import alerts, dashboards
 from settings import PlatformSettings
 from tests.conftest import evaluate_with
+from tests.services.stack import committed_settings
 
 RELEASE = resource_types.HELM_RELEASE
 EXPECTED_CHARTS = {
@@ -188,6 +189,8 @@ def test_models_namespace_enforces_the_strictest_profile_its_meshed_pods_meet(st
     predictor pod, which `baseline` rejects: the namespace enforces `privileged` and warns and audits
     at `baseline`. With the plugin (istiod `istio_cni.enabled`, a `cni` release) it enforces `baseline`."""
     labels = stack.one("kubernetes:core/v1:Namespace", "seldon-models-namespace").inputs["metadata"]["labels"]
+    # A team's serving namespace is meshed like `models` (docs/teams.md): the same profile, plus its team labels.
+    meshed = {"models"} | {team.namespace for team in committed_settings(stack.stack).teams}
     istiod = _release(stack, "istio-istiod").inputs["values"]
     releases = stack.of_type(RELEASE)
     cni = bool(istiod.get("istio_cni", {}).get("enabled")) or any(r.inputs.get("chart") == "cni" for r in releases)
@@ -197,12 +200,14 @@ def test_models_namespace_enforces_the_strictest_profile_its_meshed_pods_meet(st
         "pod-security.kubernetes.io/warn": "baseline",
         "pod-security.kubernetes.io/audit": "baseline",
     }
-    # Every other namespace the platform labels enforces `restricted`: only the models namespace is meshed.
+    # Every other namespace the platform labels enforces `restricted`: only serving namespaces are meshed.
     for namespace in stack.of_type("kubernetes:core/v1:Namespace"):
         metadata = namespace.inputs["metadata"]
-        enforce = metadata.get("labels", {}).get("pod-security.kubernetes.io/enforce")
-        if metadata["name"] != "models" and enforce is not None:
-            assert enforce == "restricted", metadata["name"]
+        namespace_labels = metadata.get("labels", {})
+        if metadata["name"] in meshed:
+            assert {k: namespace_labels.get(k) for k in labels} == labels, metadata["name"]
+        elif "pod-security.kubernetes.io/enforce" in namespace_labels:
+            assert namespace_labels["pod-security.kubernetes.io/enforce"] == "restricted", metadata["name"]
 
 
 def test_seldon_uses_istio_and_the_platform_gateway(stack: Evaluation) -> None:

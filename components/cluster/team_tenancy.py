@@ -134,7 +134,7 @@ class TeamTenancy(pulumi.ComponentResource):
             MlflowProjectsArgs(
                 namespace=team.jobs_namespace,
                 identity=args.job_identity,
-                resource_prefix=f"{name}",
+                resource_prefix=f"{name}-jobs",
                 deleted_with=args.cluster,
                 labels=team_labels(team.name, "jobs"),
             ),
