@@ -15,6 +15,8 @@ settings = platform_settings()
 # The models the operator's workspace reads (models/Pulumi.<stack>.yaml): its registry user's grants.
 models = managed_models(settings, pulumi.get_stack())
 azure_layer = azure.declare(settings)
-cluster_layer = cluster.declare(settings, azure_layer, models)
-teams_layer = teams.declare(settings, azure_layer, cluster_layer)
+# Each team's Azure side first: the webhook receiver mounts the teams' webhook secrets and waits for its grants.
+team_sides = teams.declare_azure(settings, azure_layer)
+cluster_layer = cluster.declare(settings, azure_layer, models, teams.receiver_hooks(settings, team_sides))
+teams_layer = teams.declare(settings, azure_layer, cluster_layer, team_sides)
 outputs.export(settings, azure_layer, cluster_layer, teams_layer)

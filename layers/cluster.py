@@ -21,6 +21,7 @@ from components.cluster.monitoring import Monitoring, MonitoringArgs, Monitoring
 from components.cluster.rollout_automation import OperatorArgs, RolloutAutomation, RolloutAutomationArgs
 from components.cluster.seldon_core import SeldonCore, SeldonCoreArgs
 from components.cluster.webhook_receiver import WebhookReceiver, WebhookReceiverArgs
+from components.cluster.webhook_teams import TeamHook
 from components.cluster.workload_identity import pod_identities
 from layers.azure import AzureLayer
 from layers.mlflow_servers import cluster_database, server_settings
@@ -47,9 +48,15 @@ class ClusterLayer:
     dns_records: GatewayDnsRecords
 
 
-def declare(settings: PlatformSettings, azure: AzureLayer, managed_models: Sequence[str] = ()) -> ClusterLayer:
+def declare(
+    settings: PlatformSettings,
+    azure: AzureLayer,
+    managed_models: Sequence[str] = (),
+    team_hooks: Sequence[TeamHook] = (),
+) -> ClusterLayer:
     """Declare everything that runs in the cluster, through the cluster's one Kubernetes provider;
-    `managed_models` are the models stack's models (`layers.config.managed_models`)."""
+    `managed_models` are the models stack's models (`layers.config.managed_models`), `team_hooks` the
+    teams whose webhooks the receiver serves (`layers.teams.receiver_hooks`)."""
     identities = pod_identities(azure.identities.client_ids, azure.identities.ready)
     mesh = IstioMesh(
         "istio",
@@ -269,6 +276,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer, managed_models: Seque
                 zone_spread=len(settings.aks_zones) > 1,
                 node_pools=azure.aks.user_node_pools,
                 image_pull_ready=azure.aks.image_pull_ready,
+                teams=team_hooks,
             ),
         )
         if settings.webhook_receiver

@@ -1,9 +1,14 @@
 """The teams layer: per entry of the `teams` setting its Azure side and its corner of the cluster, and the
-one Job that keeps every team's MLflow workspace, users and grants in step (docs/teams.md).
+one Job that keeps every team's MLflow workspace, users, grants and webhook in step (docs/teams.md).
 
 Nothing is declared without teams: a stack that declares none is exactly the single-tenant platform.
 Each team's resources are named after the team only, so adding or removing one leaves every other
 team's resources (URNs and inputs) as they were.
+
+Two steps around the cluster layer: `declare_azure` (each team's secrets, identities and grants,
+among them the webhook receiver's read of the team's webhook secret) comes first, because the
+receiver in the cluster layer mounts those secrets and waits for the grants (`receiver_hooks`);
+`declare` (namespaces, Stacks, the registration Job) needs the cluster layer.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from components.cluster.teams_registration import (
     REGISTRAR,
     TeamsRegistration,
     TeamsRegistrationArgs,
+    hooked_teams,
     registrar_secrets,
 )
+from components.cluster.webhook_teams import TeamHook
 from components.cluster.workload_identity import PodIdentity
 from layers.azure import AzureLayer
 from layers.cluster import ClusterLayer
@@ -43,8 +50,14 @@ class TeamsLayer:
     registration: TeamsRegistration | None
 
 
-def _team(settings: PlatformSettings, azure: AzureLayer, cluster: ClusterLayer, team: Team) -> DeclaredTeam:
-    side = TeamAzure(
+def _receives_hooks(settings: PlatformSettings, team: Team) -> bool:
+    """The platform's receiver serves the team's webhook: a receiver exists and the team's webhook is on."""
+    return settings.webhook_receiver and team.overrides.webhook
+
+
+def _team_azure(settings: PlatformSettings, azure: AzureLayer, team: Team) -> TeamAzure:
+    receiver = cluster_layout.workload_service_account("webhook-receiver").key
+    return TeamAzure(
         f"team-{team.name}",
         TeamAzureArgs(
             team=team,
@@ -59,9 +72,29 @@ def _team(settings: PlatformSettings, azure: AzureLayer, cluster: ClusterLayer, 
             identity_names={p: azure.names.identity(team_layout.identity_key(team.name, p)) for p in PURPOSES},
             password_keepers=azure.rotation.keepers,
             expires=azure.rotation.expires,
+            receiver_principal_id=azure.identities.principal_ids[receiver] if _receives_hooks(settings, team) else None,
             tags=settings.tags,
         ),
     )
+
+
+def declare_azure(settings: PlatformSettings, azure: AzureLayer) -> dict[str, TeamAzure]:
+    """Each team's Azure side (team name → component), before the cluster layer; nothing without teams."""
+    return {team.name: _team_azure(settings, azure, team) for team in settings.teams}
+
+
+def receiver_hooks(settings: PlatformSettings, sides: dict[str, TeamAzure]) -> list[TeamHook]:
+    """The teams the webhook receiver routes: name, Stack `<t>-<env>`, and the secret and grant its pods wait for."""
+    return [
+        TeamHook(team.name, team_layout.stack_cr_name(team.name, settings.environment), sides[team.name].receiver_ready)
+        for team in settings.teams
+        if _receives_hooks(settings, team)
+    ]
+
+
+def _team(
+    settings: PlatformSettings, azure: AzureLayer, cluster: ClusterLayer, side: TeamAzure, team: Team
+) -> DeclaredTeam:
     operator = cluster.automation.operator
     stack = (
         TeamStackArgs(
@@ -92,8 +125,11 @@ def _team(settings: PlatformSettings, azure: AzureLayer, cluster: ClusterLayer, 
     return DeclaredTeam(team, side, tenancy)
 
 
-def _registrar_identity(settings: PlatformSettings, azure: AzureLayer, teams: list[DeclaredTeam]) -> PodIdentity:
-    """`teams-registrar`: Key Vault Secrets User on the admin password and each team's user passwords."""
+def _registrar_identity(
+    settings: PlatformSettings, azure: AzureLayer, teams: list[DeclaredTeam], webhooks: bool
+) -> PodIdentity:
+    """`teams-registrar`: Key Vault Secrets User on the admin password, each team's user passwords and, with
+    the receiver, the webhook secrets of the teams whose webhook is on."""
     secret_ids = dict(azure.vault.secret_ids)
     for declared in teams:
         secret_ids.update(declared.azure.secret_ids)
@@ -109,7 +145,7 @@ def _registrar_identity(settings: PlatformSettings, azure: AzureLayer, teams: li
             service_account=REGISTRAR,
             grants=[
                 RoleGrant(azure_roles.KEY_VAULT_SECRETS_USER, secret_ids[secret], f"secret-{secret}")
-                for secret in registrar_secrets([d.team for d in teams])
+                for secret in registrar_secrets([d.team for d in teams], webhooks)
             ],
             purpose="Job `mlopsctl teams ensure` keeps the teams' MLflow workspaces, users and grants "
             "(admin password, each team's user passwords)",
@@ -119,11 +155,17 @@ def _registrar_identity(settings: PlatformSettings, azure: AzureLayer, teams: li
     return PodIdentity(identity.client_id, tuple(identity.ready))
 
 
-def declare(settings: PlatformSettings, azure: AzureLayer, cluster: ClusterLayer) -> TeamsLayer:
-    """Every team's resources, and the registration Job; nothing when no team is declared."""
+def declare(
+    settings: PlatformSettings, azure: AzureLayer, cluster: ClusterLayer, sides: dict[str, TeamAzure]
+) -> TeamsLayer:
+    """Every team's cluster side (its Azure side is `sides`, from `declare_azure`), and the registration Job;
+    nothing when no team is declared."""
     if not settings.teams:
         return TeamsLayer([], None)
-    teams = [_team(settings, azure, cluster, team) for team in settings.teams]
+    teams = [_team(settings, azure, cluster, sides[team.name], team) for team in settings.teams]
+    receiver = cluster.webhooks
+    # The teams' webhooks are registered with the receiver when there is one and a team wants one.
+    webhooks = receiver is not None and bool(hooked_teams(settings.teams))
     registration = TeamsRegistration(
         "teams",
         TeamsRegistrationArgs(
@@ -131,7 +173,7 @@ def declare(settings: PlatformSettings, azure: AzureLayer, cluster: ClusterLayer
             mlflow_namespace=settings.mlflow_namespace,
             mlflow_username=settings.mlflow_admin_username,
             image=azure.images.refs["mlopsctl"],
-            identity=_registrar_identity(settings, azure, teams),
+            identity=_registrar_identity(settings, azure, teams, webhooks),
             key_vault_name=azure.vault.vault_name,
             tenant_id=azure.client.tenant_id,
             credentials_generation=azure.rotation.generation,
@@ -142,6 +184,8 @@ def declare(settings: PlatformSettings, azure: AzureLayer, cluster: ClusterLayer
             secrets=[s for d in teams for s in d.azure.secrets_written],
             node_pools=azure.aks.user_node_pools,
             image_pull_ready=azure.aks.image_pull_ready,
+            webhook_base_url=receiver.base_url if receiver is not None and webhooks else None,
+            receiver=receiver.ready if receiver is not None and webhooks else (),
         ),
     )
     return TeamsLayer(teams, registration)

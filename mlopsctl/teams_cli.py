@@ -219,7 +219,10 @@ def cmd_ensure(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     ]
     hook_secrets = {}
     if args.webhook_base_url:
-        hook_secrets = {t.name: _read_secret(args.secrets_dir, f"{t.name}-webhook-secret") for t in teams}
+        # Only the teams whose webhook is on: the platform mounts (and grants) exactly their secrets.
+        hook_secrets = {
+            t.name: _read_secret(args.secrets_dir, f"{t.name}-webhook-secret") for t in teams if t.overrides.webhook
+        }
     os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = username, password
     import mlflow  # noqa: PLC0415
 

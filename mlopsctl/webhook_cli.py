@@ -2,7 +2,8 @@
 
 - `serve` runs the receiver (`mlopsctl.webhook_receiver`) under uvicorn: verified, relevant
   deliveries become a reconcile request on the models Stack (Kubernetes configuration: in-cluster,
-  else `KUBECONFIG`).
+  else `KUBECONFIG`); with `--team TEAM=STACK`, also each team's `/hooks/<team>`, which reconciles
+  that team's Stack only (`mlopsctl.webhook_teams`).
 - `ensure` registers the webhook in MLflow, idempotently: created when no webhook has the name,
   updated when its URL, events, status or secret differ, left alone otherwise. MLflow never
   returns a stored secret, so the webhook's description carries a fingerprint of it
@@ -30,6 +31,7 @@ from layout.paths import MODELS_DIR
 from mlopsctl.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from mlopsctl.kube_api import KubeConfigError, StackReconciler, load_connection
 from mlopsctl.webhook_receiver import SecretSource, build_app
+from mlopsctl.webhook_teams import TeamSpecError, add_team_arguments, team_hooks
 from rollout.planner import PLAN_TAGS
 from rollout.registry_reader import RegistryError
 from rollout.source import tracking_password
@@ -70,7 +72,7 @@ def _secret_source(args: argparse.Namespace, environ: Mapping[str, str]) -> Secr
 
 def _stack_models(args: argparse.Namespace) -> list[WatchedModel]:
     """The served models of a models stack (`models/Pulumi.<stack>.yaml`) and the aliases their rollouts read."""
-    path = args.stack_file or MODELS_DIR / f"Pulumi.{args.stack}.yaml"
+    path = args.stack_file or args.models_dir / f"Pulumi.{args.stack}.yaml"
     if not path.is_file():
         raise UsageError(f"no models stack file {path}")
     try:
@@ -104,8 +106,12 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         connection = load_connection(environ)
     except KubeConfigError as error:
         raise UsageError(str(error)) from error
+    try:
+        teams = team_hooks(args, connection, watch.tag_keys)
+    except TeamSpecError as error:
+        raise UsageError(str(error)) from error
     reconciler = StackReconciler(connection, args.stack_namespace, args.stack_name)
-    app = build_app(secret, watch, reconciler.request_reconcile, ReplayGuard(args.tolerance_seconds))
+    app = build_app(secret, watch, reconciler.request_reconcile, ReplayGuard(args.tolerance_seconds), teams=teams)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="off")
     return EXIT_OK
 
@@ -220,6 +226,9 @@ def add_webhook_parser(commands: argparse._SubParsersAction[Any]) -> None:
     serve.add_argument("--stack", default=None, help="models stack whose served models to act on")
     serve.add_argument("--stack-file", type=Path, default=None, help="read the models from this file instead")
     serve.add_argument(
+        "--models-dir", type=Path, default=MODELS_DIR, help="where Pulumi.<stack>.yaml files are (default: the image's)"
+    )
+    serve.add_argument(
         "--tag",
         action="append",
         default=None,
@@ -228,6 +237,7 @@ def add_webhook_parser(commands: argparse._SubParsersAction[Any]) -> None:
     serve.add_argument("--stack-namespace", default=cluster_layout.MODELS_STACK_CR_NAMESPACE)
     serve.add_argument("--stack-name", default=cluster_layout.MODELS_STACK_CR_NAME)
     serve.add_argument("--tolerance-seconds", type=int, default=DEFAULT_TOLERANCE_SECONDS, help="replay window")
+    add_team_arguments(serve)
     serve.set_defaults(webhook_handler=cmd_serve)
 
     ensure = sub.add_parser("ensure", help="register (create or update) the webhook in MLflow, idempotently")

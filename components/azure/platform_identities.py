@@ -57,11 +57,15 @@ class PlatformIdentities(pulumi.ComponentResource):
     """Client id per service-account key, for the `azure.workload.identity/client-id` annotation."""
     ready: dict[str, list[pulumi.Resource]]
     """Per service-account key: federated credential and role grants its pods wait for."""
+    principal_ids: dict[str, pulumi.Output[str]]
+    """Per service-account key: the identity's object id, for grants declared elsewhere (a team's
+    webhook secret, read by the webhook receiver, is declared with the team)."""
 
     def __init__(self, name: str, args: PlatformIdentitiesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:azure:PlatformIdentities", name, None, opts)
         self.client_ids = {}
         self.ready = {}
+        self.principal_ids = {}
         for account in WORKLOAD_SERVICE_ACCOUNTS:
             identity = WorkloadIdentity(
                 f"{name}-{account.key}",
@@ -81,4 +85,5 @@ class PlatformIdentities(pulumi.ComponentResource):
             )
             self.client_ids[account.key] = identity.client_id
             self.ready[account.key] = identity.ready
+            self.principal_ids[account.key] = identity.principal_id
         self.register_outputs({"clientIds": self.client_ids})

@@ -10,8 +10,10 @@ removing a team declares or deletes that team's resources and changes nothing of
 - Who reads them: the team's deployer identity reads the reader password and the passphrase; the
   team's admin groups read the automation password (their CI logs runs and registers models with
   it: the platform issues it, the team uses it); the platform's teams registrar reads them all
-  (granted by the cluster side's `TeamsEnsureJob` identity, see layers/teams.py). No other team,
-  and no member group, reads any of them.
+  (granted by the cluster side's `TeamsEnsureJob` identity, see layers/teams.py); the platform's
+  webhook receiver reads the team's webhook secret (`receiver_principal_id`: granted here, with
+  the secret, so the receiver's pods can wait for both). No other team, and no member group, reads
+  any of them.
 - Identities: `<t>-model-reader` (service account `model-storage-reader` in the team's serving
   namespace) and `<t>-job-runner` (`mlflow-job-runner` in its jobs namespace) with Storage Blob Data
   Reader on the artifact container under the ABAC condition of `layout.storage_abac` (the team's
@@ -57,6 +59,9 @@ class TeamAzureArgs:
     """Azure name per purpose (`model-reader`, `job-runner`, `deployer`)."""
     password_keepers: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     expires: pulumi.Input[int] | None = None
+    receiver_principal_id: pulumi.Input[str] | None = None
+    """The platform's webhook receiver identity (object id): it verifies the team's deliveries with
+    the team's webhook secret. None: no receiver, or the team's webhook is off."""
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -67,6 +72,9 @@ class TeamAzure(pulumi.ComponentResource):
     ready: dict[str, list[pulumi.Resource]]
     secrets_written: list[pulumi.Resource]
     """The vault secrets: whatever mounts them waits for them."""
+    receiver_ready: list[pulumi.Resource]
+    """The team's webhook secret and the receiver's grant on it (empty without `receiver_principal_id`):
+    the receiver's pods mount the secret, so they wait for both."""
 
     def __init__(self, name: str, args: TeamAzureArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:azure:TeamAzure", name, None, opts)
@@ -167,4 +175,20 @@ class TeamAzure(pulumi.ComponentResource):
                 self.secret_ids[team_layout.automation_password(team)],
                 "admins read the team's MLflow automation password",
             )
+        self.receiver_ready = []
+        if args.receiver_principal_id is not None:
+            hook_secret = team_layout.webhook_secret(team)
+            receiver_grant = authorization.RoleAssignment(
+                f"{name}-webhook-receiver-{hook_secret.removeprefix(team + '-')}",
+                principal_id=args.receiver_principal_id,
+                principal_type="ServicePrincipal",
+                role_definition_id=azure_roles.role_definition(
+                    args.subscription_id, azure_roles.KEY_VAULT_SECRETS_USER
+                ),
+                scope=self.secret_ids[hook_secret],
+                description=f"team {team}: the platform's webhook receiver verifies the team's deliveries",
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            written = self.secrets_written[team_layout.team_secrets(team).index(hook_secret)]
+            self.receiver_ready = [written, receiver_grant]
         self.register_outputs({"clientIds": self.client_ids})

@@ -6,6 +6,12 @@ MLflow admin password and every team's automation and reader password mounted fr
 files (`--secrets-dir`, the names `mlopsctl teams ensure` reads), after the MLflow servers run and
 after the secrets exist. The teams document (`--teams-file`) is a ConfigMap of the `teams` setting.
 
+With the platform's webhook receiver, the Job also registers each team's webhook in the team's
+workspace (`--webhook-base-url`, the receiver's in-cluster address: hooks at `<base>/hooks/<team>`,
+signed with the team's `<t>-webhook-secret`, mounted for the teams whose webhook is on), so it runs
+only once the receiver is ready (`TeamsRegistrationArgs.receiver`): a webhook registered while no
+receiver answers would see its first deliveries fail.
+
 A Job's template is immutable and a finished Job does not run again: the pod template carries the
 hash of the teams document and the credentials' generation as annotations, and a change of the spec
 replaces the Job, so it reruns exactly when a team is added, changed or removed, or the passwords
@@ -56,17 +62,25 @@ def teams_hash(teams: Sequence[Team]) -> str:
     return hashlib.sha256(teams_document(teams).encode()).hexdigest()[:16]
 
 
-def registrar_secrets(teams: Sequence[Team]) -> list[str]:
-    """The admin password and every team's two user passwords."""
+def hooked_teams(teams: Sequence[Team]) -> list[Team]:
+    """The teams whose registry webhook is on (`overrides.webhook`)."""
+    return [team for team in teams if team.overrides.webhook]
+
+
+def registrar_secrets(teams: Sequence[Team], webhooks: bool = False) -> list[str]:
+    """The admin password, every team's two user passwords and, with `webhooks` (a receiver to
+    register with), the webhook secret of each team whose webhook is on."""
     secrets = [cluster_layout.MLFLOW_ADMIN_PASSWORD]
     for team in teams:
         secrets += [team_layout.automation_password(team.name), team_layout.reader_password(team.name)]
+    if webhooks:
+        secrets += [team_layout.webhook_secret(team.name) for team in hooked_teams(teams)]
     return secrets
 
 
-def ensure_args(mlflow_namespace: str) -> list[str]:
+def ensure_args(mlflow_namespace: str, webhook_base_url: str | None = None) -> list[str]:
     registry = f"http://{service_name('registry')}.{mlflow_namespace}.svc.cluster.local"
-    return [
+    args = [
         "teams",
         "ensure",
         "--teams-file",
@@ -76,6 +90,7 @@ def ensure_args(mlflow_namespace: str) -> list[str]:
         "--tracking-uri",
         f"{registry}:{cluster_layout.MLFLOW_SERVER_PORT}",
     ]
+    return [*args, "--webhook-base-url", webhook_base_url] if webhook_base_url else args
 
 
 @dataclass(frozen=True)
@@ -98,6 +113,10 @@ class TeamsRegistrationArgs:
     """The teams' Key Vault secrets: the CSI mount fails without them."""
     node_pools: Sequence[pulumi.Resource] = ()
     image_pull_ready: Sequence[pulumi.Resource] = ()
+    webhook_base_url: str | None = None
+    """The webhook receiver's in-cluster address; None: no receiver, no team webhooks registered."""
+    receiver: Sequence[pulumi.Resource] = ()
+    """The receiver's Deployment and Service (`WebhookReceiver.ready`): the Job waits for them."""
 
 
 class TeamsRegistration(pulumi.ComponentResource):
@@ -122,7 +141,7 @@ class TeamsRegistration(pulumi.ComponentResource):
             namespace=namespace,
             identity=args.identity,
             vault=KeyVault(args.key_vault_name, args.tenant_id),
-            secrets=registrar_secrets(args.teams),
+            secrets=registrar_secrets(args.teams, webhooks=args.webhook_base_url is not None),
             opts=opts_(args.automation, *args.secrets),
         )
         document = k8s.core.v1.ConfigMap(
@@ -152,7 +171,7 @@ class TeamsRegistration(pulumi.ComponentResource):
                                 name="ensure",
                                 image=args.image,
                                 image_pull_policy=DIGEST_PULL_POLICY,
-                                args=ensure_args(args.mlflow_namespace),
+                                args=ensure_args(args.mlflow_namespace, args.webhook_base_url),
                                 env=[
                                     k8s.core.v1.EnvVarArgs(name="MLFLOW_TRACKING_USERNAME", value=args.mlflow_username),
                                     k8s.core.v1.EnvVarArgs(
@@ -197,6 +216,7 @@ class TeamsRegistration(pulumi.ComponentResource):
                 *args.identity.ready,
                 *args.node_pools,
                 *args.image_pull_ready,
+                *args.receiver,
                 replace_on_changes=["spec"],
                 delete_before_replace=True,
             ),

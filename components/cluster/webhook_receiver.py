@@ -6,11 +6,14 @@ In the automation namespace (Pod Security `restricted`):
   PodDisruptionBudget, a Service, restricted pods; its signing secret is a Key Vault file (CSI,
   workload identity);
 - its ServiceAccount may `patch` the one models Stack (RBAC `resourceNames`) and nothing else;
-- NetworkPolicies: only MLflow's pods reach the receiver, and the receiver reaches only DNS and the
-  API server (443);
+- with teams, the same receiver serves each team's `/hooks/<team>` and may patch the teams' Stacks
+  too, each team's events only its own (`components.cluster.webhook_teams`);
+- NetworkPolicies (`components.cluster.webhook_network`): only MLflow's pods reach the receiver,
+  and the receiver reaches only DNS and the API server (443);
 - the registration Job (`mlopsctl webhook ensure`), created after MLflow and the receiver are
   ready; it reads the signing secret and the MLflow admin password (webhook APIs are admin-only)
-  from Key Vault.
+  from Key Vault. (The teams' webhooks are registered by `mlopsctl teams ensure`,
+  components/cluster/teams_registration.py.)
 
 In the MLflow namespace: egress from the MLflow servers to the receiver, and ingress from the
 registration Job to the registry role (MLflow's namespace denies everything else by default).
@@ -26,6 +29,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster.pod_security import restricted_container, restricted_pod
+from components.cluster.webhook_network import RECEIVER, RECEIVER_PORT, REGISTRAR, declare_network_policies, labels
+from components.cluster.webhook_teams import (
+    TeamHook,
+    declare_team_rbac,
+    receiver_base_url,
+    team_secrets,
+    team_serve_args,
+)
 from components.cluster.workload_identity import (
     KeyVault,
     PodIdentity,
@@ -40,28 +51,24 @@ from layout.images import DIGEST_PULL_POLICY
 from layout.mlflow_server import service_name
 from rollout.webhooks import DEFAULT_TOLERANCE_SECONDS
 
-RECEIVER: Final = "webhook-receiver"
-REGISTRAR: Final = "webhook-registrar"
-RECEIVER_PORT: Final = 8080
 SECRETS_MOUNT: Final = "/mnt/secrets"
 UID: Final = 10001
 """The non-root user of images/mlopsctl."""
-PART_OF: Final = "mlops-platform"
 
 
 def receiver_url(namespace: str) -> str:
-    """The URL MLflow delivers to (the Service listens on 80)."""
-    return f"http://{RECEIVER}.{namespace}.svc.cluster.local/webhook"
+    """The URL MLflow delivers the single models Stack's events to (the Service listens on 80)."""
+    return f"{receiver_base_url(namespace)}/webhook"
 
 
-def serve_args(stack: str, tolerance_seconds: int) -> list[str]:
+def serve_args(stack: str, tolerance_seconds: int, teams: Sequence[TeamHook] = ()) -> list[str]:
     args = ["webhook", "serve", "--port", str(RECEIVER_PORT)]
     args += ["--secret-file", f"{SECRETS_MOUNT}/{cluster_layout.WEBHOOK_SIGNING_SECRET}"]
     args += ["--stack-namespace", cluster_layout.MODELS_STACK_CR_NAMESPACE]
     args += ["--stack-name", cluster_layout.MODELS_STACK_CR_NAME]
     args += ["--tolerance-seconds", str(tolerance_seconds)]
     # The served models and their aliases: `models/Pulumi.<stack>.yaml` in the image, like the CronJob.
-    return [*args, "--stack", stack]
+    return [*args, "--stack", stack, *team_serve_args(teams, SECRETS_MOUNT)]
 
 
 def ensure_args(namespace: str, mlflow_namespace: str) -> list[str]:
@@ -76,10 +83,6 @@ def ensure_args(namespace: str, mlflow_namespace: str) -> list[str]:
         "--tracking-uri",
         f"{registry}{cluster_layout.MLFLOW_SERVER_PORT}",
     ]
-
-
-def labels(name: str) -> dict[str, str]:
-    return {cluster_layout.APP_NAME_LABEL: name, "app.kubernetes.io/part-of": PART_OF}
 
 
 @dataclass(frozen=True)
@@ -111,10 +114,16 @@ class WebhookReceiverArgs:
     """User node pools the pods run on."""
     image_pull_ready: Sequence[pulumi.Resource] = ()
     """The nodes' AcrPull grant: the pods run an image from the stack's registry."""
+    teams: Sequence[TeamHook] = ()
+    """The teams whose webhooks this receiver serves (`/hooks/<team>`); empty: single-tenant only."""
 
 
 class WebhookReceiver(pulumi.ComponentResource):
     url: pulumi.Output[str]
+    base_url: str
+    """The receiver's in-cluster address; the teams' hooks are `<base>/hooks/<team>`."""
+    ready: list[pulumi.Resource]
+    """The Deployment (awaited until its pods are ready) and the Service: a registration waits for them."""
 
     def __init__(self, name: str, args: WebhookReceiverArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:serving:WebhookReceiver", name, None, opts)
@@ -142,7 +151,7 @@ class WebhookReceiver(pulumi.ComponentResource):
                 namespace=ns,
                 identity=args.identities[key],
                 vault=vault,
-                secrets=account.secrets,
+                secrets=[*account.secrets, *team_secrets(args.teams)] if key == RECEIVER else account.secrets,
                 opts=self._opts([args.automation]),
             )
 
@@ -177,8 +186,24 @@ class WebhookReceiver(pulumi.ComponentResource):
             opts=self._opts([role, accounts[RECEIVER]]),
         )
 
+        team_bindings = declare_team_rbac(
+            name,
+            args.teams,
+            receiver_namespace=ns,
+            service_account=accounts[RECEIVER],
+            automation=args.automation,
+            opts=self._opts,
+        )
         deployment = self._receiver(
-            [*base, accounts[RECEIVER], provider_classes[RECEIVER], binding, *args.identities[RECEIVER].ready]
+            [
+                *base,
+                accounts[RECEIVER],
+                provider_classes[RECEIVER],
+                binding,
+                *team_bindings,
+                *args.identities[RECEIVER].ready,
+                *(resource for hook in args.teams for resource in hook.ready),
+            ]
         )
         service = k8s.core.v1.Service(
             f"{name}-service",
@@ -197,7 +222,15 @@ class WebhookReceiver(pulumi.ComponentResource):
             ),
             opts=self._opts([args.automation]),
         )
-        self._network_policies()
+        declare_network_policies(
+            name,
+            namespace=ns,
+            mlflow_namespace=args.mlflow_namespace,
+            mlflow_selectors=args.mlflow_selectors,
+            automation=args.automation,
+            mlflow=args.mlflow,
+            opts=self._opts,
+        )
         self._registrar(
             [
                 *base,
@@ -210,6 +243,8 @@ class WebhookReceiver(pulumi.ComponentResource):
             ]
         )
         self.url = pulumi.Output.from_input(receiver_url(ns))
+        self.base_url = receiver_base_url(ns)
+        self.ready = [deployment, service]
         self.register_outputs({"url": self.url})
 
     def _opts(self, depends_on: Sequence[pulumi.Resource], **extra: object) -> pulumi.ResourceOptions:
@@ -262,7 +297,7 @@ class WebhookReceiver(pulumi.ComponentResource):
                                 name="receiver",
                                 image=args.image,
                                 image_pull_policy=DIGEST_PULL_POLICY,
-                                args=serve_args(args.stack, args.tolerance_seconds),
+                                args=serve_args(args.stack, args.tolerance_seconds, args.teams),
                                 ports=[
                                     k8s.core.v1.ContainerPortArgs(
                                         name="http", container_port=RECEIVER_PORT, protocol="TCP"
@@ -331,87 +366,6 @@ class WebhookReceiver(pulumi.ComponentResource):
             # A Job's template is immutable: a new URL, image or secret mount replaces (reruns) it.
             opts=self._opts(depends_on, replace_on_changes=["spec"], delete_before_replace=True),
         )
-
-    def _network_policies(self) -> None:
-        args = self._args
-
-        def namespace_is(namespace: str) -> k8s.meta.v1.LabelSelectorArgs:
-            return k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": namespace})
-
-        mlflow_servers = args.mlflow_selectors["webhook-senders"]
-        receiver_port = [k8s.networking.v1.NetworkPolicyPortArgs(port=RECEIVER_PORT, protocol="TCP")]
-        mlflow_port = [k8s.networking.v1.NetworkPolicyPortArgs(port=cluster_layout.MLFLOW_SERVER_PORT, protocol="TCP")]
-        policies = {
-            # Only MLflow's servers reach the receiver.
-            (args.namespace, "webhook-receiver-ingress"): k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels(RECEIVER)),
-                policy_types=["Ingress", "Egress"],
-                ingress=[
-                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                        from_=[
-                            k8s.networking.v1.NetworkPolicyPeerArgs(
-                                namespace_selector=namespace_is(args.mlflow_namespace), pod_selector=mlflow_servers
-                            )
-                        ],
-                        ports=receiver_port,
-                    )
-                ],
-                # DNS, and the API server (443 through the kubernetes Service).
-                egress=[
-                    k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-                        to=[k8s.networking.v1.NetworkPolicyPeerArgs(namespace_selector=namespace_is("kube-system"))],
-                        ports=[
-                            k8s.networking.v1.NetworkPolicyPortArgs(port=53, protocol="UDP"),
-                            k8s.networking.v1.NetworkPolicyPortArgs(port=53, protocol="TCP"),
-                        ],
-                    ),
-                    k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=443, protocol="TCP")]
-                    ),
-                ],
-            ),
-            # MLflow's namespace denies all egress by default: let its servers deliver.
-            (args.mlflow_namespace, "allow-webhook-delivery"): k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=mlflow_servers,
-                policy_types=["Egress"],
-                egress=[
-                    k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-                        to=[
-                            k8s.networking.v1.NetworkPolicyPeerArgs(
-                                namespace_selector=namespace_is(args.namespace),
-                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels(RECEIVER)),
-                            )
-                        ],
-                        ports=receiver_port,
-                    )
-                ],
-            ),
-            # ... and admits the registration Job to the registry role.
-            (args.mlflow_namespace, "allow-webhook-registrar"): k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=args.mlflow_selectors["registry"],
-                policy_types=["Ingress"],
-                ingress=[
-                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                        from_=[
-                            k8s.networking.v1.NetworkPolicyPeerArgs(
-                                namespace_selector=namespace_is(args.namespace),
-                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels(REGISTRAR)),
-                            )
-                        ],
-                        ports=mlflow_port,
-                    )
-                ],
-            ),
-        }
-        for (namespace, policy_name), spec in policies.items():
-            k8s.networking.v1.NetworkPolicy(
-                f"{self._name}-netpol-{policy_name}",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=policy_name, namespace=namespace, labels=labels(RECEIVER)),
-                spec=spec,
-                opts=self._opts(
-                    [args.automation, *args.mlflow] if namespace == args.mlflow_namespace else [args.automation]
-                ),
-            )
 
 
 def _mounts() -> list[k8s.core.v1.VolumeMountArgs]:

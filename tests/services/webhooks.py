@@ -13,7 +13,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -127,6 +127,13 @@ class Receiver:
     url: str
     """The webhook URL (`http://127.0.0.1:<port>/webhook`)."""
     log: Path
+    team_secrets: Path | None = None
+    """The directory of the teams' `<team>-webhook-secret` files (as the Key Vault CSI mount)."""
+
+    @property
+    def base(self) -> str:
+        """The receiver's address; a team's hook is `<base>/hooks/<team>`."""
+        return self.url.removesuffix("/webhook")
 
     def records(self) -> list[dict[str, Any]]:
         """The receiver's one JSON line per delivery."""
@@ -135,9 +142,26 @@ class Receiver:
         return [record for record in records if "delivery" in record]  # not the start-up line
 
 
+@dataclass(frozen=True)
+class TeamHookSpec:
+    """One team the receiver serves: its Stack, its webhook secret (written to `<team>-webhook-secret`)."""
+
+    stack: str
+    secret: str
+
+
 @contextlib.contextmanager
-def receiver(workdir: Path, secret: str, models: Sequence[str], kubeconfig: Path) -> Iterator[Receiver]:
-    """`mlopsctl webhook serve` in its own process, secret from a file as in the pod."""
+def receiver(
+    workdir: Path,
+    secret: str,
+    models: Sequence[str],
+    kubeconfig: Path,
+    *,
+    teams: Mapping[str, TeamHookSpec] | None = None,
+    models_dir: Path | None = None,
+) -> Iterator[Receiver]:
+    """`mlopsctl webhook serve` in its own process, secrets from files as in the pod; with `teams`,
+    `--team <team>=<stack>` each, their managed models from `models_dir` (`Pulumi.<stack>.yaml`)."""
     root = workdir / f"receiver-{processes.free_port()}"
     root.mkdir(parents=True)
     secret_file = root / "signing-secret"
@@ -147,12 +171,22 @@ def receiver(workdir: Path, secret: str, models: Sequence[str], kubeconfig: Path
     args += ["--port", str(port), "--secret-file", str(secret_file)]
     for model in models:
         args += ["--model", model]
+    team_secrets = None
+    if teams:
+        team_secrets = root / "team-secrets"
+        team_secrets.mkdir()
+        args += ["--team-secrets-dir", str(team_secrets)]
+        for team, spec in teams.items():
+            (team_secrets / f"{team}-webhook-secret").write_text(spec.secret)
+            args += ["--team", f"{team}={spec.stack}"]
+    if models_dir is not None:
+        args += ["--models-dir", str(models_dir)]
     env = {**processes.base_env(), "KUBECONFIG": str(kubeconfig), "PYTHONPATH": str(processes.REPO_ROOT)}
     log = root / "receiver.log"
     process = processes._start(args, env, log, cwd=processes.REPO_ROOT)
     try:
         base = f"http://127.0.0.1:{port}"
         processes.wait_until(lambda: processes.http_ok(f"{base}/healthz"), f"receiver (log {log})", 60, process)
-        yield Receiver(f"{base}/webhook", log)
+        yield Receiver(f"{base}/webhook", log, team_secrets)
     finally:
         processes._stop(process)
