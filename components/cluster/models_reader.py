@@ -21,24 +21,18 @@ from typing import Final
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.cluster.pod_security import restricted_container, restricted_pod
+from components.cluster.mlflow_admin_job import SECRETS_MOUNT, mlflow_admin_job
 from components.cluster.workload_identity import (
     KeyVault,
     PodIdentity,
     secret_provider_class,
-    secrets_mount,
-    secrets_volume,
     service_account,
-    uses_identity,
 )
 from layout import cluster_layout
-from layout.images import DIGEST_PULL_POLICY
 from layout.mlflow_server import service_name
 
 KEY: Final = "models-reader-registrar"
 """Its `cluster_layout.WORKLOAD_SERVICE_ACCOUNTS` key (and ServiceAccount, Job and label name)."""
-SECRETS_MOUNT: Final = "/mnt/secrets"
-UID: Final = 10001
 """The non-root user of images/mlopsctl."""
 
 
@@ -111,53 +105,17 @@ class ModelsReader(pulumi.ComponentResource):
             secrets=account.secrets,
             opts=options(args.automation),
         )
-        self.job = k8s.batch.v1.Job(
+        self.job = mlflow_admin_job(
             f"{name}-ensure",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{KEY}-ensure", namespace=args.namespace, labels=labels()),
-            spec=k8s.batch.v1.JobSpecArgs(
-                backoff_limit=6,
-                active_deadline_seconds=900,
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=uses_identity(labels())),
-                    spec=k8s.core.v1.PodSpecArgs(
-                        service_account_name=account.service_account,
-                        automount_service_account_token=False,
-                        restart_policy="OnFailure",
-                        security_context=restricted_pod(UID, group=UID),
-                        containers=[
-                            k8s.core.v1.ContainerArgs(
-                                name="ensure-reader",
-                                image=args.image,
-                                image_pull_policy=DIGEST_PULL_POLICY,
-                                args=ensure_reader_args(args.mlflow_namespace, args.models),
-                                env=[
-                                    k8s.core.v1.EnvVarArgs(name="MLFLOW_TRACKING_USERNAME", value=args.mlflow_username),
-                                    k8s.core.v1.EnvVarArgs(
-                                        name="MLFLOW_TRACKING_PASSWORD_FILE",
-                                        value=f"{SECRETS_MOUNT}/{cluster_layout.MLFLOW_ADMIN_PASSWORD}",
-                                    ),
-                                    k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
-                                ],
-                                resources=k8s.core.v1.ResourceRequirementsArgs(
-                                    requests={"cpu": "100m", "memory": "256Mi"},
-                                    limits={"cpu": "500m", "memory": "512Mi"},
-                                ),
-                                security_context=restricted_container(),
-                                volume_mounts=[
-                                    secrets_mount("secrets", SECRETS_MOUNT),
-                                    k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
-                                ],
-                            )
-                        ],
-                        volumes=[
-                            secrets_volume("secrets", f"{KEY}-key-vault"),
-                            k8s.core.v1.VolumeArgs(
-                                name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi")
-                            ),
-                        ],
-                    ),
-                ),
-            ),
+            name=f"{KEY}-ensure",
+            namespace=args.namespace,
+            labels=labels(),
+            service_account=account.service_account,
+            secret_class=f"{KEY}-key-vault",
+            container="ensure-reader",
+            image=args.image,
+            args=ensure_reader_args(args.mlflow_namespace, args.models),
+            mlflow_username=args.mlflow_username,
             # A Job's template is immutable: another model list, image or secret mount replaces (reruns) it.
             opts=options(
                 args.automation,

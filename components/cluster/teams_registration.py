@@ -29,26 +29,20 @@ from typing import Any, Final
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.cluster.pod_security import restricted_container, restricted_pod
+from components.cluster.mlflow_admin_job import SECRETS_MOUNT, mlflow_admin_job
 from components.cluster.workload_identity import (
     KeyVault,
     PodIdentity,
     secret_provider_class,
-    secrets_mount,
-    secrets_volume,
     service_account,
-    uses_identity,
 )
 from layout import cluster_layout, team_layout
-from layout.images import DIGEST_PULL_POLICY
 from layout.mlflow_server import service_name
 from settings.teams import Team
 
 REGISTRAR: Final = "teams-registrar"
-SECRETS_MOUNT: Final = "/mnt/secrets"
 TEAMS_MOUNT: Final = "/etc/mlops-teams"
 TEAMS_FILE: Final = "teams.json"
-UID: Final = 10001
 HASH_ANNOTATION: Final = "mlops.platform/teams-hash"
 GENERATION_ANNOTATION: Final = "mlops.platform/credentials-generation"
 
@@ -153,58 +147,26 @@ class TeamsRegistration(pulumi.ComponentResource):
         annotations = pulumi.Output.from_input(args.credentials_generation).apply(
             lambda generation: {HASH_ANNOTATION: teams_hash(args.teams), GENERATION_ANNOTATION: generation}
         )
-        self.job = k8s.batch.v1.Job(
+        self.job = mlflow_admin_job(
             f"{name}-ensure",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{REGISTRAR}-ensure", namespace=namespace, labels=labels),
-            spec=k8s.batch.v1.JobSpecArgs(
-                backoff_limit=6,
-                active_deadline_seconds=900,
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=uses_identity(labels), annotations=annotations),
-                    spec=k8s.core.v1.PodSpecArgs(
-                        service_account_name=REGISTRAR,
-                        automount_service_account_token=False,
-                        restart_policy="OnFailure",
-                        security_context=restricted_pod(UID, group=UID),
-                        containers=[
-                            k8s.core.v1.ContainerArgs(
-                                name="ensure",
-                                image=args.image,
-                                image_pull_policy=DIGEST_PULL_POLICY,
-                                args=ensure_args(args.mlflow_namespace, args.webhook_base_url),
-                                env=[
-                                    k8s.core.v1.EnvVarArgs(name="MLFLOW_TRACKING_USERNAME", value=args.mlflow_username),
-                                    k8s.core.v1.EnvVarArgs(
-                                        name="MLFLOW_TRACKING_PASSWORD_FILE",
-                                        value=f"{SECRETS_MOUNT}/{cluster_layout.MLFLOW_ADMIN_PASSWORD}",
-                                    ),
-                                    k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
-                                ],
-                                resources=k8s.core.v1.ResourceRequirementsArgs(
-                                    requests={"cpu": "100m", "memory": "256Mi"},
-                                    limits={"cpu": "500m", "memory": "512Mi"},
-                                ),
-                                security_context=restricted_container(),
-                                volume_mounts=[
-                                    secrets_mount("secrets", SECRETS_MOUNT),
-                                    k8s.core.v1.VolumeMountArgs(name="teams", mount_path=TEAMS_MOUNT, read_only=True),
-                                    k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
-                                ],
-                            )
-                        ],
-                        volumes=[
-                            secrets_volume("secrets", f"{REGISTRAR}-key-vault"),
-                            k8s.core.v1.VolumeArgs(
-                                name="teams",
-                                config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=f"{REGISTRAR}-teams"),
-                            ),
-                            k8s.core.v1.VolumeArgs(
-                                name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi")
-                            ),
-                        ],
+            name=f"{REGISTRAR}-ensure",
+            namespace=namespace,
+            labels=labels,
+            annotations=annotations,
+            service_account=REGISTRAR,
+            secret_class=f"{REGISTRAR}-key-vault",
+            container="ensure",
+            image=args.image,
+            args=ensure_args(args.mlflow_namespace, args.webhook_base_url),
+            mlflow_username=args.mlflow_username,
+            extra_volumes=[
+                (
+                    k8s.core.v1.VolumeMountArgs(name="teams", mount_path=TEAMS_MOUNT, read_only=True),
+                    k8s.core.v1.VolumeArgs(
+                        name="teams", config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=f"{REGISTRAR}-teams")
                     ),
-                ),
-            ),
+                )
+            ],
             # A Job's template is immutable: new teams, a new image or rotated passwords replace (rerun) it.
             opts=opts_(
                 args.automation,

@@ -28,6 +28,7 @@ from typing import Final
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.cluster.mlflow_admin_job import SECRETS_MOUNT, mlflow_admin_job
 from components.cluster.pod_security import restricted_container, restricted_pod
 from components.cluster.webhook_network import RECEIVER, RECEIVER_PORT, REGISTRAR, declare_network_policies, labels
 from components.cluster.webhook_teams import (
@@ -51,7 +52,6 @@ from layout.images import DIGEST_PULL_POLICY
 from layout.mlflow_server import service_name
 from rollout.webhooks import DEFAULT_TOLERANCE_SECONDS
 
-SECRETS_MOUNT: Final = "/mnt/secrets"
 UID: Final = 10001
 """The non-root user of images/mlopsctl."""
 
@@ -322,47 +322,17 @@ class WebhookReceiver(pulumi.ComponentResource):
 
     def _registrar(self, depends_on: Sequence[pulumi.Resource]) -> None:
         args = self._args
-        k8s.batch.v1.Job(
+        mlflow_admin_job(
             f"{self._name}-ensure",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{REGISTRAR}-ensure", namespace=args.namespace, labels=labels(REGISTRAR)
-            ),
-            spec=k8s.batch.v1.JobSpecArgs(
-                backoff_limit=6,
-                active_deadline_seconds=900,
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=uses_identity(labels(REGISTRAR))),
-                    spec=k8s.core.v1.PodSpecArgs(
-                        service_account_name=REGISTRAR,
-                        automount_service_account_token=False,
-                        restart_policy="OnFailure",
-                        security_context=restricted_pod(UID, group=UID),
-                        containers=[
-                            k8s.core.v1.ContainerArgs(
-                                name="ensure",
-                                image=args.image,
-                                image_pull_policy=DIGEST_PULL_POLICY,
-                                args=ensure_args(args.namespace, args.mlflow_namespace),
-                                env=[
-                                    k8s.core.v1.EnvVarArgs(name="MLFLOW_TRACKING_USERNAME", value=args.mlflow_username),
-                                    k8s.core.v1.EnvVarArgs(
-                                        name="MLFLOW_TRACKING_PASSWORD_FILE",
-                                        value=f"{SECRETS_MOUNT}/{cluster_layout.MLFLOW_ADMIN_PASSWORD}",
-                                    ),
-                                    k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
-                                ],
-                                resources=k8s.core.v1.ResourceRequirementsArgs(
-                                    requests={"cpu": "100m", "memory": "256Mi"},
-                                    limits={"cpu": "500m", "memory": "512Mi"},
-                                ),
-                                security_context=restricted_container(),
-                                volume_mounts=_mounts(),
-                            )
-                        ],
-                        volumes=_volumes(f"{REGISTRAR}-key-vault"),
-                    ),
-                ),
-            ),
+            name=f"{REGISTRAR}-ensure",
+            namespace=args.namespace,
+            labels=labels(REGISTRAR),
+            service_account=REGISTRAR,
+            secret_class=f"{REGISTRAR}-key-vault",
+            container="ensure",
+            image=args.image,
+            args=ensure_args(args.namespace, args.mlflow_namespace),
+            mlflow_username=args.mlflow_username,
             # A Job's template is immutable: a new URL, image or secret mount replaces (reruns) it.
             opts=self._opts(depends_on, replace_on_changes=["spec"], delete_before_replace=True),
         )
