@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
-from layout import cluster_layout
+from layout import cluster_layout, team_layout
 from mlopsctl.kube_api import KubeConnection, StackReconciler
 from mlopsctl.webhook_receiver import SecretSource, TeamHook
 from rollout.webhooks import ReplayGuard, Watch, WatchedModel
@@ -43,8 +43,8 @@ class TeamSpecError(ValueError):
 
 
 def secret_file(directory: Path, team: str) -> Path:
-    """`<team>-webhook-secret` (layout.team_layout.webhook_secret), as the CSI driver writes it."""
-    return directory / f"{team}-webhook-secret"
+    """The team's signing secret as the CSI driver writes it (the Key Vault secret's name)."""
+    return directory / team_layout.webhook_secret(team)
 
 
 def parse_team_spec(spec: str) -> tuple[str, str]:
