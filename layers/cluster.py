@@ -26,7 +26,7 @@ from layers.azure import AzureLayer
 from layers.mlflow_servers import cluster_database, server_settings
 from layout import cluster_layout
 from layout.platform_outputs import mlflow_in_cluster_uri
-from observability.alerts import AlertThresholds, WatchedStack
+from observability.alerts import AlertThresholds, WatchedStacks
 from settings.model import PlatformSettings
 
 
@@ -142,15 +142,9 @@ def declare(settings: PlatformSettings, azure: AzureLayer, managed_models: Seque
                 model_p95_latency_seconds=settings.alert_model_p95_latency_ms / 1000,
                 mlflow_5xx_ratio=settings.alert_mlflow_5xx_percent / 100,
             ),
-            watched_stacks=[
-                WatchedStack(
-                    cluster_layout.MODELS_STACK_CR_NAMESPACE,
-                    cluster_layout.MODELS_STACK_CR_NAME,
-                    cluster_layout.AUTOMATION_NAMESPACE,
-                )
-            ]
+            watched_stacks=WatchedStacks(cluster_layout.MODELS_STACK_CR_NAMESPACE, settings.environment)
             if settings.pulumi_operator
-            else [],
+            else None,
         ),
     )
 

@@ -21,11 +21,11 @@
    policy `k8s-no-secret-env` forbids for the program's own pods; PKO refuses `FS` and `Env`
    references.
 
-The operator's metrics (`stacks_failing`, controller-runtime's reconcile counters) are scraped by
-a PodMonitor declared here, next to the operator: the platform alerts when the models Stack fails
-or stalls (observability.alerts.stack_alerts). The chart serves them on `http-metrics` (8383) over
-HTTPS with TokenReview/SubjectAccessReview authorization by default (`controller.metricsSecure`),
-but chart 2.9.0 grants the operator neither review (only the kustomize install's
+The operator's metrics (`stacks_failing`) are scraped by a PodMonitor declared here, next to the
+operator: the platform alerts when a models Stack fails (observability.alerts.stack_alerts; that it
+stalls comes from the Stack's condition, through kube-state-metrics). The chart serves them on
+`http-metrics` (8383) over HTTPS with TokenReview/SubjectAccessReview authorization by default
+(`controller.metricsSecure`), but chart 2.9.0 grants the operator neither review (only the kustomize install's
 `metrics_auth_role.yaml` does) and its own ServiceMonitor scrapes plain HTTP: with the defaults no
 scrape succeeds. The metrics (Stack names, counts) are served in plain HTTP inside the cluster.
 """
