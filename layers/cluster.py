@@ -17,8 +17,9 @@ from components.cluster.istio_mesh import IstioMesh, IstioMeshArgs
 from components.cluster.mlflow import MlflowStack, MlflowStackArgs, PodResources, RoleScaling
 from components.cluster.mlflow_projects import MlflowProjects, MlflowProjectsArgs
 from components.cluster.models_reader import ModelsReader, ModelsReaderArgs
+from components.cluster.models_stack import OperatorArgs
 from components.cluster.monitoring import Monitoring, MonitoringArgs, MonitoringValues
-from components.cluster.rollout_automation import OperatorArgs, RolloutAutomation, RolloutAutomationArgs
+from components.cluster.rollout_automation import RolloutAutomation, RolloutAutomationArgs
 from components.cluster.seldon_core import SeldonCore, SeldonCoreArgs
 from components.cluster.webhook_receiver import WebhookReceiver, WebhookReceiverArgs
 from components.cluster.workload_identity import pod_identities
