@@ -38,7 +38,7 @@ if str(REPO) not in sys.path:
 import yaml  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 
-from mlopsctl.rollout_cli import DEFAULT_PARALLEL_MODELS  # noqa: E402
+from mlopsctl.rollout_commands import DEFAULT_PARALLEL_MODELS  # noqa: E402
 from observability import promql  # noqa: E402
 from rollout.planner import deployment_name  # noqa: E402
 from tests.services import processes  # noqa: E402

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.mock_engine import MODELS_DIR, evaluate, stack_config
+from harness.mock_engine import MODELS_DIR, evaluate, platform_outputs_example, stack_config
 
 ADMINS = "0b6f7a52-3c1d-4e8f-9a21-5d4c3b2a1f00"
 
@@ -76,8 +76,26 @@ def team_models(models: int, repeat: int, directory: Path) -> tuple[list[float],
     rollout = {"models": [{"name": f"model-{index:03d}", "replicas": 1} for index in range(models)]}
     config = {**config, "mlops-models:rollout": json.dumps(rollout)}
     snapshot = _snapshot(models, directory)
+    # The team's quota sized for M models (two 1.1-CPU, 1664Mi pods each: rollout.quota), so the
+    # figures measure planning and declaring; the quota check itself runs, and passes, every time.
+    outputs = json.loads(platform_outputs_example("fraud-dev").read_text())
+    outputs["teams"]["fraud"]["quota"] = {
+        "cpu": str(3 * models),
+        "memory": f"{4 * models}Gi",
+        "pods": 2 * models,
+        "maxReplicas": 10,
+        "models": models,
+    }
     return _timed(
-        lambda: evaluate("fraud-dev", config, secret_keys, project_dir=MODELS_DIR, registry_snapshot=snapshot), repeat
+        lambda: evaluate(
+            "fraud-dev",
+            config,
+            secret_keys,
+            project_dir=MODELS_DIR,
+            registry_snapshot=snapshot,
+            platform_outputs=outputs,
+        ),
+        repeat,
     )
 
 

@@ -17,8 +17,9 @@ from components.cluster.istio_mesh import IstioMesh, IstioMeshArgs
 from components.cluster.mlflow import MlflowStack, MlflowStackArgs, PodResources, RoleScaling
 from components.cluster.mlflow_projects import MlflowProjects, MlflowProjectsArgs
 from components.cluster.models_reader import ModelsReader, ModelsReaderArgs
+from components.cluster.models_stack import OperatorArgs
 from components.cluster.monitoring import Monitoring, MonitoringArgs, MonitoringValues
-from components.cluster.rollout_automation import OperatorArgs, RolloutAutomation, RolloutAutomationArgs
+from components.cluster.rollout_automation import RolloutAutomation, RolloutAutomationArgs
 from components.cluster.seldon_core import SeldonCore, SeldonCoreArgs
 from components.cluster.webhook_receiver import WebhookReceiver, WebhookReceiverArgs
 from components.cluster.webhook_teams import TeamHook
@@ -27,7 +28,7 @@ from layers.azure import AzureLayer
 from layers.mlflow_servers import cluster_database, server_settings
 from layout import cluster_layout
 from layout.platform_outputs import mlflow_in_cluster_uri
-from observability.alerts import AlertThresholds, WatchedStack
+from observability.alerts import AlertThresholds, WatchedStacks
 from settings.model import PlatformSettings
 
 
@@ -149,15 +150,9 @@ def declare(
                 model_p95_latency_seconds=settings.alert_model_p95_latency_ms / 1000,
                 mlflow_5xx_ratio=settings.alert_mlflow_5xx_percent / 100,
             ),
-            watched_stacks=[
-                WatchedStack(
-                    cluster_layout.MODELS_STACK_CR_NAMESPACE,
-                    cluster_layout.MODELS_STACK_CR_NAME,
-                    cluster_layout.AUTOMATION_NAMESPACE,
-                )
-            ]
+            watched_stacks=WatchedStacks(cluster_layout.MODELS_STACK_CR_NAMESPACE, settings.environment)
             if settings.pulumi_operator
-            else [],
+            else None,
         ),
     )
 

@@ -5,7 +5,7 @@ Order, each step before any resource is declared:
    declaration), validated into a `PlatformContract`; a missing output names the stack and keys.
 2. `plan`: one registry snapshot (a few batched calls per model) and the pure plan; registry
    unreachable → `RegistryError` naming the registry and the models, nothing declared, so no
-   SeldonDeployment is ever deleted by an outage.
+   SeldonDeployment is ever deleted by an outage. A team's plans beyond its quota → `QuotaError`.
 3. `declare`: a Kubernetes provider confined to the models namespace and the `ModelRollout`.
 """
 
@@ -29,6 +29,7 @@ from layout.platform_outputs import (
     team_contract,
 )
 from rollout.planner import DeploymentPlan, plan_rollouts
+from rollout.quota import check_team_quota
 from rollout.registry_reader import WORKSPACE_ENV
 from rollout.source import registry_snapshot
 from settings.models import ModelsSettings
@@ -52,11 +53,16 @@ def plan(
     settings: ModelsSettings, platform: PlatformContract, environ: Mapping[str, str] | None = None
 ) -> list[DeploymentPlan]:
     """Read the registry (or the snapshot file of an offline preview) and plan every rollout; a team's
-    stack reads the team's MLflow workspace whatever the environment says."""
+    stack reads the team's MLflow workspace whatever the environment says, and its plans must fit the
+    team's quota at their largest (`rollout.quota`)."""
     if settings.team:
         environ = {**(os.environ if environ is None else environ), WORKSPACE_ENV: settings.team}
     snapshot = registry_snapshot(settings.rollout, platform.mlflow_uri, environ)
-    return plan_rollouts(snapshot, settings.rollout.models)
+    plans = plan_rollouts(snapshot, settings.rollout.models)
+    if platform.team_quota is not None:
+        # The ResourceQuota would refuse pods only at run time: refuse the plan now, nothing declared.
+        check_team_quota(platform.team, plans, platform.team_quota)
+    return plans
 
 
 def declare(settings: ModelsSettings, platform: PlatformContract, plans: Sequence[DeploymentPlan]) -> ModelRollout:

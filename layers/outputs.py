@@ -10,7 +10,7 @@ from layers.azure import AzureLayer
 from layers.cluster import ClusterLayer
 from layers.teams import TeamsLayer
 from layout import cluster_layout, team_layout
-from layout.platform_outputs import TEAMS_OUTPUT, mlflow_in_cluster_uri, team_outputs
+from layout.platform_outputs import TEAMS_OUTPUT, TeamQuotaContract, mlflow_in_cluster_uri, team_outputs
 from settings.model import PlatformSettings
 from settings.teams import Team
 
@@ -70,6 +70,13 @@ def _export_teams(settings: PlatformSettings, azure: AzureLayer, teams: TeamsLay
             reader_client_id=values[1],
             stack_name=stack,
             stack_cr_name=team_layout.stack_cr_name(team.name, settings.environment) if stack else None,
+            quota=TeamQuotaContract(
+                cpu=team.quota.cpu,
+                memory=team.quota.memory,
+                pods=team.quota.pods,
+                max_replicas=team.quota.max_replicas,
+                models=team.quota.models,
+            ),
         )
 
     entries = {

@@ -45,7 +45,7 @@ PLATFORM_IMAGES: Final[tuple[PlatformImage, ...]] = (
         "1.75.2-1",
     ),
     # The operator's workspace for the models project: Pulumi CLI 3.272.0, Python 3.11 and
-    # models/requirements.txt preinstalled (components/cluster/rollout_automation.py, the Stack).
+    # models/requirements.txt preinstalled (components/cluster/models_stack.py, the Stack).
     PlatformImage(
         "operator-workspace", "mlops/operator-workspace", ".", "images/operator-workspace/Dockerfile", "3.272.0-1"
     ),

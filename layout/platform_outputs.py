@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from layout import cluster_layout
 from layout.images import is_digest_reference
@@ -68,6 +68,25 @@ class PlatformContract:
     """`<registry>/mlops/model-server@sha256:...`: the model server every predictor runs."""
     storage_initializer_image: str
     """`<registry>/mlops/storage-initializer@sha256:...`: the init container of every graph node."""
+    team: str = ""
+    """The team whose models stack this is (`teams` output), empty for the single models namespace."""
+    team_quota: TeamQuotaContract | None = None
+    """The team's quota (`teams.<team>.quota`): what its models may request at most."""
+
+
+@dataclass(frozen=True)
+class TeamQuotaContract:
+    """A team's quota as the platform exports it (`settings.teams.TeamQuota`; quantities as written there)."""
+
+    cpu: str
+    """`requests.cpu` of the team's ResourceQuota."""
+    memory: str
+    """`requests.memory` of the team's ResourceQuota."""
+    pods: int
+    max_replicas: int
+    """Replicas one model may scale to (per predictor)."""
+    models: int
+    """Served models in the team's models stack."""
 
 
 def mlflow_in_cluster_uri(mlflow_namespace: str) -> str:
@@ -78,7 +97,7 @@ def mlflow_in_cluster_uri(mlflow_namespace: str) -> str:
 def contract_from_outputs(stack: str, outputs: Mapping[str, object]) -> PlatformContract:
     """Validate the platform stack's outputs; raises PlatformOutputsError naming every bad key."""
     problems = []
-    values: dict[str, str] = {}
+    values: dict[str, Any] = {}  # field → a non-empty string, checked below
     for output, field in CONTRACT_OUTPUTS.items():
         value = outputs.get(output)
         if not isinstance(value, str) or not value:
@@ -133,6 +152,7 @@ def team_outputs(
     reader_client_id: str,
     stack_name: str | None,
     stack_cr_name: str | None,
+    quota: TeamQuotaContract,
 ) -> dict[str, object]:
     """One team's entry of the `teams` output (plain values, never a password: Key Vault secret names)."""
     return {
@@ -150,7 +170,46 @@ def team_outputs(
         "stackName": stack_name,
         "stackCrName": stack_cr_name,
         "endpointBase": f"https://{cluster_layout.public_host('models', domain)}/seldon/{namespace}/",
+        "quota": {
+            "cpu": quota.cpu,
+            "memory": quota.memory,
+            "pods": quota.pods,
+            "maxReplicas": quota.max_replicas,
+            "models": quota.models,
+        },
     }
+
+
+_QUOTA_QUANTITIES: Final = ("cpu", "memory")
+_QUOTA_COUNTS: Final = ("pods", "maxReplicas", "models")
+
+
+def _count(value: object) -> int | None:
+    """A whole number; a StackReference hands numbers over as floats (protobuf `Struct` numbers are doubles)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value) if float(value).is_integer() and value >= 1 else None
+
+
+def _team_quota(stack: str, team: str, raw: object) -> TeamQuotaContract:
+    """`teams.<team>.quota` → TeamQuotaContract; a platform deployed before quotas were exported lacks it."""
+    where = f"platform stack {stack}: {TEAMS_OUTPUT}.{team}.quota"
+    if not isinstance(raw, Mapping):
+        raise PlatformOutputsError(f"{where} is {raw!r}; deploy the platform with this version of the program")
+    quantities = {key: raw.get(key) for key in _QUOTA_QUANTITIES}
+    counts = {key: _count(raw.get(key)) for key in _QUOTA_COUNTS}
+    bad = [k for k, v in quantities.items() if not isinstance(v, str) or not v] + [
+        k for k, v in counts.items() if v is None
+    ]
+    if bad:
+        raise PlatformOutputsError(f"{where}: {', '.join(bad)} missing or malformed in {dict(raw)!r}")
+    return TeamQuotaContract(
+        cpu=str(quantities["cpu"]),
+        memory=str(quantities["memory"]),
+        pods=counts["pods"] or 0,
+        max_replicas=counts["maxReplicas"] or 0,
+        models=counts["models"] or 0,
+    )
 
 
 def team_contract(stack: str, contract: PlatformContract, teams: object, team: str) -> PlatformContract:
@@ -173,4 +232,5 @@ def team_contract(stack: str, contract: PlatformContract, teams: object, team: s
         if not isinstance(value, str) or not value:
             raise PlatformOutputsError(f"platform stack {stack}: {TEAMS_OUTPUT}.{team}.{key} is {value!r}")
         values[field] = value
-    return replace(contract, **values)
+    quota = _team_quota(stack, team, entry.get("quota"))
+    return replace(contract, team=team, team_quota=quota, **values)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from observability import promql
+from observability import promql, stack_metrics
 from observability.promql import Target
 
 STABLE: Final = "stable"
@@ -29,7 +29,7 @@ ALERT_NAMES: Final = (
     "ModelsStackStalled",
 )
 MODELS_STACK_RUNBOOK: Final = "docs/operations.md#models-stack-failing-or-stalled"
-"""Where the unsticking procedure of the models Stack is written (Runbook: "Models Stack failing or stalled")."""
+"""Where the unsticking procedure of a models Stack (the single one or a team's) is written."""
 
 Rule = dict[str, Any]
 Group = dict[str, Any]
@@ -49,10 +49,11 @@ class AlertThresholds:
     window: str = "5m"
     no_traffic_window: str = "15m"
     stack_failing_for: str = "15m"
-    """How long the models Stack's last update may stay failed before anyone is told (retries
+    """How long a models Stack's last update may stay failed before anyone is told (retries
     with backoff 10 s, 30 s, 90 s are over well within it)."""
-    stack_stall_window: str = "30m"
-    """A failed Stack with no update attempt in this long is stalled: the operator has given up."""
+    stack_stalled_for: str = "5m"
+    """How long the operator's `Stalled` condition must hold (it has given up; 5 min rides out a
+    condition set just before a new commit or spec change restarts the updates)."""
 
 
 @dataclass(frozen=True)
@@ -166,19 +167,22 @@ def mlflow_alerts(thresholds: AlertThresholds, mlflow_namespace: str, roles: Seq
 
 
 @dataclass(frozen=True)
-class WatchedStack:
-    """A Pulumi Kubernetes Operator Stack CR whose failures are alerted on, and the operator's namespace."""
+class WatchedStacks:
+    """The Pulumi Kubernetes Operator Stacks alerted on: every Stack of `namespace` (the single
+    models Stack and each team's `<team>-<env>`), in the platform stack's `environment`."""
 
     namespace: str
-    name: str
-    operator_namespace: str
+    environment: str
 
 
-def stack_alerts(thresholds: AlertThresholds, stack: WatchedStack) -> list[Rule]:
-    """The operator stops silently: after 3 failed updates in a row (PKO 2.9 `maxUpdateFailures`) it
-    neither retries nor resyncs until the spec, the commit or the reconcile-request annotation changes."""
-    failing = promql.stack_failing(stack.namespace, stack.name)
-    idle = f"{promql.stack_update_activity(stack.operator_namespace, thresholds.stack_stall_window)} == 0"
+def stack_alerts(thresholds: AlertThresholds, stacks: WatchedStacks) -> list[Rule]:
+    """One alert per failing or stalled Stack, labelled `team` when it is a team's (routes to that team).
+
+    The operator stops silently: after 3 failed updates in a row (PKO 2.9 `maxUpdateFailures`) it
+    neither retries nor resyncs until the spec, the commit or the reconcile-request annotation
+    changes, and marks the Stack `Stalled` (observability.stack_metrics)."""
+    failing = stack_metrics.with_team(stack_metrics.stack_failing(stacks.namespace), stacks.environment)
+    stalled = stack_metrics.with_team(stack_metrics.stack_stalled(stacks.namespace), stacks.environment)
     runbook = {"runbook_url": MODELS_STACK_RUNBOOK}
     failing_alert = _alert(
         "ModelsStackUpdateFailing",
@@ -186,18 +190,19 @@ def stack_alerts(thresholds: AlertThresholds, stack: WatchedStack) -> list[Rule]
         thresholds.stack_failing_for,
         severity="warning",
         summary="Stack {{ $labels.namespace }}/{{ $labels.name }}: the last model-delivery update failed",
-        description="The operator's last update of the models stack failed "
+        description="The operator's last update of this models stack failed "
         + f"{thresholds.stack_failing_for} ago or more; registry decisions are not becoming traffic.",
     )
     stalled_alert = _alert(
         "ModelsStackStalled",
-        f"({failing} > 0) and on () ({idle})",
-        "5m",
+        f"{stalled} > 0",
+        thresholds.stack_stalled_for,
         severity="critical",
-        summary="Stack {{ $labels.namespace }}/{{ $labels.name }} is stalled: the operator stopped retrying",
-        description="The last update failed and the operator has attempted none for "
-        + f"{thresholds.stack_stall_window}: it gave up after 3 failures and will not resync until the spec, "
-        + "the commit or the pulumi.com/reconciliation-request annotation changes.",
+        summary="Stack {{ $labels.namespace }}/{{ $labels.name }} is stalled ({{ $labels.reason }}): "
+        "the operator stopped trying",
+        description="The operator marked the Stack Stalled: after 3 failed updates (reason UpdateFailed) "
+        + "it will not retry nor resync until the spec, the commit or the pulumi.com/reconciliation-request "
+        + "annotation changes.",
     )
     for rule in (failing_alert, stalled_alert):
         rule["annotations"].update(runbook)
@@ -226,13 +231,13 @@ def rule_groups(
     mlflow_namespace: str,
     mlflow_roles: Sequence[str],
     declared: Sequence[DeclaredPredictor] = (),
-    stacks: Sequence[WatchedStack] = (),
+    stacks: WatchedStacks | None = None,
 ) -> list[Group]:
     """Every group of the platform's rules (a group without rules is left out)."""
     groups = [
         {"name": "mlops-models", "rules": model_alerts(thresholds)},
         {"name": "mlops-mlflow", "rules": mlflow_alerts(thresholds, mlflow_namespace, mlflow_roles)},
-        {"name": "mlops-model-delivery", "rules": [r for s in stacks for r in stack_alerts(thresholds, s)]},
+        {"name": "mlops-model-delivery", "rules": stack_alerts(thresholds, stacks) if stacks else []},
         {"name": "mlops-declared-traffic", "rules": declared_traffic_rules(declared)},
     ]
     return [group for group in groups if group["rules"]]

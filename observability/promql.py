@@ -333,25 +333,3 @@ def mlflow_pods_ready(namespace: str, roles: Sequence[str]) -> str:
     """Ready (available) pods per MLflow role."""
     available = _deployment_gauge("kube_deployment_status_replicas_available", namespace, roles)
     return f"max by ({MLFLOW_ROLE_LABEL}) ({_by_role(available, roles)})"
-
-
-# --- Pulumi Kubernetes Operator (v2.9.0, operator/internal/controller/pulumi/metrics_stack.go) -------------
-# The operator registers two Stack gauges in controller-runtime's registry, without a prefix:
-# `stacks_active` and `stacks_failing{namespace, name}` (1 when `status.lastUpdate.state` is failed,
-# 0 when succeeded). `stacks_reconciling` is declared there but never registered, so it is not
-# exported. Update attempts show as reconciles of the Update controller (`update-controller`,
-# operator/internal/controller/auto/update_controller.go) in controller-runtime's own counter.
-STACK_FAILING_METRIC: Final = "stacks_failing"
-RECONCILE_TOTAL_METRIC: Final = "controller_runtime_reconcile_total"
-UPDATE_CONTROLLER: Final = "update-controller"
-
-
-def stack_failing(namespace: str, name: str) -> str:
-    """1 while the Stack's last update failed (the operator's gauge; the scrape keeps its labels)."""
-    return f"max by (namespace, name) ({STACK_FAILING_METRIC}{matchers({'namespace': namespace, 'name': name})})"
-
-
-def stack_update_activity(operator_namespace: str, window: str) -> str:
-    """Reconciles of Update objects (one update attempt is several) by the operator over `window`; 0 when none."""
-    selector = matchers({"namespace": operator_namespace, "controller": UPDATE_CONTROLLER})
-    return f"(sum(increase({RECONCILE_TOTAL_METRIC}{selector}[{duration(window)}])) or vector(0))"

@@ -300,8 +300,8 @@ class RolloutSettings(_Strict):
         default=20,
         ge=1,
         le=100,
-        description="Ceiling of any model's `autoscaling.maxReplicas` (per predictor) in this stack. Stands in "
-        "for a team's namespace quota until the models program reads one.",
+        description="Ceiling of any model's `autoscaling.maxReplicas` (per predictor) in this stack. A team's "
+        "stack is also held to the team's quota (its `maxReplicas`, `models`, CPU, memory and pods) at plan time.",
     )
 
     @model_validator(mode="after")

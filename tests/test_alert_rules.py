@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from harness.mock_engine import Evaluation
-from observability import alerts, promql
+from layout import resource_types
+from observability import alerts, promql, stack_metrics
 
 PROMTOOL = shutil.which("promtool")
 pytestmark = pytest.mark.skipif(PROMTOOL is None, reason="promtool missing: scripts/setup.sh all installs `prometheus`")
@@ -43,6 +44,27 @@ def test_rendered_rules_pass_promtool_check(stack: Evaluation, tmp_path: Path) -
     assert result.returncode == 0, result.stdout + result.stderr
     names = {r["alert"] for g in _program_rule_groups(stack) for r in g["rules"] if "alert" in r}
     assert names == set(alerts.ALERT_NAMES)
+
+
+def test_stack_conditions_the_rules_read_are_exported_for_the_stacks_the_program_declares(stack: Evaluation) -> None:
+    """kube-state-metrics names a custom-resource metric `kube_customresource_<name>`: the rule's metric
+    is the one the chart values configure, for the Stack kind the program declares, with list/watch on it."""
+    stacks = [r for r in stack.resources if r.inputs.get("kind") == "Stack"]
+    assert {r.inputs["apiVersion"] for r in stacks} == {"pulumi.com/v1"}
+    namespaces = {r.inputs["metadata"]["namespace"] for r in stacks}
+    values = stack.one(resource_types.HELM_RELEASE, "monitoring-kube-prometheus-stack").inputs["values"]
+    ksm = values["kube-state-metrics"]
+    (resource,) = ksm["customResourceState"]["config"]["spec"]["resources"]
+    assert resource["groupVersionKind"] == {"group": "pulumi.com", "version": "v1", "kind": "Stack"}
+    (metric,) = resource["metrics"]
+    assert f"kube_customresource_{metric['name']}" == stack_metrics.STACK_CONDITION_METRIC
+    assert {"apiGroups": ["pulumi.com"], "resources": ["stacks"], "verbs": ["list", "watch"]} in ksm["rbac"][
+        "extraRules"
+    ]
+    rules = {r["alert"]: r["expr"] for g in _program_rule_groups(stack) for r in g["rules"] if "alert" in r}
+    # Every Stack (the single one and each team's) lives in the namespace the rules watch.
+    assert len(namespaces) == 1 and f'namespace="{namespaces.pop()}"' in rules["ModelsStackStalled"]
+    assert stack_metrics.STACK_CONDITION_METRIC in rules["ModelsStackStalled"]
 
 
 def test_declared_traffic_rules_pass_promtool_check(tmp_path: Path) -> None:
@@ -109,54 +131,113 @@ def _alert(model: str, predictor: str, severity: str) -> dict[str, Any]:
     return {"exp_labels": {"deployment_name": model, "predictor_name": predictor, "severity": severity}}
 
 
-STACK = {"namespace": "mlops-system", "name": "mlops-models"}
-UPDATES = {"namespace": "mlops-system", "controller": promql.UPDATE_CONTROLLER}
+AUTOMATION = "mlops-system"
+STACK = {"namespace": AUTOMATION, "name": "mlops-models"}
+"""The single models Stack; team Stacks are `<team>-dev` beside it (the rules come from the dev stack)."""
 
 
-def _stack_alert(severity: str) -> dict[str, Any]:
-    return {"exp_labels": {**STACK, "severity": severity}}
+def _team_stack(team: str) -> dict[str, str]:
+    return {"namespace": AUTOMATION, "name": f"{team}-dev"}
+
+
+def _failing(stack: dict[str, str], values: str) -> dict[str, str]:
+    return _series(stack_metrics.STACK_FAILING_METRIC, stack, values)
+
+
+def _condition(stack: dict[str, str], condition: str, reason: str, values: str) -> dict[str, str]:
+    """kube-state-metrics' series of one Stack condition (its custom-resource labels included)."""
+    labels = {
+        **stack,
+        "customresource_group": "pulumi.com",
+        "customresource_kind": "Stack",
+        "customresource_version": "v1",
+        "condition": condition,
+        "reason": reason,
+    }
+    return _series(stack_metrics.STACK_CONDITION_METRIC, labels, values)
+
+
+def _stack_alert(stack: dict[str, str], severity: str, **labels: str) -> dict[str, Any]:
+    return {"exp_labels": {**stack, **labels, "severity": severity}}
 
 
 def _stack_tests() -> list[dict[str, Any]]:
-    """The operator's own series (PKO 2.9): `stacks_failing` per Stack, Update reconciles per controller."""
+    """The operator's own gauge `stacks_failing` and the Stacks' conditions as kube-state-metrics exports them."""
+    fraud, churn, credit = _team_stack("fraud"), _team_stack("churn"), _team_stack("credit-risk")
     return [
         {
-            "name": "models Stack failing while the operator still retries: failing fires, stalled does not",
+            "name": "single models Stack failing while the operator still retries: failing fires, stalled does not",
             "interval": "1m",
             "input_series": [
-                _series(promql.STACK_FAILING_METRIC, STACK, "1x60"),
-                # New update attempts keep coming (e.g. each push to the branch fails again).
-                _series(promql.RECONCILE_TOTAL_METRIC, {**UPDATES, "result": "success"}, "0+1x60"),
-                # Another Stack of the cluster is failing too: not the models stack, not alerted on.
-                _series(promql.STACK_FAILING_METRIC, {"namespace": "team-a", "name": "other"}, "1x60"),
+                _failing(STACK, "1x60"),
+                _condition(STACK, "Reconciling", "RetryingAfterFailure", "1x60"),
+                _condition(STACK, "Stalled", "UpdateFailed", "0x60"),
+                # A Stack outside the platform's automation namespace: not alerted on.
+                _failing({"namespace": "team-a", "name": "other"}, "1x60"),
+                _condition({"namespace": "team-a", "name": "other"}, "Stalled", "UpdateFailed", "1x60"),
             ],
             "alert_rule_test": [
                 {"eval_time": "10m", "alertname": "ModelsStackUpdateFailing", "exp_alerts": []},  # pending
-                {"eval_time": "50m", "alertname": "ModelsStackUpdateFailing", "exp_alerts": [_stack_alert("warning")]},
+                # The single Stack has no team: it routes to the platform team.
+                {
+                    "eval_time": "50m",
+                    "alertname": "ModelsStackUpdateFailing",
+                    "exp_alerts": [_stack_alert(STACK, "warning")],
+                },
                 {"eval_time": "50m", "alertname": "ModelsStackStalled", "exp_alerts": []},
             ],
         },
         {
-            "name": "models Stack failing, no update attempted for 30m: stalled fires",
+            "name": "team Stack failing then stalled: both fire with the team label; healthy Stacks do not hide it",
             "interval": "1m",
             "input_series": [
-                _series(promql.STACK_FAILING_METRIC, STACK, "0x5 1x60"),
-                # Three attempts with backoff, then nothing: the operator gave up (maxUpdateFailures).
-                _series(promql.RECONCILE_TOTAL_METRIC, {**UPDATES, "result": "success"}, "0+2x10 20x55"),
+                _failing(fraud, "0x5 1x60"),
+                _condition(fraud, "Stalled", "UpdateFailed", "0x10 1x55"),
+                # Another team's Stack succeeds and resyncs all along, and so does the single one.
+                _failing(churn, "0x60"),
+                _condition(churn, "Ready", "ProcessingCompleted", "1x60"),
+                _failing(STACK, "0x60"),
+                # A team whose name has a dash: the team is everything before `-<env>`.
+                _failing(credit, "1x60"),
             ],
             "alert_rule_test": [
-                {"eval_time": "25m", "alertname": "ModelsStackUpdateFailing", "exp_alerts": [_stack_alert("warning")]},
-                # Attempts were made within the last 30 minutes: still failing, not yet stalled.
-                {"eval_time": "25m", "alertname": "ModelsStackStalled", "exp_alerts": []},
-                {"eval_time": "55m", "alertname": "ModelsStackStalled", "exp_alerts": [_stack_alert("critical")]},
+                {
+                    "eval_time": "25m",
+                    "alertname": "ModelsStackUpdateFailing",
+                    "exp_alerts": [
+                        _stack_alert(fraud, "warning", team="fraud"),
+                        _stack_alert(credit, "warning", team="credit-risk"),
+                    ],
+                },
+                {"eval_time": "13m", "alertname": "ModelsStackStalled", "exp_alerts": []},  # pending
+                {
+                    "eval_time": "25m",
+                    "alertname": "ModelsStackStalled",
+                    "exp_alerts": [_stack_alert(fraud, "critical", team="fraud", reason="UpdateFailed")],
+                },
             ],
         },
         {
-            "name": "models Stack succeeded, operator idle between resyncs: nothing fires",
+            "name": "a Stack stalled before any update (its source unavailable): stalled fires, failing does not",
+            "interval": "1m",
+            "input_series": [_condition(STACK, "Stalled", "SourceUnavailable", "1x60")],
+            "alert_rule_test": [
+                {"eval_time": "30m", "alertname": "ModelsStackUpdateFailing", "exp_alerts": []},
+                {
+                    "eval_time": "30m",
+                    "alertname": "ModelsStackStalled",
+                    "exp_alerts": [_stack_alert(STACK, "critical", reason="SourceUnavailable")],
+                },
+            ],
+        },
+        {
+            "name": "every Stack succeeded, operator idle between resyncs: nothing fires",
             "interval": "1m",
             "input_series": [
-                _series(promql.STACK_FAILING_METRIC, STACK, "0x60"),
-                _series(promql.RECONCILE_TOTAL_METRIC, {**UPDATES, "result": "success"}, "7x60"),
+                _failing(STACK, "0x60"),
+                _failing(fraud, "0x60"),
+                _condition(STACK, "Stalled", "UpdateFailed", "0x60"),
+                _condition(fraud, "Ready", "ProcessingCompleted", "1x60"),
             ],
             "alert_rule_test": [
                 {"eval_time": "55m", "alertname": "ModelsStackUpdateFailing", "exp_alerts": []},

@@ -241,7 +241,7 @@ def test_operator_stack_waits_for_its_workspace_identity() -> None:
 
 
 def test_the_operator_is_scraped_where_its_chart_serves_metrics(stack: Evaluation) -> None:
-    """The models-Stack alerts read `stacks_failing` and controller-runtime counters from the operator:
+    """The models-Stack alerts read `stacks_failing` from the operator:
     a PodMonitor next to the operator selects the chart's pods on `http-metrics`, in plain HTTP (chart
     2.9.0's secure default needs review rights the chart does not grant), keeping the Stack's labels."""
     release = stack.one("kubernetes:helm.sh/v3:Release", "automation-pulumi-operator")
@@ -259,10 +259,11 @@ def test_the_operator_is_scraped_where_its_chart_serves_metrics(stack: Evaluatio
     assert {release.urn, prometheus_stack.urn} <= set(monitor.dependencies)
     # `controller.metricsSecure` is a value of the pinned chart.
     assert release_problems(release) == []
-    # Its alerts watch the Stack the operator runs.
-    stack_cr = stack.one("kubernetes:pulumi.com/v1:Stack", "automation-stack")
+    # Its alerts watch every Stack the operator runs (the single one and the teams'), in their namespace.
+    stack_crs = [r for r in stack.resources if r.type == "kubernetes:pulumi.com/v1:Stack"]
+    assert len(stack_crs) > 1
     rules = stack.one("kubernetes:monitoring.coreos.com/v1:PrometheusRule").inputs["spec"]["groups"]
     delivery = next(group for group in rules if group["name"] == "mlops-model-delivery")
-    metadata = stack_cr.inputs["metadata"]
-    selector = f'stacks_failing{{namespace="{metadata["namespace"]}",name="{metadata["name"]}"}}'
-    assert all(selector in rule["expr"] for rule in delivery["rules"])
+    failing = next(rule for rule in delivery["rules"] if rule["alert"] == "ModelsStackUpdateFailing")
+    for namespace in {r.inputs["metadata"]["namespace"] for r in stack_crs}:
+        assert f'stacks_failing{{namespace="{namespace}"}}' in failing["expr"]

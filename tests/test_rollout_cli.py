@@ -22,7 +22,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from mlopsctl import rollout_cli
+from mlopsctl import rollout_context, rollout_decisions
 from observability import alerts, dashboards, promql
 from rollout.planner import REASON_TAG, STATUS_TAG, STEP_AT_TAG, WEIGHT_TAG, deployment_name
 from tests.services.exporter import TrafficControl
@@ -286,9 +286,9 @@ def test_the_cli_sends_the_dashboards_promql(traffic: Any, stack_file: Path) -> 
     args = argparse.Namespace(
         stack="dev", stack_file=stack_file, tracking_uri=None, prometheus_url=None, namespace=None
     )
-    context = rollout_cli._context(args, {}, need_prometheus=True)
+    context = rollout_context.build_context(args, {}, need_prometheus=True)
     model = context.settings.rollout.models[0]
-    rollout_cli.measure(context, model)
+    rollout_decisions.measure(context, model)
     assert context.prometheus is not None and len(context.prometheus.queries) == 5
     dashboard = dashboards.model_rollouts()
     known = {_shape(expr) for _, expr in dashboards.dashboard_expressions(dashboard)}

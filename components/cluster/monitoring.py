@@ -40,7 +40,7 @@ from components.cluster.workload_identity import (
 )
 from layout import cluster_layout
 from layout.images import DIGEST_PULL_POLICY, UPSTREAM_IMAGES
-from observability import alerts, dashboards
+from observability import alerts, dashboards, stack_metrics
 
 KUBE_PROMETHEUS_STACK_REPOSITORY: Final = "https://prometheus-community.github.io/helm-charts"
 RELEASE_NAME: Final = "kube-prometheus-stack"
@@ -176,6 +176,14 @@ def kube_prometheus_stack_values(v: MonitoringValues) -> dict[str, Any]:
     }
 
 
+def release_values(args: MonitoringArgs) -> dict[str, Any]:
+    """The chart's values; with Stacks to watch, kube-state-metrics exports their `Stalled` condition."""
+    values = kube_prometheus_stack_values(args.values)
+    if args.watched_stacks:
+        values["kube-state-metrics"] = stack_metrics.kube_state_metrics_values()
+    return values
+
+
 GRAFANA_SECRETS: Final = (cluster_layout.GRAFANA_ADMIN_USER, cluster_layout.GRAFANA_ADMIN_PASSWORD)
 """Key Vault secrets (workload identity of `grafana`) → files in the pod → Kubernetes Secret `grafana-admin`."""
 
@@ -227,8 +235,9 @@ class MonitoringArgs:
     """User node pools: the chart's pods and the secret-sync pod run there."""
     thresholds: alerts.AlertThresholds = field(default_factory=alerts.AlertThresholds)
     declared_predictors: Sequence[alerts.DeclaredPredictor] = ()
-    watched_stacks: Sequence[alerts.WatchedStack] = ()
-    """Operator Stacks alerted on when failing or stalled (their operator's monitor is declared by its owner)."""
+    watched_stacks: alerts.WatchedStacks | None = None
+    """Operator Stacks alerted on when failing or stalled (their operator's monitor is declared by its
+    owner); kube-state-metrics then also exports the Stacks' conditions."""
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -282,7 +291,7 @@ class Monitoring(pulumi.ComponentResource):
                 version=args.chart_version,
                 repository_opts=RepositoryOptsArgs(repo=KUBE_PROMETHEUS_STACK_REPOSITORY),
                 namespace=ns,
-                values=kube_prometheus_stack_values(args.values),
+                values=release_values(args),
                 atomic=True,
                 cleanup_on_fail=True,
                 timeout=900,

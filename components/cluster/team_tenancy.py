@@ -30,7 +30,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster.mlflow_projects import MlflowProjects, MlflowProjectsArgs
-from components.cluster.rollout_automation import (
+from components.cluster.models_stack import (
     MANAGE_VERBS,
     MODEL_DELIVERY_RULES,
     SECRETS_MOUNT,
