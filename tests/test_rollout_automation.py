@@ -73,7 +73,8 @@ def test_committed_stacks_run_the_operator_and_the_receiver(stack: Evaluation) -
     assert spec["backend"].startswith("azblob://") and spec["projectRepo"].startswith("https://")
     receiver = stack.one("kubernetes:apps/v1:Deployment", "webhooks-deployment").inputs
     assert receiver["spec"]["replicas"] == 2
-    assert receiver["spec"]["template"]["spec"]["containers"][0]["args"][-2:] == ["--stack", stack.stack]
+    args = receiver["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--stack") + 1] == stack.stack
     assert stack.one("kubernetes:batch/v1:Job", "webhooks-ensure") is not None
 
 
