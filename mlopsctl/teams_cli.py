@@ -26,7 +26,7 @@ from typing import Any
 import requests
 
 from mlopsctl.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from mlopsctl.webhook_cli import _wait_for_registry, ensure_webhook
+from mlopsctl.webhook_cli import _wait_for_registry, disable_webhook, ensure_webhook
 from rollout.registry_reader import RegistryError
 from rollout.source import tracking_password
 from rollout.team_hooks import team_url
@@ -183,16 +183,19 @@ def _in_workspace(workspace: str) -> Iterator[None]:
 
 
 def ensure_team_webhooks(tracking_uri: str, teams: list[Team], secrets: Mapping[str, str], base_url: str) -> list[Step]:
-    """The team's webhook in its own workspace, URL `<base>/hooks/<team>`, signed with the team's secret."""
+    """The team's webhook in its own workspace, URL `<base>/hooks/<team>`, signed with the team's secret;
+    a team whose webhook is turned off (`overrides.webhook: false`) has it disabled, not deleted: the
+    receiver no longer serves its hook, and MLflow would otherwise POST every event into a 404."""
     import mlflow  # noqa: PLC0415
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     steps = []
     for team in teams:
-        if not team.overrides.webhook:
-            continue
         with _in_workspace(team.workspace):
-            action = ensure_webhook(client, TEAM_WEBHOOK_NAME, team_url(base_url, team.name), secrets[team.name])
+            if team.overrides.webhook:
+                action = ensure_webhook(client, TEAM_WEBHOOK_NAME, team_url(base_url, team.name), secrets[team.name])
+            else:
+                action = disable_webhook(client, TEAM_WEBHOOK_NAME)
         steps.append(Step(team.name, f"webhook {TEAM_WEBHOOK_NAME}", action))
     return steps
 

@@ -52,7 +52,7 @@ SECRET_ENV = "MLOPS_WEBHOOK_SECRET"
 DEFAULT_WEBHOOK_NAME = "mlops-platform-reconcile"
 DESCRIPTION_PREFIX = "Registry events to the platform's reconcile receiver (mlopsctl webhook ensure)"
 
-EnsureAction = Literal["created", "updated", "unchanged"]
+EnsureAction = Literal["created", "updated", "unchanged", "disabled"]
 
 
 class UsageError(Exception):
@@ -135,16 +135,29 @@ def _event_names(webhook: Any) -> list[str]:
     return sorted(f"{e.entity.value}.{e.action.value}" for e in webhook.events)
 
 
-def ensure_webhook(client: Any, name: str, url: str, secret: str, events: Sequence[str] = EVENTS) -> EnsureAction:
-    """Create or update the webhook called `name` so it matches; `client` is an `mlflow.MlflowClient`."""
-    existing = None
+def find_webhook(client: Any, name: str) -> Any | None:
+    """The webhook called `name` (in the client's workspace), or None; `client` is an `mlflow.MlflowClient`."""
     page_token = None
-    while existing is None:
+    while True:
         page = client.list_webhooks(max_results=100, page_token=page_token)
         existing = next((w for w in page if w.name == name), None)
         page_token = page.token
-        if not page_token:
-            break
+        if existing is not None or not page_token:
+            return existing
+
+
+def disable_webhook(client: Any, name: str) -> EnsureAction:
+    """Stop deliveries of the webhook called `name`, kept (secret, URL, events) for turning it on again."""
+    existing = find_webhook(client, name)
+    if existing is None or existing.status.value == "DISABLED":
+        return "unchanged"
+    client.update_webhook(existing.webhook_id, status="DISABLED")
+    return "disabled"
+
+
+def ensure_webhook(client: Any, name: str, url: str, secret: str, events: Sequence[str] = EVENTS) -> EnsureAction:
+    """Create or update the webhook called `name` so it matches; `client` is an `mlflow.MlflowClient`."""
+    existing = find_webhook(client, name)
     wanted_description = description(secret)
     if existing is None:
         client.create_webhook(

@@ -34,7 +34,7 @@ from typing import Final, Literal, Protocol
 
 from settings.teams import AUTOMATION_SUFFIX, READER_SUFFIX
 
-Action = Literal["created", "updated", "unchanged", "retired"]
+Action = Literal["created", "updated", "unchanged", "retired", "disabled"]
 Grant = tuple[str, str, str]
 """(resource type, resource pattern, permission) as MLflow's `add_role_permission` takes them."""
 

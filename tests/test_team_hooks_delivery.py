@@ -24,13 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow import MlflowClient
 
 from layout import cluster_layout
 from mlopsctl.kube_api import RECONCILE_REQUEST_ANNOTATION, stack_path
+from mlopsctl.teams_cli import TEAM_WEBHOOK_NAME
+from mlopsctl.webhook_cli import find_webhook
 from rollout.webhooks import ALIAS_CREATED, sign
 from tests.services.processes import temporary_directory
 from tests.services.stack import MlflowDeployment, mlflow_deployment
-from tests.services.teams import RestAs
+from tests.services.teams import RestAs, mlflow_as
 from tests.services.webhooks import PatchRequest, Receiver, StandInApiServer, TeamHookSpec, receiver
 from tests.test_teams_mlflow import ADMINS, MODEL, _ensure, _register, _steps
 
@@ -257,3 +260,32 @@ def test_a_rotated_team_secret_is_read_again_by_the_receiver(hooks: TeamHooks) -
     assert _patched_stacks(patches[before:]) == [_stack("team-a")]
     body, headers = _delivery("team-a", hooks.hook_secrets["team-a"])
     assert _post(_hook(hooks, "team-a"), body, headers) == 401  # the old secret no longer verifies
+
+
+def _webhook_status(hooks: TeamHooks, team: str) -> str | None:
+    with mlflow_as(hooks.deployment.admin_username, hooks.deployment.admin_password, team):
+        client = MlflowClient(hooks.deployment.tracking_uri, hooks.deployment.tracking_uri)
+        webhook = find_webhook(client, TEAM_WEBHOOK_NAME)
+    return None if webhook is None else str(webhook.status.value)
+
+
+def test_a_team_whose_webhook_is_turned_off_gets_it_disabled_and_back(hooks: TeamHooks) -> None:
+    """`overrides.webhook: false`: the platform stops serving the team's hook, so `teams ensure` disables
+    the team's MLflow webhook (kept, not deleted) and MLflow stops delivering; turned on again, it is
+    re-enabled. The other team's webhook is untouched both ways."""
+    entries = json.loads(hooks.teams_file.read_text())
+    off = [{**e, "overrides": {"webhook": False}} if e["name"] == "team-b" else e for e in entries]
+    try:
+        hooks.teams_file.write_text(json.dumps(off))
+        changed = [s for s in hooks.ensure() if s["action"] != "unchanged"]
+        assert changed == [{"team": "team-b", "what": f"webhook {TEAM_WEBHOOK_NAME}", "action": "disabled"}]
+        assert (_webhook_status(hooks, "team-b"), _webhook_status(hooks, "team-a")) == ("DISABLED", "ACTIVE")
+        assert [s for s in hooks.ensure() if s["action"] != "unchanged"] == []  # idempotent
+        before = hooks.api_server.count()
+        _alias(hooks, "team-b")
+        assert _settle(hooks, 3.0) == before  # no delivery, nothing patched
+    finally:
+        hooks.teams_file.write_text(json.dumps(entries))
+    changed = [s for s in hooks.ensure() if s["action"] != "unchanged"]
+    assert changed == [{"team": "team-b", "what": f"webhook {TEAM_WEBHOOK_NAME}", "action": "updated"}]
+    assert _webhook_status(hooks, "team-b") == "ACTIVE"
