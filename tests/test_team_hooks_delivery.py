@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +32,7 @@ from rollout.webhooks import ALIAS_CREATED, sign
 from tests.services.processes import temporary_directory
 from tests.services.stack import MlflowDeployment, mlflow_deployment
 from tests.services.teams import RestAs, mlflow_as
-from tests.services.webhooks import PatchRequest, Receiver, StandInApiServer, TeamHookSpec, receiver
+from tests.services.webhooks import PatchRequest, Receiver, StandInApiServer, TeamHookSpec, post_delivery, receiver
 from tests.test_teams_mlflow import ADMINS, MODEL, _ensure, _register, _steps
 
 TEAMS = ("team-a", "team-b")
@@ -168,15 +166,6 @@ def test_two_teams_changes_a_moment_apart_each_reach_their_own_stack(hooks: Team
     assert sorted(_patched_stacks(patches[before:])) == [_stack(t) for t in TEAMS]
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **headers})
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
-
-
 def _delivery(workspace: str, secret: str, version: str = "1") -> tuple[bytes, dict[str, str]]:
     """A delivery in MLflow's format (rollout/webhooks.py) for `churn`'s champion alias, labelled `workspace`."""
     payload = {
@@ -206,10 +195,10 @@ def test_a_delivery_forged_for_the_other_teams_hook_is_refused(hooks: TeamHooks)
     a_secret = hooks.hook_secrets["team-a"]
     for workspace in ("team-b", "team-a"):
         body, headers = _delivery(workspace, a_secret)
-        assert _post(_hook(hooks, "team-b"), body, headers) == 401
+        assert post_delivery(_hook(hooks, "team-b"), body, headers) == 401
     body, headers = _delivery("team-b", hooks.hook_secrets["team-b"])
-    assert _post(_hook(hooks, "team-c"), body, headers) == 404  # no such team
-    assert _post(hooks.receiver.url, body, headers) == 401  # nor the single-tenant hook's secret
+    assert post_delivery(_hook(hooks, "team-c"), body, headers) == 404  # no such team
+    assert post_delivery(hooks.receiver.url, body, headers) == 401  # nor the single-tenant hook's secret
     assert _settle(hooks, 0.5) == before
 
 
@@ -218,11 +207,11 @@ def test_a_mislabelled_workspace_is_409_and_patches_nothing(hooks: TeamHooks) ->
     cache produced with the URL and label the other way round): refused, nothing reconciled."""
     before = hooks.api_server.count()
     body, headers = _delivery("team-a", hooks.hook_secrets["team-b"])
-    assert _post(_hook(hooks, "team-b"), body, headers) == 409
+    assert post_delivery(_hook(hooks, "team-b"), body, headers) == 409
     assert _settle(hooks, 0.5) == before
     # The same event correctly labelled is acted on, on team-b's Stack.
     body, headers = _delivery("team-b", hooks.hook_secrets["team-b"])
-    assert _post(_hook(hooks, "team-b"), body, headers) == 200
+    assert post_delivery(_hook(hooks, "team-b"), body, headers) == 200
     patches = hooks.api_server.wait_for(before + 1)
     assert _patched_stacks(patches[before:]) == [_stack("team-b")]
 
@@ -259,7 +248,7 @@ def test_a_rotated_team_secret_is_read_again_by_the_receiver(hooks: TeamHooks) -
     assert _settle(hooks) == before + 1
     assert _patched_stacks(patches[before:]) == [_stack("team-a")]
     body, headers = _delivery("team-a", hooks.hook_secrets["team-a"])
-    assert _post(_hook(hooks, "team-a"), body, headers) == 401  # the old secret no longer verifies
+    assert post_delivery(_hook(hooks, "team-a"), body, headers) == 401  # the old secret no longer verifies
 
 
 def _webhook_status(hooks: TeamHooks, team: str) -> str | None:

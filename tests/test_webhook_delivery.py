@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +27,7 @@ from rollout.planner import PLAN_TAGS, STARTED_TAG, STATUS_TAG, WEIGHT_TAG
 from rollout.webhooks import ALIAS_CREATED, EVENTS, TAG_SET, reconcile_request_value, sign
 from tests.services.registry import register_run_versions
 from tests.services.stack import MlflowDeployment
-from tests.services.webhooks import STAND_IN_TOKEN, Receiver, StandInApiServer, receiver
+from tests.services.webhooks import STAND_IN_TOKEN, Receiver, StandInApiServer, post_delivery, receiver
 
 MANAGED = "webhook-fraud"
 UNMANAGED = "webhook-unmanaged"
@@ -128,15 +126,6 @@ def test_unmanaged_models_other_aliases_and_tags_are_ignored(
     assert _settle(api_server, 0.5) == before
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **headers})
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
-
-
 def _delivery(event: str, data: dict[str, str], secret: str = SECRET, age: int = 0) -> tuple[bytes, dict[str, str]]:
     entity, action = event.split(".")
     body = json.dumps({"entity": entity, "action": action, "timestamp": "2026-01-01T00:00:00+00:00", "data": data})
@@ -152,18 +141,20 @@ def test_bad_signature_stale_timestamp_unknown_event_and_replay(
     alias = {"name": MANAGED, "alias": "champion", "version": "2"}
     before = api_server.count()
     body, headers = _delivery(ALIAS_CREATED, alias, secret="not-the-secret")
-    assert _post(live_receiver.url, body, headers) == 401
+    assert post_delivery(live_receiver.url, body, headers) == 401
     body, headers = _delivery(ALIAS_CREATED, alias)
-    assert _post(live_receiver.url, body, {k: v for k, v in headers.items() if k != "X-MLflow-Signature"}) == 401
-    assert _post(live_receiver.url, body.replace(b'"2"', b'"1"'), headers) == 401  # body altered after signing
+    assert (
+        post_delivery(live_receiver.url, body, {k: v for k, v in headers.items() if k != "X-MLflow-Signature"}) == 401
+    )
+    assert post_delivery(live_receiver.url, body.replace(b'"2"', b'"1"'), headers) == 401  # body altered after signing
     body, headers = _delivery(ALIAS_CREATED, alias, age=301)
-    assert _post(live_receiver.url, body, headers) == 401  # correctly signed, but outside the window
+    assert post_delivery(live_receiver.url, body, headers) == 401  # correctly signed, but outside the window
     body, headers = _delivery("registered_model.created", {"name": MANAGED})
-    assert _post(live_receiver.url, body, headers) == 204
+    assert post_delivery(live_receiver.url, body, headers) == 204
     assert _settle(api_server, 0.2) == before
     body, headers = _delivery(ALIAS_CREATED, alias)
-    assert _post(live_receiver.url, body, headers) == 200
-    assert _post(live_receiver.url, body, headers) == 200  # replayed inside the window: acknowledged only
+    assert post_delivery(live_receiver.url, body, headers) == 200
+    assert post_delivery(live_receiver.url, body, headers) == 200  # replayed inside the window: acknowledged only
     assert _settle(api_server, 0.5) == before + 1
 
 
@@ -178,9 +169,9 @@ def test_a_replay_reaching_the_other_replica_patches_the_same_value(
     with receiver(tmp_path, SECRET, [f"{MANAGED}=champion,challenger"], kubeconfig) as other:
         before = api_server.count()
         body, headers = _delivery(ALIAS_CREATED, {"name": MANAGED, "alias": "champion", "version": "2"})
-        assert _post(live_receiver.url, body, headers) == 200
-        assert _post(other.url, body, headers) == 200  # the other replica has not seen it: it acts
-        assert _post(other.url, body, headers) == 200  # now it has: acknowledged only
+        assert post_delivery(live_receiver.url, body, headers) == 200
+        assert post_delivery(other.url, body, headers) == 200  # the other replica has not seen it: it acts
+        assert post_delivery(other.url, body, headers) == 200  # now it has: acknowledged only
         requests = api_server.wait_for(before + 2)
         assert _settle(api_server, 0.5) == before + 2
         values = [r.body["metadata"]["annotations"][RECONCILE_REQUEST_ANNOTATION] for r in requests[before:]]
