@@ -31,7 +31,7 @@ from mlopsctl.webhook_cli import find_webhook
 from rollout.webhooks import ALIAS_CREATED, sign
 from tests.services.processes import temporary_directory
 from tests.services.stack import MlflowDeployment, mlflow_deployment
-from tests.services.teams import RestAs, mlflow_as
+from tests.services.teams import RestAs, mlflow_as, teams_input
 from tests.services.webhooks import PatchRequest, Receiver, StandInApiServer, TeamHookSpec, post_delivery, receiver
 from tests.test_teams_mlflow import ADMINS, MODEL, _ensure, _register, _steps
 
@@ -86,20 +86,13 @@ def hooks() -> Iterator[TeamHooks]:
         temporary_directory("mlops-team-hooks-") as workdir,
         mlflow_deployment(workdir, ENVIRONMENT, workspaces=True) as deployment,
     ):
-        secrets = workdir / "teams-secrets"  # the registrar's Key Vault mount
-        secrets.mkdir()
+        given = teams_input(workdir, TEAMS, ADMINS, lambda team: f"{team}-hook-secret-{uuid.uuid4()}")
+        secrets, teams_file = given.secrets_dir, given.teams_file
+        passwords, hook_secrets = given.passwords, given.hook_secrets
         models_dir = workdir / "models"  # the image's models/ directory
         models_dir.mkdir()
-        passwords, hook_secrets = {}, {}
         for team in TEAMS:
-            for user in (f"{team}-automation", f"{team}-reader"):
-                passwords[user] = f"{user}-Password-0123456789"
-                (secrets / f"{user}-password").write_text(passwords[user])
-            hook_secrets[team] = f"{team}-hook-secret-{uuid.uuid4()}"
-            (secrets / f"{team}-webhook-secret").write_text(hook_secrets[team])
             (models_dir / f"Pulumi.{_stack(team)}.yaml").write_text(_models_file(team))
-        teams_file = workdir / "teams.json"
-        teams_file.write_text(json.dumps([{"name": t, "adminGroups": [ADMINS]} for t in TEAMS]))
         specs = {team: TeamHookSpec(_stack(team), hook_secrets[team]) for team in TEAMS}
         kubeconfig = api_server.kubeconfig(workdir / "kubeconfig")
         with receiver(

@@ -30,7 +30,7 @@ from settings.rollout import RolloutSettings
 from tests.services import processes
 from tests.services.processes import base_env, run_to_completion, temporary_directory
 from tests.services.stack import MlflowDeployment, mlflow_deployment
-from tests.services.teams import Delivery, HookRecorder, RestAs, mlflow_as
+from tests.services.teams import Delivery, HookRecorder, RestAs, mlflow_as, teams_input
 
 TEAMS = ("team-a", "team-b")
 ADMINS = "0b6f7a52-3c1d-4e8f-9a21-5d4c3b2a1f00"
@@ -96,17 +96,9 @@ def _register(tracking_uri: str, team: str, password: str, _admin: tuple[str, st
 def teams() -> Iterator[Teams]:
     recorder = HookRecorder().start()
     with temporary_directory("mlops-teams-") as workdir, mlflow_deployment(workdir, "dev", workspaces=True) as dep:
-        secrets = workdir / "teams-secrets"
-        secrets.mkdir()
-        passwords, hook_secrets = {}, {}
-        for team in TEAMS:
-            for user in (f"{team}-automation", f"{team}-reader"):
-                passwords[user] = f"{user}-Password-0123456789"
-                (secrets / f"{user}-password").write_text(passwords[user])
-            hook_secrets[team] = f"{team}-signing-secret-0123456789"
-            (secrets / f"{team}-webhook-secret").write_text(hook_secrets[team])
-        teams_file = workdir / "teams.json"
-        teams_file.write_text(json.dumps([{"name": t, "adminGroups": [ADMINS]} for t in TEAMS]))
+        given = teams_input(workdir, TEAMS, ADMINS, lambda team: f"{team}-signing-secret-0123456789")
+        secrets, teams_file = given.secrets_dir, given.teams_file
+        passwords, hook_secrets = given.passwords, given.hook_secrets
         result = _ensure(dep, teams_file, secrets, recorder.base_url)
         assert {step["action"] for step in _steps(result)} == {"created"}, result.stdout
         versions = {}

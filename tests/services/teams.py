@@ -13,9 +13,10 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -122,3 +123,32 @@ def mlflow_as(username: str, password: str, workspace: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@dataclass(frozen=True)
+class TeamsInput:
+    """What `mlopsctl teams ensure` reads: the teams file and the registrar's Key Vault mount."""
+
+    teams_file: Path
+    secrets_dir: Path
+    passwords: dict[str, str]
+    """`<team>-automation` / `<team>-reader` → its password."""
+    hook_secrets: dict[str, str]
+    """Team → its webhook signing secret."""
+
+
+def teams_input(workdir: Path, teams: Sequence[str], admins: str, hook_secret: Callable[[str], str]) -> TeamsInput:
+    """`teams` (each administered by the group `admins`) as the ensure Job gets them: the teams file,
+    and per team its automation and reader passwords and its webhook secret as files in the mount."""
+    secrets = workdir / "teams-secrets"
+    secrets.mkdir()
+    passwords, hook_secrets = {}, {}
+    for team in teams:
+        for user in (f"{team}-automation", f"{team}-reader"):
+            passwords[user] = f"{user}-Password-0123456789"
+            (secrets / f"{user}-password").write_text(passwords[user])
+        hook_secrets[team] = hook_secret(team)
+        (secrets / f"{team}-webhook-secret").write_text(hook_secrets[team])
+    teams_file = workdir / "teams.json"
+    teams_file.write_text(json.dumps([{"name": t, "adminGroups": [admins]} for t in teams]))
+    return TeamsInput(teams_file, secrets, passwords, hook_secrets)
